@@ -1,0 +1,47 @@
+# make run: set everything up and start the service on SQLite (http://127.0.0.1:5000/borne/signup)
+# make test: set everything up and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HTMX := consentsvc/static/vendor/htmx.min.js
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test setup assets translations lint messages
+
+run: setup
+	$(BIN)/consentsvc db upgrade
+	$(BIN)/consentsvc demo
+	@echo "Open http://$(HOST):$(PORT)/borne/signup - mails land in instance/mail/ and are printed below."
+	$(BIN)/consentsvc run --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed assets translations
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# htmx comes from npm (version pinned in package-lock.json) and is served from static/vendor.
+assets:
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund --silent && cp node_modules/htmx.org/dist/htmx.min.js $(HTMX); \
+	else \
+		echo "npm not found: htmx is not installed; every page still works as a plain form."; \
+	fi
+
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile -d consentsvc/translations
+
+# Refresh the catalogues after changing texts in code or templates.
+messages: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o consentsvc/translations/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel update -i consentsvc/translations/messages.pot -d consentsvc/translations --no-fuzzy-matching
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

@@ -1,0 +1,64 @@
+"""consentsvc: consent and newsletter preferences for Dutch public libraries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import config
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create and configure the app."""
+    app = Flask(__name__, instance_relative_config=True)
+    config.load(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_cli(app)
+    if app.config["PROXY_COUNT"]:
+        n = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from .database import tune_engine
+    from .extensions import babel, csrf, db, htmx, limiter, mail, migrate
+    from .web.i18n import select_locale
+
+    db.init_app(app)
+    with app.app_context():
+        tune_engine(db.engine)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    mail.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    htmx.init_app(app)
+    limiter.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .web import errors, i18n, labels, public, security
+
+    app.register_blueprint(public.bp)
+    security.init_app(app)
+    errors.init_app(app)
+    i18n.init_app(app)
+    labels.init_app(app)
+    htmx_file = Path(app.static_folder or "") / "vendor" / "htmx.min.js"
+
+    @app.context_processor
+    def _htmx_available() -> dict[str, bool]:
+        # Without npm at setup there is no htmx; every page still works as plain forms.
+        return {"htmx_available": htmx_file.exists()}
+
+
+def register_cli(app: Flask) -> None:
+    from .cli import register
+
+    register(app)

@@ -1,0 +1,92 @@
+"""Defaults. Every key can be overridden by an environment variable CONSENTSVC_<KEY>."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+DAY = 24 * 60 * 60
+
+DEFAULTS: dict[str, Any] = {
+    # Where links in mails and headers point. Never derived from the Host header.
+    "BASE_URL": "http://127.0.0.1:5000",
+    # Empty means: a SQLite file in the instance folder.
+    "DATABASE_URL": "",
+    # Empty means: generated once and kept in the instance folder (fine for trying it out).
+    "SECRET_KEY": "",
+    # Old keys that still verify links while they are being rotated out, oldest first.
+    "SECRET_KEY_FALLBACKS": [],
+    # Keys the HMAC of suppressed addresses. Must outlive SECRET_KEY rotations.
+    "SUPPRESSION_KEY": "",
+    "CONFIRM_MAX_AGE": 7 * DAY,
+    "PREFERENCES_MAX_AGE": 30 * DAY,
+    # The same person is mailed at most once per kind of mail in this many seconds.
+    "MAIL_COOLDOWN": 60 * 60,
+    # SMTP. Without MAIL_SERVER, mails are written to MAIL_DIR and a short line is printed.
+    "MAIL_SERVER": "",
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_DEFAULT_SENDER": "Bibliotheek <no-reply@localhost>",
+    "MAIL_DIR": "",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_ENABLED": True,
+    # Per client IP on the forms that send mail.
+    "SIGNUP_RATE_LIMIT": "10 per minute;60 per hour",
+    "LINK_REQUEST_RATE_LIMIT": "5 per minute;30 per hour",
+    # Behind a reverse proxy, the number of proxies whose X-Forwarded-* headers are trusted.
+    "PROXY_COUNT": 0,
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+}
+
+# Flask's own keys that follow from ours.
+LANGUAGES = ("nl", "en")
+
+
+def load(app: Any, test_config: dict[str, Any] | None) -> None:
+    """Fill app.config from defaults, the environment and the test config, in that order."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("CONSENTSVC")
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    cfg = app.config
+    cfg["SECRET_KEY"] = cfg["SECRET_KEY"] or _instance_secret(instance / "secret_key")
+    cfg["SUPPRESSION_KEY"] = cfg["SUPPRESSION_KEY"] or _instance_secret(
+        instance / "suppression_key"
+    )
+    cfg["SQLALCHEMY_DATABASE_URI"] = database_uri(
+        cfg["DATABASE_URL"] or f"sqlite:///{instance / 'consentsvc.sqlite'}"
+    )
+    cfg["MAIL_DIR"] = cfg["MAIL_DIR"] or str(instance / "mail")
+    cfg["BASE_URL"] = cfg["BASE_URL"].rstrip("/")
+    https = cfg["BASE_URL"].startswith("https://")
+    cfg["SESSION_COOKIE_SECURE"] = https
+    cfg["SESSION_COOKIE_HTTPONLY"] = True
+    cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
+    cfg["PREFERRED_URL_SCHEME"] = "https" if https else "http"
+    cfg["BABEL_DEFAULT_LOCALE"] = "nl"
+    cfg["BABEL_DEFAULT_TIMEZONE"] = "Europe/Amsterdam"
+    # Token pages carry their own proof; a CSRF token that expires would only lose input.
+    cfg["WTF_CSRF_TIME_LIMIT"] = None
+    cfg["RATELIMIT_HEADERS_ENABLED"] = True
+
+
+def database_uri(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the usual way."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _instance_secret(path: Path) -> str:
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,118 @@
+"""Demo data: two libraries with the four standard purposes and their wording."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import ledger
+from .models import LegalBasis, Library, Purpose
+
+LIBRARIES = [
+    ("borne", "Bibliotheek Borne", "#00666e"),
+    ("zoetermeer", "Bibliotheek Zoetermeer", "#7a1f5c"),
+]
+
+# code: (legal basis, double opt-in, self-service, {language: (title, body)})
+PURPOSES: dict[str, tuple[str, bool, bool, dict[str, tuple[str, str]]]] = {
+    "newsletter": (
+        LegalBasis.CONSENT, True, True,
+        {
+            "nl": (
+                "Nieuwsbrief",
+                "Ja, stuur mij de nieuwsbrief van {library}. Daarin staan activiteiten, "
+                "nieuws en tips. Je krijgt hem ongeveer één keer per maand. Afmelden kan "
+                "altijd, met de link onder elke mail.",
+            ),
+            "en": (
+                "Newsletter",
+                "Yes, send me the newsletter of {library}, with activities, news and tips. "
+                "It comes about once a month. You can unsubscribe at any time with the link "
+                "at the bottom of every mail.",
+            ),
+        },
+    ),
+    "acquisitions": (
+        LegalBasis.CONSENT, True, True,
+        {
+            "nl": (
+                "Aanwinstenmail",
+                "Ja, mail mij als {library} nieuwe boeken, films of muziek heeft. Afmelden "
+                "kan altijd, met de link onder elke mail.",
+            ),
+            "en": (
+                "New arrivals",
+                "Yes, mail me when {library} has new books, films or music. You can "
+                "unsubscribe at any time with the link at the bottom of every mail.",
+            ),
+        },
+    ),
+    "direct_marketing": (
+        LegalBasis.LEGITIMATE_INTEREST, False, True,
+        {
+            "nl": (
+                "Aanbiedingen voor leden",
+                "Omdat je lid bent, mailen we je soms over cursussen, je lidmaatschap en "
+                "acties van {library}. Wil je dat niet? Zet het dan uit. Dat kan altijd.",
+            ),
+            "en": (
+                "Offers for members",
+                "Because you are a member, {library} sometimes mails you about courses, "
+                "your membership and special offers. Don't want this? Switch it off. You "
+                "can always do that.",
+            ),
+        },
+    ),
+    "direct_debit": (
+        LegalBasis.CONSENT, False, False,
+        {
+            "nl": (
+                "Automatische incasso",
+                "Je betaalt je lidmaatschap van {library} met automatische incasso. Daar "
+                "heb je zelf toestemming voor gegeven. Aanzetten kan alleen bij de balie. "
+                "Zet je het uit? Dan betaal je op een andere manier.",
+            ),
+            "en": (
+                "Direct debit",
+                "You pay your membership of {library} by direct debit. You gave permission "
+                "for this yourself. You can only switch it on at the desk. If you switch it "
+                "off, you pay in another way.",
+            ),
+        },
+    ),
+}  # fmt: skip
+
+
+def seed(session: Session, host: str = "lists.example.org") -> list[Library]:
+    """Create (or complete) the demo libraries; running it twice changes nothing."""
+    libraries = []
+    for slug, name, colour in LIBRARIES:
+        library = session.scalar(select(Library).where(Library.slug == slug))
+        if library is None:
+            library = Library(
+                slug=slug,
+                name=name,
+                colour=colour,
+                allowed_origins=["http://127.0.0.1:8000", "http://localhost:8000"],
+                retention={"contact_after_membership": 6, "payment": 84, "inactive": 84},
+            )
+            session.add(library)
+            session.flush()
+        for position, (code, (basis, doi, self_service, texts)) in enumerate(PURPOSES.items()):
+            purpose = next((p for p in library.purposes if p.code == code), None)
+            if purpose is None:
+                purpose = Purpose(
+                    library=library,
+                    code=code,
+                    legal_basis=basis,
+                    double_opt_in=doi,
+                    self_service=self_service,
+                    list_id=f"{code.replace('_', '-')}.{slug}.{host}",
+                    position=position,
+                )
+                session.add(purpose)
+                session.flush()
+            for language, (title, body) in texts.items():
+                ledger.add_text(session, purpose, language, title, body.format(library=name))
+        libraries.append(library)
+    return libraries

@@ -1,0 +1,687 @@
+"""The consent ledger: every change to a consent, and what may be mailed because of it.
+
+Every function takes a SQLAlchemy session and plain values. Nothing here knows about
+requests, templates or mail; callers commit. Each change appends a ConsentEvent and writes
+the matching ConsentState in the same transaction, so the state is always the fold of the
+events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .models import (
+    ConsentEvent,
+    ConsentState,
+    ConsentText,
+    Evidence,
+    LegalBasis,
+    Library,
+    Purpose,
+    Subject,
+    Suppression,
+    utcnow,
+)
+
+MAX_EMAIL_LENGTH = 254
+
+
+class Action:
+    REQUESTED = "requested"
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+    OBJECTED = "objected"
+
+
+class Status:
+    PENDING = "pending"
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+    OBJECTED = "objected"
+
+
+class Channel:
+    WEB_FORM = "web_form"
+    EMAIL_LINK = "email_link"
+    ONE_CLICK = "one_click"
+    UNSUBSCRIBE_PAGE = "unsubscribe_page"
+    PREFERENCE_CENTRE = "preference_centre"
+    STAFF = "staff"
+    API = "api"
+    IMPORT = "import"
+
+
+# The status an event leaves behind. The ledger only records an event that is meant to take
+# effect, so the state after any sequence of events is the status of its last event.
+STATUS_AFTER = {
+    Action.REQUESTED: Status.PENDING,
+    Action.GRANTED: Status.GRANTED,
+    Action.WITHDRAWN: Status.WITHDRAWN,
+    Action.OBJECTED: Status.OBJECTED,
+}
+
+
+class LedgerError(ValueError):
+    """Input the ledger refuses; nothing was stored."""
+
+    code = "invalid"
+
+
+class InvalidEmail(LedgerError):
+    code = "invalid_address"
+
+
+class UnknownPurpose(LedgerError):
+    code = "unknown_purpose"
+
+
+class NotSelfService(LedgerError):
+    """The member may not switch this purpose on themselves (e.g. direct debit)."""
+
+    code = "not_self_service"
+
+
+@dataclass(frozen=True)
+class Proof:
+    """How an action reached us, kept as evidence next to the event."""
+
+    ip_address: str | None = None
+    user_agent: str | None = None
+    origin: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    email: str
+    allowed: bool
+    reason: str
+    subject_id: int | None = None
+
+
+@dataclass
+class SignupResult:
+    subject: Subject
+    # The request events a confirmation link must answer.
+    request_ids: list[int]
+    # Purposes now waiting for the person's confirmation.
+    pending: list[str]
+    # Purposes that were already granted and so need no confirmation.
+    already_granted: list[str]
+    # Whether a purpose became pending that was not pending before.
+    newly_pending: bool
+
+
+def normalise_email(raw: str) -> str:
+    """Return the one spelling under which an address is stored, or raise InvalidEmail."""
+    raw = (raw or "").strip()
+    if not raw or len(raw) > MAX_EMAIL_LENGTH:
+        raise InvalidEmail(raw)
+    try:
+        checked = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmail(raw) from exc
+    # Mail providers treat the local part case-insensitively; so do we, so that one
+    # person is one subject however they type their address.
+    return checked.normalized.lower()
+
+
+def email_hmac(key: str, email: str) -> str:
+    return hmac.new(key.encode(), email.encode(), hashlib.sha256).hexdigest()
+
+
+def purpose_by_code(library: Library, code: str) -> Purpose:
+    for purpose in library.purposes:
+        if purpose.code == code:
+            return purpose
+    raise UnknownPurpose(code)
+
+
+def current_text(purpose: Purpose, language: str) -> ConsentText | None:
+    """The newest wording in the language, else in the library's default language."""
+    for lang in (language, purpose.library.default_language):
+        texts = [t for t in purpose.texts if t.language == lang]
+        if texts:
+            return max(texts, key=lambda t: t.version)
+    return None
+
+
+def add_text(
+    session: Session, purpose: Purpose, language: str, title: str, body: str
+) -> ConsentText:
+    """Add a wording as the next version, or return the current one if it is unchanged."""
+    digest = ConsentText.digest(title, body)
+    existing = current_text(purpose, language)
+    if existing is not None and existing.language == language and existing.sha256 == digest:
+        return existing
+    versions = [t.version for t in purpose.texts if t.language == language]
+    text = ConsentText(
+        purpose=purpose,
+        language=language,
+        version=max(versions, default=0) + 1,
+        title=title,
+        body=body,
+        sha256=digest,
+    )
+    session.add(text)
+    session.flush()
+    return text
+
+
+def find_subject(session: Session, library: Library, email: str) -> Subject | None:
+    """Look a person up by address (normalised here); None if unknown or invalid."""
+    try:
+        email = normalise_email(email)
+    except InvalidEmail:
+        return None
+    return session.scalar(
+        select(Subject).where(Subject.library_id == library.id, Subject.email == email)
+    )
+
+
+def subject_for(session: Session, library: Library, email: str, language: str) -> Subject:
+    """Return the subject with this address, creating it if it is new."""
+    email = normalise_email(email)
+    subject = find_subject(session, library, email)
+    if subject is not None:
+        return subject
+    subject = Subject(library_id=library.id, email=email, language=language)
+    try:
+        with session.begin_nested():
+            session.add(subject)
+    except IntegrityError:
+        # Someone else created it between our look-up and our insert.
+        subject = find_subject(session, library, email)
+        assert subject is not None
+    return subject
+
+
+def signup(
+    session: Session,
+    library: Library,
+    email: str,
+    purpose_codes: Sequence[str],
+    *,
+    language: str,
+    channel: str,
+    proof: Proof | None = None,
+    text_ids: dict[str, int] | None = None,
+    actor: str | None = None,
+) -> SignupResult:
+    """Start double opt-in for each purpose (or grant it, where the purpose needs none).
+
+    text_ids names the ConsentText the person was shown per purpose code; by default the
+    current wording in their language.
+    """
+    purposes = _self_service_purposes(library, purpose_codes)
+    subject = subject_for(session, library, email, language)
+    _lock(session, subject)
+    now = utcnow()
+    subject.last_activity_at = now
+    evidence = _evidence(session, subject, proof)
+    result = SignupResult(subject, [], [], [], False)
+    for purpose in purposes:
+        text = _shown_text(session, purpose, language, (text_ids or {}).get(purpose.code))
+        status = _status(session, subject, purpose)
+        if status == Status.GRANTED:
+            result.already_granted.append(purpose.code)
+            continue
+        action = Action.REQUESTED if purpose.double_opt_in else Action.GRANTED
+        event = _record(
+            session, subject, purpose, action, channel, now,
+            text=text, actor=actor, evidence=evidence,
+        )  # fmt: skip
+        if action == Action.REQUESTED:
+            result.request_ids.append(event.id)
+            result.pending.append(purpose.code)
+            result.newly_pending |= status != Status.PENDING
+    return result
+
+
+def confirm(
+    session: Session, subject: Subject, request_ids: Iterable[int], proof: Proof | None = None
+) -> list[str]:
+    """Grant every purpose still pending from these requests; return their codes.
+
+    An empty list means the link was already used (or the consent changed since).
+    """
+    _lock(session, subject)
+    now = utcnow()
+    waiting = still_pending(session, subject, request_ids)
+    evidence = _evidence(session, subject, proof) if waiting else None
+    confirmed = []
+    for request in waiting:
+        _record(
+            session, subject, request.purpose, Action.GRANTED, Channel.EMAIL_LINK, now,
+            text=request.consent_text, evidence=evidence, request_id=request.id,
+        )  # fmt: skip
+        confirmed.append(request.purpose.code)
+    if confirmed:
+        subject.last_activity_at = now
+    return confirmed
+
+
+def still_pending(
+    session: Session, subject: Subject, request_ids: Iterable[int]
+) -> list[ConsentEvent]:
+    """The requests among these that are still waiting for confirmation."""
+    waiting = []
+    for request_id in request_ids:
+        request = session.get(ConsentEvent, request_id)
+        if (
+            request is not None
+            and request.subject_id == subject.id
+            and request.action == Action.REQUESTED
+            and _status(session, subject, request.purpose) == Status.PENDING
+        ):
+            waiting.append(request)
+    return waiting
+
+
+def grant(
+    session: Session,
+    subject: Subject,
+    purpose_code: str,
+    *,
+    channel: str,
+    language: str | None = None,
+    text_id: int | None = None,
+    actor: str | None = None,
+    proof: Proof | None = None,
+) -> ConsentEvent | None:
+    """Record consent given without double opt-in (desk, signed preference link, import)."""
+    purpose = purpose_by_code(subject.library, purpose_code)
+    if channel == Channel.PREFERENCE_CENTRE and not purpose.self_service:
+        raise NotSelfService(purpose_code)
+    _lock(session, subject)
+    if _status(session, subject, purpose) == Status.GRANTED:
+        return None
+    text = _shown_text(session, purpose, language or subject.language, text_id)
+    now = utcnow()
+    subject.last_activity_at = now
+    return _record(
+        session, subject, purpose, Action.GRANTED, channel, now,
+        text=text, actor=actor, evidence=_evidence(session, subject, proof),
+    )  # fmt: skip
+
+
+def withdraw(
+    session: Session,
+    subject: Subject,
+    purpose_code: str,
+    *,
+    channel: str,
+    actor: str | None = None,
+    proof: Proof | None = None,
+) -> ConsentEvent | None:
+    """Stop a purpose at once: withdraw consent, or object where the basis is legitimate
+    interest. Returns None when nothing was running."""
+    purpose = purpose_by_code(subject.library, purpose_code)
+    _lock(session, subject)
+    if _status(session, subject, purpose) not in (Status.GRANTED, Status.PENDING):
+        return None
+    action = (
+        Action.OBJECTED
+        if purpose.legal_basis == LegalBasis.LEGITIMATE_INTEREST
+        else Action.WITHDRAWN
+    )
+    now = utcnow()
+    subject.last_activity_at = now
+    return _record(
+        session, subject, purpose, action, channel, now,
+        actor=actor, evidence=_evidence(session, subject, proof),
+    )  # fmt: skip
+
+
+def object_to(
+    session: Session,
+    subject: Subject,
+    purpose_code: str,
+    *,
+    channel: str,
+    actor: str | None = None,
+    proof: Proof | None = None,
+) -> ConsentEvent | None:
+    """Record an objection; it holds whatever the state was, and is never overridden by
+    a later signup without the person's own new consent."""
+    purpose = purpose_by_code(subject.library, purpose_code)
+    _lock(session, subject)
+    if _status(session, subject, purpose) == Status.OBJECTED:
+        return None
+    now = utcnow()
+    subject.last_activity_at = now
+    return _record(
+        session, subject, purpose, Action.OBJECTED, channel, now,
+        actor=actor, evidence=_evidence(session, subject, proof),
+    )  # fmt: skip
+
+
+def withdraw_all(
+    session: Session,
+    subject: Subject,
+    *,
+    channel: str,
+    actor: str | None = None,
+    proof: Proof | None = None,
+) -> list[str]:
+    """Stop every purpose that is running; return the codes that stopped."""
+    stopped = []
+    for purpose in subject.library.purposes:
+        if withdraw(session, subject, purpose.code, channel=channel, actor=actor, proof=proof):
+            stopped.append(purpose.code)
+    return stopped
+
+
+def set_language(session: Session, subject: Subject, language: str) -> None:
+    subject.language = language
+    subject.last_activity_at = utcnow()
+
+
+@dataclass(frozen=True)
+class PurposeState:
+    purpose: Purpose
+    status: str | None
+    changed_at: datetime | None
+    text: ConsentText | None
+
+
+def state_of(session: Session, subject: Subject) -> list[PurposeState]:
+    """Every purpose of the subject's library with its current state (None: never asked)."""
+    rows = {
+        s.purpose_id: s
+        for s in session.scalars(select(ConsentState).where(ConsentState.subject_id == subject.id))
+    }
+    result = []
+    for purpose in subject.library.purposes:
+        row = rows.get(purpose.id)
+        text = (
+            session.get(ConsentText, row.consent_text_id) if row and row.consent_text_id else None
+        )
+        result.append(
+            PurposeState(
+                purpose, row.status if row else None, row.changed_at if row else None, text
+            )
+        )
+    return result
+
+
+def history(session: Session, subject: Subject) -> list[ConsentEvent]:
+    """Every event of the subject, newest first."""
+    return list(
+        session.scalars(
+            select(ConsentEvent)
+            .where(ConsentEvent.subject_id == subject.id)
+            .order_by(ConsentEvent.id.desc())
+        )
+    )
+
+
+REASON_BY_STATUS = {
+    None: "no_consent",
+    Status.PENDING: "pending_confirmation",
+    Status.GRANTED: "granted",
+    Status.WITHDRAWN: "withdrawn",
+    Status.OBJECTED: "objected",
+}
+
+CHUNK = 500
+
+
+def check_many(
+    session: Session,
+    library: Library,
+    purpose_code: str,
+    emails: Sequence[str],
+    *,
+    suppression_key: str,
+) -> list[Decision]:
+    """May each address get mail for this purpose? Answers in input order; fails closed."""
+    purpose = purpose_by_code(library, purpose_code)
+    normalised: list[str | None] = []
+    for raw in emails:
+        try:
+            normalised.append(normalise_email(raw))
+        except InvalidEmail:
+            normalised.append(None)
+    wanted = sorted({e for e in normalised if e})
+    status_by_email: dict[str, tuple[int, str | None]] = {}
+    suppressed: set[str] = set()
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        rows = session.execute(
+            select(Subject.email, Subject.id, ConsentState.status)
+            .outerjoin(
+                ConsentState,
+                (ConsentState.subject_id == Subject.id) & (ConsentState.purpose_id == purpose.id),
+            )
+            .where(Subject.library_id == library.id, Subject.email.in_(chunk))
+        )
+        status_by_email.update({email: (sid, status) for email, sid, status in rows})
+        hashes = {email_hmac(suppression_key, e): e for e in chunk}
+        suppressed.update(
+            hashes[h]
+            for h in session.scalars(
+                select(Suppression.email_hmac).where(
+                    Suppression.library_id == library.id,
+                    Suppression.email_hmac.in_(list(hashes)),
+                )
+            )
+        )
+    decisions = []
+    for raw, email in zip(emails, normalised, strict=True):
+        if email is None:
+            decisions.append(Decision(raw, False, "invalid_address"))
+            continue
+        subject_id, status = status_by_email.get(email, (None, None))
+        if email in suppressed:
+            decisions.append(Decision(raw, False, "suppressed", subject_id))
+            continue
+        decisions.append(
+            Decision(raw, status == Status.GRANTED, REASON_BY_STATUS[status], subject_id)
+        )
+    return decisions
+
+
+def suppress(
+    session: Session, library: Library, email: str, reason: str, *, suppression_key: str
+) -> bool:
+    """Never mail this address again for this library; False if it already was."""
+    digest = email_hmac(suppression_key, normalise_email(email))
+    exists = session.scalar(
+        select(Suppression.id).where(
+            Suppression.library_id == library.id, Suppression.email_hmac == digest
+        )
+    )
+    if exists:
+        return False
+    session.add(Suppression(library_id=library.id, email_hmac=digest, reason=reason))
+    session.flush()
+    return True
+
+
+def export(session: Session, subject: Subject) -> dict[str, Any]:
+    """Everything held about one person, as plain JSON-ready data."""
+    evidence = {
+        e.id: e for e in session.scalars(select(Evidence).where(Evidence.subject_id == subject.id))
+    }
+    return {
+        "library": subject.library.slug,
+        "subject": {
+            "email": subject.email,
+            "card_number": subject.card_number,
+            "language": subject.language,
+            "created_at": subject.created_at.isoformat(),
+            "last_activity_at": subject.last_activity_at.isoformat(),
+        },
+        "consents": [
+            {
+                "purpose": s.purpose.code,
+                "legal_basis": s.purpose.legal_basis,
+                "status": s.status or "none",
+                "changed_at": s.changed_at.isoformat() if s.changed_at else None,
+                "consent_text": _text_json(s.text),
+            }
+            for s in state_of(session, subject)
+        ],
+        "events": [
+            {
+                "id": e.id,
+                "purpose": e.purpose.code,
+                "action": e.action,
+                "occurred_at": e.occurred_at.isoformat(),
+                "channel": e.channel,
+                "actor": e.actor,
+                "consent_text": _text_json(e.consent_text),
+                "in_reply_to": e.request_id,
+                "evidence": _evidence_json(evidence.get(e.evidence_id)),
+            }
+            for e in reversed(history(session, subject))
+        ],
+    }
+
+
+def verify(session: Session) -> list[tuple[int, int, str]]:
+    """Compare every ConsentState with the fold of its events; return the mismatches."""
+    folded: dict[tuple[int, int], ConsentEvent] = {}
+    for ev in session.scalars(select(ConsentEvent).order_by(ConsentEvent.id)):
+        folded[(ev.subject_id, ev.purpose_id)] = ev
+    problems = []
+    states = {(s.subject_id, s.purpose_id): s for s in session.scalars(select(ConsentState))}
+    for key in folded.keys() | states.keys():
+        last, state = folded.get(key), states.get(key)
+        if last is None:
+            problems.append((*key, "state without events"))
+        elif state is None:
+            problems.append((*key, "events without state"))
+        elif (state.status, state.last_event_id, state.consent_text_id) != (
+            STATUS_AFTER[last.action],
+            last.id,
+            last.consent_text_id,
+        ):
+            problems.append((*key, f"state {state.status} but last event {last.action}"))
+    return sorted(problems)
+
+
+def signup_purposes(library: Library) -> list[Purpose]:
+    """The purposes a person may sign up for themselves: consent-based and self-service."""
+    return [p for p in library.purposes if p.self_service and p.legal_basis == LegalBasis.CONSENT]
+
+
+def _self_service_purposes(library: Library, codes: Sequence[str]) -> list[Purpose]:
+    offered = signup_purposes(library)
+    purposes = []
+    for code in dict.fromkeys(codes):
+        purpose = purpose_by_code(library, code)
+        if purpose not in offered:
+            raise NotSelfService(code)
+        purposes.append(purpose)
+    if not purposes:
+        raise UnknownPurpose("")
+    return purposes
+
+
+def _shown_text(
+    session: Session, purpose: Purpose, language: str, text_id: int | None
+) -> ConsentText | None:
+    if text_id is not None:
+        text = session.get(ConsentText, text_id)
+        if text is None or text.purpose_id != purpose.id:
+            raise UnknownPurpose(purpose.code)
+        return text
+    return current_text(purpose, language)
+
+
+def _lock(session: Session, subject: Subject) -> None:
+    # Serialises writers per person on PostgreSQL; SQLite already writes one at a time.
+    session.execute(select(Subject.id).where(Subject.id == subject.id).with_for_update())
+
+
+def _status(session: Session, subject: Subject, purpose: Purpose) -> str | None:
+    state = session.get(ConsentState, (subject.id, purpose.id))
+    return state.status if state else None
+
+
+def _evidence(session: Session, subject: Subject, proof: Proof | None) -> Evidence | None:
+    if proof is None:
+        return None
+    evidence = Evidence(
+        subject_id=subject.id,
+        ip_address=proof.ip_address,
+        user_agent=(proof.user_agent or "")[:400] or None,
+        origin=(proof.origin or "")[:200] or None,
+        details=proof.details,
+    )
+    session.add(evidence)
+    session.flush()
+    return evidence
+
+
+def _record(
+    session: Session,
+    subject: Subject,
+    purpose: Purpose,
+    action: str,
+    channel: str,
+    now: datetime,
+    *,
+    text: ConsentText | None = None,
+    actor: str | None = None,
+    evidence: Evidence | None = None,
+    request_id: int | None = None,
+) -> ConsentEvent:
+    event = ConsentEvent(
+        subject_id=subject.id,
+        purpose_id=purpose.id,
+        action=action,
+        occurred_at=now,
+        channel=channel,
+        consent_text_id=text.id if text else None,
+        actor=actor,
+        evidence_id=evidence.id if evidence else None,
+        request_id=request_id,
+    )
+    session.add(event)
+    session.flush()
+    state = session.get(ConsentState, (subject.id, purpose.id))
+    if state is None:
+        state = ConsentState(subject_id=subject.id, purpose_id=purpose.id)
+        session.add(state)
+    state.status = STATUS_AFTER[action]
+    state.consent_text_id = event.consent_text_id
+    state.changed_at = now
+    state.last_event_id = event.id
+    session.flush()
+    return event
+
+
+def _text_json(text: ConsentText | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    return {
+        "language": text.language,
+        "version": text.version,
+        "title": text.title,
+        "body": text.body,
+        "sha256": text.sha256,
+    }
+
+
+def _evidence_json(evidence: Evidence | None) -> dict[str, Any] | None:
+    if evidence is None:
+        return None
+    return {
+        "ip_address": evidence.ip_address,
+        "user_agent": evidence.user_agent,
+        "origin": evidence.origin,
+        **evidence.details,
+    }

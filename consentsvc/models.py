@@ -1,0 +1,201 @@
+"""The tables. Personal data lives in Subject and Evidence only."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from .extensions import db
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC, also on SQLite (which stores no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class LegalBasis:
+    CONSENT = "consent"
+    LEGITIMATE_INTEREST = "legitimate_interest"
+    CONTRACT = "contract"
+    ALL = (CONSENT, LEGITIMATE_INTEREST, CONTRACT)
+
+
+class Library(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    isil: Mapped[str | None] = mapped_column(String(20))
+    colour: Mapped[str] = mapped_column(String(7), default="#1f4e79")
+    # Origins (scheme://host[:port]) whose pages may post the signup form cross-site.
+    allowed_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
+    default_language: Mapped[str] = mapped_column(String(2), default="nl")
+    # Months per data category, e.g. {"contact_after_membership": 6}; read by the retention job.
+    retention: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    purposes: Mapped[list[Purpose]] = relationship(
+        back_populates="library", order_by="Purpose.position"
+    )
+
+
+class Subject(db.Model):
+    __table_args__ = (UniqueConstraint("library_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    card_number: Mapped[str | None] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(2), default="nl")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the service last mailed this person a confirmation or a preference link;
+    # repeated requests inside the cool-down send nothing, so nobody can be mail-bombed.
+    last_confirm_mail_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_link_mail_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    library: Mapped[Library] = relationship()
+
+
+class Purpose(db.Model):
+    __table_args__ = (UniqueConstraint("library_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    code: Mapped[str] = mapped_column(String(40))
+    legal_basis: Mapped[str] = mapped_column(String(20), default=LegalBasis.CONSENT)
+    double_opt_in: Mapped[bool] = mapped_column(default=True)
+    # Whether members may switch it on themselves (signup form, preference centre).
+    # Direct debit is not: it needs a signed mandate.
+    self_service: Mapped[bool] = mapped_column(default=True)
+    retention_days_after_withdrawal: Mapped[int | None] = mapped_column()
+    list_id: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(default=0)
+
+    library: Mapped[Library] = relationship(back_populates="purposes")
+    texts: Mapped[list[ConsentText]] = relationship(
+        back_populates="purpose", order_by="ConsentText.version"
+    )
+
+
+class ConsentText(db.Model):
+    """The exact wording shown next to a checkbox; a new wording is a new version."""
+
+    __table_args__ = (UniqueConstraint("purpose_id", "language", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose_id: Mapped[int] = mapped_column(ForeignKey("purpose.id"), index=True)
+    language: Mapped[str] = mapped_column(String(2))
+    version: Mapped[int] = mapped_column()
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    purpose: Mapped[Purpose] = relationship(back_populates="texts")
+
+    @staticmethod
+    def digest(title: str, body: str) -> str:
+        return hashlib.sha256(f"{title}\n\n{body}".encode()).hexdigest()
+
+
+class Evidence(db.Model):
+    """How a consent reached us: enough to show it was this person, and nothing more."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subject.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    origin: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ConsentEvent(db.Model):
+    """One thing that happened to one consent. Rows are only ever inserted."""
+
+    __table_args__ = (Index("ix_consent_event_subject_purpose", "subject_id", "purpose_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subject.id"))
+    purpose_id: Mapped[int] = mapped_column(ForeignKey("purpose.id"))
+    action: Mapped[str] = mapped_column(String(30))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    channel: Mapped[str] = mapped_column(String(30))
+    consent_text_id: Mapped[int | None] = mapped_column(ForeignKey("consent_text.id"))
+    # Staff id or API client id; empty when the member acted themselves.
+    actor: Mapped[str | None] = mapped_column(String(100))
+    evidence_id: Mapped[int | None] = mapped_column(ForeignKey("evidence.id"))
+    # For a confirmation: the request it answers, so the chain of proof is explicit.
+    request_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("consent_event.id"))
+
+    purpose: Mapped[Purpose] = relationship()
+    consent_text: Mapped[ConsentText | None] = relationship()
+    evidence: Mapped[Evidence | None] = relationship()
+
+
+@event.listens_for(ConsentEvent, "before_update")
+@event.listens_for(ConsentEvent, "before_delete")
+def _refuse_rewriting_history(mapper: Any, connection: Any, target: ConsentEvent) -> None:
+    raise RuntimeError("consent events are append-only")
+
+
+class ConsentState(db.Model):
+    """The current state per (subject, purpose): the fold of its events, kept for fast checks."""
+
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subject.id"), primary_key=True)
+    purpose_id: Mapped[int] = mapped_column(ForeignKey("purpose.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    consent_text_id: Mapped[int | None] = mapped_column(ForeignKey("consent_text.id"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_event_id: Mapped[int] = mapped_column(BigId, ForeignKey("consent_event.id"))
+
+    purpose: Mapped[Purpose] = relationship()
+
+
+class Suppression(db.Model):
+    """An address never to be mailed again, kept as a keyed hash so it survives erasure."""
+
+    __table_args__ = (UniqueConstraint("library_id", "email_hmac"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"))
+    email_hmac: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

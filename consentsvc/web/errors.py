@@ -1,0 +1,64 @@
+"""Error pages in the member's language; nothing about the request is logged."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, g, render_template
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+MESSAGES = {
+    400: (_l("Something is wrong with this request"), _l("Please go back and try again.")),
+    403: (_l("Not allowed"), _l("You may not do this here.")),
+    404: (
+        _l("Page not found"),
+        _l("This page does not exist. Check the address, or use the link from your mail."),
+    ),
+    405: (_l("Not possible this way"), _l("This page cannot be used like this.")),
+    413: (_l("Too much data"), _l("What you sent is too large. Please send less.")),
+    429: (
+        _l("Too many attempts"),
+        _l("You tried this too often in a short time. Please wait a while and try again."),
+    ),
+    500: (
+        _l("Something went wrong on our side"),
+        _l("Your choice has not been saved. Please try again later."),
+    ),
+}
+
+
+def render_error(status: int, title: object = None, message: object = None) -> tuple[str, int]:
+    default_title, default_message = MESSAGES.get(status, MESSAGES[400])
+    return (
+        render_template(
+            "error.html",
+            library=g.get("library"),
+            status=status,
+            title=title or default_title,
+            message=message or default_message,
+        ),
+        status,
+    )
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(_exc: CSRFError) -> tuple[str, int]:
+        return render_error(
+            400,
+            _l("This form has expired"),
+            _l("Please reload the page and send the form again."),
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        # Keep the exception's own headers (Allow, Retry-After); replace only the body.
+        response = exc.get_response()
+        body, _status = render_error(exc.code or 500)
+        response.set_data(body)
+        response.mimetype = "text/html"
+        return response
+
+    @app.errorhandler(InternalServerError)
+    def _server(_exc: InternalServerError) -> tuple[str, int]:
+        return render_error(500)

@@ -1,0 +1,55 @@
+"""Which language a page is in: ?lang=, then the lang cookie, then the member's own
+choice, then the browser's, then Dutch."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, g, has_request_context, request
+from flask_babel import get_locale, refresh
+
+from ..config import LANGUAGES
+
+COOKIE = "lang"
+YEAR = 365 * 24 * 60 * 60
+
+
+def select_locale() -> str:
+    if not has_request_context():
+        return LANGUAGES[0]
+    for candidate in (
+        request.args.get("lang"),
+        request.cookies.get(COOKIE),
+        g.get("member_language"),
+    ):
+        if candidate in LANGUAGES:
+            return candidate
+    return request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0]
+
+
+def use_member_language(language: str) -> None:
+    """Show this page in the member's stored language unless the browser asked otherwise."""
+    g.member_language = language
+    refresh()
+
+
+def current_language() -> str:
+    return str(get_locale() or LANGUAGES[0])
+
+
+def init_app(app: Flask) -> None:
+    @app.after_request
+    def _remember_choice(response: Response) -> Response:
+        lang = request.args.get("lang")
+        if lang in LANGUAGES and request.cookies.get(COOKIE) != lang:
+            response.set_cookie(
+                COOKIE,
+                lang,
+                max_age=YEAR,
+                secure=app.config["SESSION_COOKIE_SECURE"],
+                httponly=True,
+                samesite="Lax",
+            )
+        return response
+
+    @app.context_processor
+    def _languages() -> dict[str, object]:
+        return {"current_language": current_language(), "languages": LANGUAGES}

@@ -1,0 +1,38 @@
+"""Words for the ledger's codes, as a member reads them."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_babel import lazy_gettext as _l
+
+STATUS = {
+    None: _l("Off"),
+    "pending": _l("Waiting for your confirmation"),
+    "granted": _l("On"),
+    "withdrawn": _l("Off"),
+    "objected": _l("Off (you objected)"),
+}
+
+ACTION = {
+    "requested": _l("Signed up, waiting for confirmation"),
+    "granted": _l("Permission given"),
+    "withdrawn": _l("Unsubscribed"),
+    "objected": _l("Objected"),
+}
+
+CHANNEL = {
+    "web_form": _l("Signup form on the website"),
+    "email_link": _l("Link in your mail"),
+    "one_click": _l("Unsubscribe button in your mail program"),
+    "unsubscribe_page": _l("Unsubscribe page"),
+    "preference_centre": _l("Your mail settings"),
+    "staff": _l("At the library"),
+    "api": _l("Through the library's website or mail service"),
+    "import": _l("Taken over from the library's old system"),
+}
+
+
+def init_app(app: Flask) -> None:
+    @app.context_processor
+    def _labels() -> dict[str, object]:
+        return {"status_label": STATUS, "action_label": ACTION, "channel_label": CHANNEL}

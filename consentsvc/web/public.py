@@ -1,0 +1,516 @@
+"""The member's pages: signup, confirm, preference centre, unsubscribe, link request.
+
+Each view parses the request, calls the ledger, commits, and renders. Token pages change
+nothing on GET, so link scanners that fetch every link in a mail do no harm.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from jinja2_fragments.flask import render_block
+from sqlalchemy import select, text
+
+from .. import ledger, mailer, tokens
+from ..config import LANGUAGES
+from ..extensions import csrf, db, htmx, limiter
+from ..ledger import Channel, LedgerError, Proof
+from ..models import Library, Purpose, Subject
+from .errors import render_error
+from .i18n import current_language, use_member_language
+
+bp = Blueprint("public", __name__)
+
+
+class Stop(Exception):
+    """Ends a view early with a finished page (a bad or expired link)."""
+
+    def __init__(self, page: tuple[str, int]) -> None:
+        super().__init__()
+        self.page = page
+
+
+@bp.errorhandler(Stop)
+def _stop(stop: Stop) -> tuple[str, int]:
+    return stop.page
+
+
+# First path segments that can never be a library's slug.
+RESERVED_SLUGS = frozenset(
+    {"admin", "api", "confirm", "healthz", "preferences", "static", "unsubscribe"}
+)
+COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+@bp.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Say whether the service and its database answer."""
+    db.session.execute(text("SELECT 1"))
+    return {"status": "ok"}
+
+
+@bp.get("/<library>/theme.css")
+def theme(library: str) -> Response:
+    """Serve the library's colour as CSS, so pages need no inline style."""
+    lib = _library(library)
+    colour = lib.colour if COLOUR.match(lib.colour) else "#1f4e79"
+    response = Response(f":root {{ --brand: {colour}; }}\n", mimetype="text/css")
+    response.cache_control.max_age = 300
+    return response
+
+
+# -- signup -------------------------------------------------------------------------------
+
+
+@bp.route("/<library>/signup", methods=["GET", "POST"])
+@csrf.exempt  # checked in the view: the library's own website may post here cross-site
+@limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"], methods=["POST"])
+def signup(library: str) -> str | tuple[str, int]:
+    """Show the signup form; on POST start double opt-in and mail a confirmation link."""
+    lib = _library(library)
+    if request.method == "GET":
+        return _signup_form(lib)
+    if current_app.config["WTF_CSRF_ENABLED"] and not _from_allowed_origin(lib):
+        csrf.protect()
+    email = request.form.get("email", "")
+    codes = request.form.getlist("purpose")
+    offered = {p.code for p in ledger.signup_purposes(lib)}
+    if any(code not in offered for code in codes):
+        return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
+    errors = {}
+    try:
+        ledger.normalise_email(email)
+    except ledger.InvalidEmail:
+        errors["email"] = _("Fill in a valid e-mail address, like name@example.nl.")
+    if not codes:
+        errors["purpose"] = _("Choose at least one kind of mail.")
+    if errors:
+        return _signup_form(lib, errors=errors, email=email[:254], chosen=codes), 400
+    text_ids = {code: _int(request.form.get(f"text_{code}")) for code in codes}
+    try:
+        result = ledger.signup(
+            db.session, lib, email, codes,
+            language=current_language(), channel=Channel.WEB_FORM,
+            proof=_proof(), text_ids={k: v for k, v in text_ids.items() if v},
+        )  # fmt: skip
+    except LedgerError:
+        db.session.rollback()
+        return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
+    outgoing = mailer.after_signup(result.subject, result)
+    db.session.commit()
+    mailer.deliver(outgoing)
+    # The same words for a new, a pending and a confirmed address: nobody learns who is subscribed.
+    return render_template("public/signup_sent.html", library=lib)
+
+
+def _signup_form(
+    lib: Library,
+    errors: dict[str, str] | None = None,
+    email: str = "",
+    chosen: list[str] | None = None,
+) -> str:
+    language = current_language()
+    offers = [(p, ledger.current_text(p, language)) for p in ledger.signup_purposes(lib)]
+    return render_template(
+        "public/signup.html",
+        library=lib,
+        offers=offers,
+        errors=errors or {},
+        email=email,
+        chosen=set(chosen or []),
+    )
+
+
+# -- confirm ------------------------------------------------------------------------------
+
+
+@bp.get("/confirm/<token>")
+def confirm(token: str) -> str | tuple[str, int]:
+    """Show what will be confirmed and a button; a GET changes nothing."""
+    link, subject = _confirm_link(token)
+    waiting = ledger.still_pending(db.session, subject, link.request_ids)
+    if not waiting:
+        return _confirm_used(subject)
+    return render_template(
+        "public/confirm.html", library=subject.library, requests=waiting, token=token
+    )
+
+
+@bp.post("/confirm/<token>")
+@csrf.exempt  # the signed token is the proof; a stale session must not lose a confirmation
+def confirm_post(token: str) -> str | tuple[str, int]:
+    """Record the grant with the wording that was shown at signup."""
+    link, subject = _confirm_link(token)
+    confirmed = ledger.confirm(db.session, subject, link.request_ids, _proof())
+    db.session.commit()
+    if not confirmed:
+        return _confirm_used(subject)
+    return render_template(
+        "public/confirmed.html",
+        library=subject.library,
+        titles=[_title(p) for p in subject.library.purposes if p.code in confirmed],
+        preferences_token=tokens.make_preferences(subject.id),
+    )
+
+
+@bp.post("/confirm/<token>/resend")
+@csrf.exempt
+@limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
+def confirm_resend(token: str) -> str | tuple[str, int]:
+    """Mail a fresh confirmation link for a link that expired."""
+    subject = _subject_of_any_age(token, tokens.read_confirm)
+    if subject is not None:
+        try:
+            request_ids = tokens.read_confirm(token).request_ids
+        except tokens.ExpiredToken as exc:
+            request_ids = exc.payload[1] if isinstance(exc.payload, list) else []
+        waiting = ledger.still_pending(db.session, subject, request_ids)
+        outgoing = mailer.confirm_again(subject, waiting)
+        db.session.commit()
+        mailer.deliver(outgoing)
+    return render_template("public/link_sent.html", library=subject.library if subject else None)
+
+
+def _confirm_used(subject: Subject) -> str:
+    return render_template(
+        "public/confirm_used.html",
+        library=subject.library,
+        preferences_token=tokens.make_preferences(subject.id),
+    )
+
+
+def _confirm_link(token: str) -> tuple[tokens.ConfirmLink, Subject]:
+    try:
+        link = tokens.read_confirm(token)
+    except tokens.ExpiredToken:
+        raise Stop(_expired("public.confirm_resend", token)) from None
+    except tokens.InvalidToken:
+        raise Stop(_bad_link()) from None
+    return link, _subject_or_stop(link.subject_id)
+
+
+# -- preference centre ----------------------------------------------------------------------
+
+
+@bp.get("/preferences/<token>")
+def preferences(token: str) -> str | tuple[str, int]:
+    """Show every purpose with its state, and the controls to change them."""
+    subject = _preference_subject(token)
+    return _preference_page(subject, token, saved=request.args.get("saved"))
+
+
+@bp.post("/preferences/<token>")
+@csrf.exempt  # the signed token is the proof; see confirm_post
+def preferences_post(token: str) -> Response | str | tuple[str, int]:
+    """Switch one purpose on or off: an htmx fragment, or a redirect back to the page."""
+    subject = _preference_subject(token)
+    code, choice = request.form.get("purpose", ""), request.form.get("choice")
+    if choice not in ("on", "off"):
+        return render_error(400)
+    try:
+        if choice == "on":
+            ledger.grant(
+                db.session, subject, code, channel=Channel.PREFERENCE_CENTRE,
+                language=current_language(),
+                text_id=_int(request.form.get("text_id")), proof=_proof(),
+            )  # fmt: skip
+        else:
+            ledger.withdraw(
+                db.session, subject, code, channel=Channel.PREFERENCE_CENTRE, proof=_proof()
+            )
+    except LedgerError:
+        db.session.rollback()
+        return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
+    db.session.commit()
+    return _after_preference_change(subject, token, code)
+
+
+@bp.post("/preferences/<token>/stop-all")
+@csrf.exempt
+def stop_all(token: str) -> Response | str | tuple[str, int]:
+    """Stop every kind of mail at once."""
+    subject = _preference_subject(token)
+    ledger.withdraw_all(db.session, subject, channel=Channel.PREFERENCE_CENTRE, proof=_proof())
+    db.session.commit()
+    return _after_preference_change(subject, token, "all")
+
+
+@bp.post("/preferences/<token>/language")
+@csrf.exempt
+def preferences_language(token: str) -> Response | str | tuple[str, int]:
+    """Choose the language of pages and mails."""
+    subject = _preference_subject(token)
+    language = request.form.get("language")
+    if language not in LANGUAGES:
+        return render_error(400)
+    ledger.set_language(db.session, subject, language)
+    db.session.commit()
+    return redirect(url_for(".preferences", token=token, lang=language, saved="language"), 303)
+
+
+@bp.get("/preferences/<token>/history")
+def preferences_history(token: str) -> str | tuple[str, int]:
+    """Show every change to the member's consents, with the wording they agreed to."""
+    subject = _preference_subject(token)
+    return render_template(
+        "public/history.html",
+        library=subject.library,
+        events=ledger.history(db.session, subject),
+        token=token,
+    )
+
+
+@bp.post("/preferences/<token>/resend")
+@csrf.exempt
+@limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
+def preferences_resend(token: str) -> str:
+    """Mail a fresh preference link for one that expired."""
+    subject = _subject_of_any_age(token, tokens.read_preferences)
+    if subject is not None:
+        outgoing = mailer.preference_link(subject)
+        db.session.commit()
+        mailer.deliver(outgoing)
+    return render_template("public/link_sent.html", library=subject.library if subject else None)
+
+
+def _preference_page(subject: Subject, token: str, saved: str | None = None) -> str:
+    context = _preference_context(subject, token, saved)
+    if htmx:
+        return render_block("public/preferences.html", "purposes", **context)
+    return render_template("public/preferences.html", **context)
+
+
+def _preference_context(subject: Subject, token: str, saved: str | None) -> dict[str, object]:
+    language = current_language()
+    states = ledger.state_of(db.session, subject)
+    return {
+        "library": subject.library,
+        "subject": subject,
+        "token": token,
+        "rows": [(s, ledger.current_text(s.purpose, language)) for s in states],
+        "saved": saved if saved in {s.purpose.code for s in states} | {"all", "language"} else None,
+        "anything_running": any(s.status in ("granted", "pending") for s in states),
+    }
+
+
+def _after_preference_change(subject: Subject, token: str, saved: str) -> Response | str:
+    if htmx:
+        return _preference_page(subject, token, saved)
+    return redirect(url_for(".preferences", token=token, saved=saved), 303)
+
+
+def _preference_subject(token: str) -> Subject:
+    try:
+        subject_id = tokens.read_preferences(token)
+    except tokens.ExpiredToken:
+        raise Stop(_expired("public.preferences_resend", token)) from None
+    except tokens.InvalidToken:
+        raise Stop(_bad_link()) from None
+    return _subject_or_stop(subject_id)
+
+
+# -- unsubscribe ------------------------------------------------------------------------------
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe(token: str) -> str | tuple[str, int]:
+    """Say what will stop, with a button; a GET changes nothing."""
+    subject, purpose = _unsubscribe_target(token)
+    status = _status(subject, purpose)
+    return render_template(
+        "public/unsubscribe.html",
+        library=subject.library,
+        purpose=purpose,
+        title=_title(purpose),
+        running=status in ("granted", "pending"),
+        token=token,
+        preferences_token=tokens.make_preferences(subject.id),
+    )
+
+
+@bp.post("/unsubscribe/<token>")
+@csrf.exempt  # RFC 8058: mail providers post here without cookies or a form token
+def unsubscribe_post(token: str) -> str | tuple[str, int]:
+    """Stop this mail at once; also the RFC 8058 one-click POST."""
+    subject, purpose = _unsubscribe_target(token)
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    ledger.withdraw(
+        db.session, subject, purpose.code,
+        channel=Channel.ONE_CLICK if one_click else Channel.UNSUBSCRIBE_PAGE, proof=_proof(),
+    )  # fmt: skip
+    db.session.commit()
+    return render_template(
+        "public/unsubscribed.html",
+        library=subject.library,
+        purpose=purpose,
+        title=_title(purpose),
+        can_undo=purpose in ledger.signup_purposes(subject.library),
+        token=token,
+        preferences_token=tokens.make_preferences(subject.id),
+    )
+
+
+@bp.post("/unsubscribe/<token>/undo")
+@csrf.exempt
+@limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"])
+def unsubscribe_undo(token: str) -> str | tuple[str, int]:
+    """Subscribe again after an unsubscribe; this needs a new confirmation by mail."""
+    subject, purpose = _unsubscribe_target(token)
+    try:
+        result = ledger.signup(
+            db.session, subject.library, subject.email, [purpose.code],
+            language=subject.language, channel=Channel.UNSUBSCRIBE_PAGE, proof=_proof(),
+        )  # fmt: skip
+    except LedgerError:
+        db.session.rollback()
+        return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
+    outgoing = mailer.after_signup(subject, result)
+    db.session.commit()
+    mailer.deliver(outgoing)
+    return render_template("public/signup_sent.html", library=subject.library)
+
+
+def _unsubscribe_target(token: str) -> tuple[Subject, Purpose]:
+    try:
+        link = tokens.read_unsubscribe(token)
+    except (tokens.InvalidToken, tokens.ExpiredToken):
+        raise Stop(_bad_link()) from None
+    subject = _subject_or_stop(link.subject_id)
+    purpose = db.session.get(Purpose, link.purpose_id)
+    if purpose is None or purpose.library_id != subject.library_id:
+        raise Stop(_bad_link())
+    return subject, purpose
+
+
+# -- "mail me my preference link" -------------------------------------------------------------
+
+
+@bp.route("/<library>/preferences", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"], methods=["POST"])
+def request_link(library: str) -> str | tuple[str, int]:
+    """Mail a preference link to an address, saying the same whether it is known or not."""
+    lib = _library(library)
+    if request.method == "GET":
+        return render_template("public/request_link.html", library=lib, errors={}, email="")
+    email = request.form.get("email", "")
+    try:
+        ledger.normalise_email(email)
+    except ledger.InvalidEmail:
+        errors = {"email": _("Fill in a valid e-mail address, like name@example.nl.")}
+        return render_template(
+            "public/request_link.html", library=lib, errors=errors, email=email[:254]
+        ), 400
+    subject = ledger.find_subject(db.session, lib, email)
+    if subject is not None:
+        outgoing = mailer.preference_link(subject)
+        db.session.commit()
+        mailer.deliver(outgoing)
+    return render_template("public/link_sent.html", library=lib)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _library(slug: str) -> Library:
+    if slug in RESERVED_SLUGS or len(slug) > 40:
+        abort(404)
+    lib = db.session.scalar(select(Library).where(Library.slug == slug))
+    if lib is None:
+        abort(404)
+    g.library = lib
+    return lib
+
+
+def _subject(subject_id: int) -> Subject | None:
+    subject = db.session.get(Subject, subject_id)
+    if subject is not None:
+        g.library = subject.library
+        use_member_language(subject.language)
+    return subject
+
+
+def _subject_or_stop(subject_id: int) -> Subject:
+    subject = _subject(subject_id)
+    if subject is None:
+        raise Stop(_bad_link())
+    return subject
+
+
+def _subject_of_any_age(token: str, read: Callable[[str], object]) -> Subject | None:
+    """The subject of a token that is authentic, whether or not it has expired."""
+    try:
+        payload = read(token)
+    except tokens.ExpiredToken as exc:
+        subject_id = tokens.subject_of_expired(exc)
+    except tokens.InvalidToken:
+        return None
+    else:
+        subject_id = getattr(payload, "subject_id", payload)
+    return _subject(subject_id) if isinstance(subject_id, int) else None
+
+
+def _status(subject: Subject, purpose: Purpose) -> str | None:
+    for state in ledger.state_of(db.session, subject):
+        if state.purpose.id == purpose.id:
+            return state.status
+    return None
+
+
+def _title(purpose: Purpose) -> str:
+    text = ledger.current_text(purpose, current_language())
+    return text.title if text else purpose.code
+
+
+def _expired(resend_endpoint: str, token: str) -> tuple[str, int]:
+    return render_template(
+        "public/expired.html",
+        action=url_for(resend_endpoint, token=token),
+        library=g.get("library"),
+    ), 410
+
+
+def _bad_link() -> tuple[str, int]:
+    return render_error(
+        400,
+        _("This link does not work"),
+        _(
+            "The link is incomplete or has been changed. Use the whole link from your mail, "
+            "or ask for a new one."
+        ),
+    )
+
+
+def _from_allowed_origin(lib: Library) -> bool:
+    origin = request.headers.get("Origin")
+    return bool(origin) and origin in (lib.allowed_origins or [])
+
+
+def _proof() -> Proof:
+    origin = request.headers.get("Origin")
+    if not origin and request.referrer:
+        parts = urlsplit(request.referrer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return Proof(
+        ip_address=request.remote_addr,
+        user_agent=request.user_agent.string or None,
+        origin=origin,
+        details={"language": current_language()},
+    )
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 12 else None
