@@ -7,7 +7,7 @@ import sys
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from . import ledger
@@ -31,6 +31,7 @@ def register(app: Flask) -> None:
 
 
 @click.command()
+@with_appcontext
 def demo() -> None:
     """Seed two demo libraries with the four purposes and their wording."""
     from .demo import seed
@@ -40,9 +41,7 @@ def demo() -> None:
     db.session.commit()
 
 
-@click.group()
-def subject() -> None:
-    """Look at one person's data."""
+subject = AppGroup("subject", help="Look at one person's data.")
 
 
 @subject.command("export")
@@ -59,9 +58,7 @@ def subject_export(email: str, slug: str) -> None:
     click.echo(json.dumps(ledger.export(db.session, person), indent=2, ensure_ascii=False))
 
 
-@click.group("ledger")
-def ledger_group() -> None:
-    """Check the consent ledger."""
+ledger_group = AppGroup("ledger", help="Check the consent ledger.")
 
 
 @ledger_group.command("verify")

@@ -1,0 +1,91 @@
+import os
+import re
+
+import pytest
+from sqlalchemy import select
+
+from consentsvc import create_app
+from consentsvc.demo import seed
+from consentsvc.extensions import db, mail
+from consentsvc.models import Library
+
+# The suite runs on SQLite by default and on PostgreSQL when this names a database.
+TEST_DATABASE_URL = os.environ.get("CONSENTSVC_TEST_DATABASE_URL")
+
+TEST_CONFIG = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key",
+    "SUPPRESSION_KEY": "test-suppression-key",
+    "BASE_URL": "http://localhost",
+    # A server name makes Flask-Mail send (suppressed while testing, and recorded).
+    "MAIL_SERVER": "localhost",
+    "RATELIMIT_ENABLED": False,
+}
+
+
+def make_app(tmp_path, **overrides):
+    url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite'}"
+    config = {**TEST_CONFIG, "DATABASE_URL": url, "MAIL_DIR": str(tmp_path / "mail"), **overrides}
+    app = create_app(config)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        seed(db.session)
+        db.session.commit()
+    return app
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = make_app(tmp_path)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def outbox(app):
+    with mail.record_messages() as messages:
+        yield messages
+
+
+@pytest.fixture
+def session(app):
+    """A database session inside an app context, for ledger-level tests."""
+    with app.app_context():
+        yield db.session
+
+
+@pytest.fixture
+def borne(session):
+    return session.scalar(select(Library).where(Library.slug == "borne"))
+
+
+def csrf_token(client, url):
+    """The form token of a page, as a browser would send it back."""
+    page = client.get(url).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def link_in(message, kind):
+    """The first link of a kind (confirm, preferences, unsubscribe) in a mail's text body."""
+    match = re.search(rf"http://localhost(/{kind}/[A-Za-z0-9_.\-]+)", message.body)
+    assert match, f"no {kind} link in mail"
+    return match.group(1)
+
+
+def signup(client, email="jan@example.nl", purposes=("newsletter",), library="borne", **extra):
+    data = {"email": email, "purpose": list(purposes), **extra}
+    data["csrf_token"] = csrf_token(client, f"/{library}/signup")
+    return client.post(f"/{library}/signup", data=data)
