@@ -87,10 +87,15 @@ def _serializer(kind: str) -> URLSafeTimedSerializer:
 def _load(kind: str, token: str, max_age: int | None) -> Any:
     if len(token) > 1000:
         raise InvalidToken
+    serializer = _serializer(kind)
     try:
-        payload = _serializer(kind).loads(token, max_age=max_age)
+        payload = serializer.loads(token, max_age=max_age)
     except SignatureExpired as exc:
-        raise ExpiredToken(exc.payload) from None
+        # The signature was good, so what it carries can be trusted (but not acted on).
+        expired = serializer.load_payload(exc.payload) if exc.payload is not None else None
+        if not _well_formed(kind, expired):
+            raise InvalidToken from None
+        raise ExpiredToken(expired) from None
     except (BadSignature, UnicodeDecodeError, ValueError):
         raise InvalidToken from None
     if not _well_formed(kind, payload):

@@ -36,12 +36,24 @@ def make_app(tmp_path, **overrides):
 
 
 @pytest.fixture
-def app(tmp_path):
-    app = make_app(tmp_path)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def app_factory(tmp_path):
+    """make_app for tests that need their own configuration; closes every pool afterwards."""
+    made = []
+
+    def factory(**overrides):
+        made.append(make_app(tmp_path, **overrides))
+        return made[-1]
+
+    yield factory
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
 
 
 @pytest.fixture

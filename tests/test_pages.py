@@ -1,0 +1,451 @@
+"""Member pages: what they say, what they refuse, and that refusing changes nothing."""
+
+import re
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from consentsvc import ledger, tokens
+from consentsvc.extensions import db
+from consentsvc.models import ConsentEvent, Library, Subject
+
+from .conftest import csrf_token, link_in, signup
+
+
+def event_count(app):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(ConsentEvent))
+
+
+def subject_id(app, email="jan@example.nl"):
+    with app.app_context():
+        return db.session.scalar(select(Subject.id).where(Subject.email == email))
+
+
+def purpose_id(app, code, library="borne"):
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == library))
+        return ledger.purpose_by_code(lib, code).id
+
+
+def confirmed(client, outbox, email="jan@example.nl", purposes=("newsletter",)):
+    signup(client, email, purposes)
+    client.post(link_in(outbox[-1], "confirm"))
+
+
+# -- signup -----------------------------------------------------------------------------------
+
+
+def test_signup_page_shows_library_purposes_and_current_texts(client):
+    page = client.get("/borne/signup").get_data(as_text=True)
+    assert "Bibliotheek Borne" in page
+    assert 'name="purpose" value="newsletter"' in page
+    assert 'name="purpose" value="acquisitions"' in page
+    # Direct debit and direct marketing are not something to sign up for.
+    assert 'value="direct_debit"' not in page and 'value="direct_marketing"' not in page
+    assert "Ja, stuur mij de nieuwsbrief van Bibliotheek Borne" in page
+    assert '<label for="email">Je e-mailadres</label>' in page
+
+
+def test_signup_page_in_english(client):
+    page = client.get("/borne/signup?lang=en").get_data(as_text=True)
+    assert '<html lang="en">' in page
+    assert "Yes, send me the newsletter of Bibliotheek Borne" in page
+    assert "Get mail from Bibliotheek Borne" in page
+    # The choice sticks for the next page.
+    assert "Change your mail settings" in client.get("/borne/preferences").get_data(as_text=True)
+
+
+def test_browser_language_is_used_when_nothing_else_is_known(client):
+    page = client.get("/borne/signup", headers={"Accept-Language": "en-GB,en;q=0.8"})
+    assert '<html lang="en">' in page.get_data(as_text=True)
+    page = client.get("/zoetermeer/signup", headers={"Accept-Language": "fr"})
+    assert '<html lang="nl">' in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"email": "", "purpose": ["newsletter"]}, "Vul een geldig e-mailadres in"),
+        ({"email": "jan@", "purpose": ["newsletter"]}, "Vul een geldig e-mailadres in"),
+        ({"email": "x" * 300 + "@example.nl", "purpose": ["newsletter"]}, "Vul een geldig"),
+        ({"email": "jan@example.nl"}, "Kies minstens één soort mail."),
+    ],
+)
+def test_signup_errors_are_explained_and_store_nothing(app, client, outbox, data, message):
+    data["csrf_token"] = csrf_token(client, "/borne/signup")
+    response = client.post("/borne/signup", data=data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert message in page
+    assert 'role="alert"' in page
+    assert event_count(app) == 0 and subject_id(app) is None and outbox == []
+
+
+@pytest.mark.parametrize("code", ["direct_debit", "horoscope", "direct_marketing"])
+def test_signup_for_a_purpose_not_offered_is_refused(app, client, outbox, code):
+    response = signup(client, "jan@example.nl", ["newsletter", code])
+    assert response.status_code == 400
+    assert "Deze keuze bestaat hier niet." in response.get_data(as_text=True)
+    assert event_count(app) == 0 and outbox == []
+
+
+def test_signup_without_csrf_token_from_elsewhere_is_refused(app, client, outbox):
+    response = client.post(
+        "/borne/signup",
+        data={"email": "jan@example.nl", "purpose": "newsletter"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert response.status_code == 400
+    assert "Dit formulier is verlopen" in response.get_data(as_text=True)
+    assert event_count(app) == 0 and outbox == []
+
+
+def test_cross_site_post_from_the_library_website(app, outbox):
+    # The library's own website, in another origin, with no cookies and no form token.
+    website = app.test_client(use_cookies=False)
+    response = website.post(
+        "/borne/signup",
+        data={"email": "jan@example.nl", "purpose": "newsletter"},
+        headers={"Origin": "http://127.0.0.1:8000", "Referer": "http://127.0.0.1:8000/nieuws"},
+    )
+    assert response.status_code == 200
+    assert "Kijk in je mail" in response.get_data(as_text=True)
+    assert len(outbox) == 1
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id(app))
+        request = ledger.history(db.session, subject)[0]
+        assert request.evidence.origin == "http://127.0.0.1:8000"
+        assert request.consent_text.title == "Nieuwsbrief"
+
+
+def test_same_answer_for_new_pending_and_confirmed_addresses(client, outbox):
+    new = signup(client, "new@example.nl").get_data(as_text=True)
+    pending = signup(client, "new@example.nl").get_data(as_text=True)
+    confirmed(client, outbox, "old@example.nl")
+    subscribed = signup(client, "old@example.nl").get_data(as_text=True)
+
+    def main(page):
+        return re.search(r"<main.*</main>", page, re.S).group(0)
+
+    assert main(new) == main(pending) == main(subscribed)
+
+
+def test_a_subscriber_signing_up_again_is_mailed_at_most_once_an_hour(app, client, outbox):
+    confirmed(client, outbox)
+    assert len(outbox) == 1
+    signup(client, "jan@example.nl")
+    assert len(outbox) == 2
+    assert outbox[1].subject == "Je bent al aangemeld bij Bibliotheek Borne"
+    link_in(outbox[1], "preferences")
+    for _ in range(3):
+        signup(client, "jan@example.nl")
+    assert len(outbox) == 2
+
+
+def test_pending_signup_again_is_not_mailed_again_inside_the_hour(client, outbox):
+    for _ in range(4):
+        signup(client, "jan@example.nl")
+    assert len(outbox) == 1
+    # A new purpose is news: that one does get a mail.
+    signup(client, "jan@example.nl", ["acquisitions"])
+    assert len(outbox) == 2
+    assert "Aanwinstenmail" in outbox[1].body and "Nieuwsbrief" not in outbox[1].body
+
+
+def test_mail_is_text_and_html_in_the_members_language(client, outbox):
+    client.get("/borne/signup?lang=en")
+    signup(client, "jan@example.nl")
+    [mail] = outbox
+    assert mail.subject == "Confirm your subscription to Bibliotheek Borne"
+    assert "The link works for 7 days." in mail.body
+    assert '<html lang="en">' in mail.html
+    assert mail.extra_headers["Auto-Submitted"] == "auto-generated"
+
+
+# -- confirm ----------------------------------------------------------------------------------
+
+
+def test_expired_confirm_link_offers_a_new_mail(app, client, outbox):
+    signup(client, "jan@example.nl")
+    link = link_in(outbox[0], "confirm")
+    app.config["CONFIRM_MAX_AGE"] = 0
+    time.sleep(1.1)
+    response = client.get(link)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 410
+    assert "Deze link is verlopen" in page
+    assert client.post(link).status_code == 410
+    assert event_count(app) == 1
+    # The cool-down has passed (set to zero here): the new mail carries a working link.
+    app.config["MAIL_COOLDOWN"] = 0
+    response = client.post(link + "/resend")
+    assert "Kijk in je mail" in response.get_data(as_text=True)
+    assert len(outbox) == 2
+    app.config["CONFIRM_MAX_AGE"] = 3600
+    client.post(link_in(outbox[1], "confirm"))
+    with app.app_context():
+        [state] = [
+            s
+            for s in ledger.state_of(db.session, db.session.get(Subject, subject_id(app)))
+            if s.purpose.code == "newsletter"
+        ]
+        assert state.status == "granted"
+
+
+# -- preference centre -------------------------------------------------------------------------
+
+
+def prefs_url(app, email="jan@example.nl"):
+    with app.app_context():
+        return f"/preferences/{tokens.make_preferences(subject_id(app, email))}"
+
+
+def test_preferences_plain_form_post_without_javascript(app, client, outbox):
+    confirmed(client, outbox)
+    url = prefs_url(app)
+    response = client.post(url, data={"purpose": "newsletter", "choice": "off"})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("saved=newsletter")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Je keuze is opgeslagen." in page
+    assert 'Zet aan<span class="visually-hidden">: Nieuwsbrief' in page
+    response = client.post(url, data={"purpose": "acquisitions", "choice": "on"})
+    assert response.status_code == 303
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id(app))
+        assert {s.purpose.code: s.status for s in ledger.state_of(db.session, subject)} == {
+            "newsletter": "withdrawn",
+            "acquisitions": "granted",
+            "direct_marketing": None,
+            "direct_debit": None,
+        }
+        grant = ledger.history(db.session, subject)[0]
+        assert (grant.channel, grant.consent_text.title) == ("preference_centre", "Aanwinstenmail")
+
+
+def test_preferences_htmx_swaps_only_the_fragment(app, client, outbox):
+    confirmed(client, outbox)
+    response = client.post(
+        prefs_url(app),
+        data={"purpose": "newsletter", "choice": "off"},
+        headers={"HX-Request": "true"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert page.lstrip().startswith('<section id="purposes"')
+    assert "<html" not in page
+    assert "Je keuze is opgeslagen." in page
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_stop_everything(app, client, outbox):
+    confirmed(client, outbox, purposes=("newsletter", "acquisitions"))
+    url = prefs_url(app)
+    with app.app_context():
+        ledger.grant(
+            db.session, db.session.get(Subject, subject_id(app)), "direct_marketing",
+            channel="staff", actor="staff:1",
+        )  # fmt: skip
+        db.session.commit()
+    client.post(url + "/stop-all")
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id(app))
+        assert {s.purpose.code: s.status for s in ledger.state_of(db.session, subject)} == {
+            "newsletter": "withdrawn",
+            "acquisitions": "withdrawn",
+            "direct_marketing": "objected",
+            "direct_debit": None,
+        }
+        assert ledger.check_many(
+            db.session, subject.library, "acquisitions", ["jan@example.nl"],
+            suppression_key=app.config["SUPPRESSION_KEY"],
+        )[0].allowed is False  # fmt: skip
+
+
+def test_direct_debit_cannot_be_switched_on_by_the_member(app, client, outbox):
+    confirmed(client, outbox)
+    url = prefs_url(app)
+    page = client.get(url).get_data(as_text=True)
+    assert "Dit kun je alleen aanzetten bij de balie" in page
+    before = event_count(app)
+    response = client.post(url, data={"purpose": "direct_debit", "choice": "on"})
+    assert response.status_code == 400
+    assert event_count(app) == before
+
+
+def test_language_choice_changes_pages_and_mails(app, client, outbox):
+    confirmed(client, outbox)
+    url = prefs_url(app)
+    fresh = app.test_client()
+    response = fresh.post(url + "/language", data={"language": "en"})
+    assert response.status_code == 303
+    assert "Your mail settings" in app.test_client().get(url).get_data(as_text=True)
+    signup(app.test_client(), "jan@example.nl")
+    assert outbox[-1].subject == "You are already subscribed to Bibliotheek Borne"
+    assert fresh.post(url + "/language", data={"language": "de"}).status_code == 400
+
+
+def test_history_shows_every_choice_with_its_text_version(app, client, outbox):
+    confirmed(client, outbox)
+    page = client.get(prefs_url(app) + "/history").get_data(as_text=True)
+    assert "Aangemeld, wacht op bevestiging" in page
+    assert "Toestemming gegeven" in page
+    assert "Link in je mail" in page
+    assert "Tekst versie 1" in page
+
+
+def test_expired_preference_link_offers_a_new_one(app, client, outbox):
+    confirmed(client, outbox)
+    url = prefs_url(app)
+    app.config["PREFERENCES_MAX_AGE"] = 0
+    time.sleep(1.1)
+    response = client.get(url)
+    assert response.status_code == 410
+    assert "Mail mij een nieuwe link" in response.get_data(as_text=True)
+    assert client.post(url, data={"purpose": "newsletter", "choice": "off"}).status_code == 410
+    client.post(url + "/resend")
+    assert outbox[-1].subject == "Je link naar je mailinstellingen bij Bibliotheek Borne"
+
+
+# -- unsubscribe --------------------------------------------------------------------------------
+
+
+def test_unsubscribe_link_never_expires(app, client, outbox):
+    confirmed(client, outbox)
+    with app.app_context():
+        token = tokens.make_unsubscribe(subject_id(app), purpose_id(app, "newsletter"))
+    app.config["CONFIRM_MAX_AGE"] = app.config["PREFERENCES_MAX_AGE"] = 0
+    time.sleep(1.1)
+    assert "Je bent afgemeld" in client.post(f"/unsubscribe/{token}").get_data(as_text=True)
+
+
+def test_unsubscribe_page_for_someone_already_out(app, client, outbox):
+    confirmed(client, outbox)
+    with app.app_context():
+        token = tokens.make_unsubscribe(subject_id(app), purpose_id(app, "acquisitions"))
+    page = client.get(f"/unsubscribe/{token}").get_data(as_text=True)
+    assert "Je bent al afgemeld" in page
+    assert "/preferences/" in page
+
+
+def test_rotated_keys_keep_old_links_working_until_retired(app, client, outbox, tmp_path):
+    confirmed(client, outbox)
+    with app.app_context():
+        token = tokens.make_unsubscribe(subject_id(app), purpose_id(app, "newsletter"))
+    app.config["SECRET_KEY_FALLBACKS"] = [app.config["SECRET_KEY"]]
+    app.config["SECRET_KEY"] = "a-new-key"
+    assert "Afmelden voor: Nieuwsbrief" in client.get(f"/unsubscribe/{token}").get_data(
+        as_text=True
+    )
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    response = client.get(f"/unsubscribe/{token}")
+    assert response.status_code == 400
+    assert "Deze link werkt niet" in response.get_data(as_text=True)
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def tampered(token):
+    return token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+
+
+def test_bad_tampered_and_wrong_kind_tokens_change_nothing(app, client, outbox):
+    confirmed(client, outbox)
+    sid = subject_id(app)
+    with app.app_context():
+        prefs = tokens.make_preferences(sid)
+        unsub = tokens.make_unsubscribe(sid, purpose_id(app, "newsletter"))
+        confirm = tokens.make_confirm(sid, [1])
+        foreign = tokens.make_unsubscribe(sid, purpose_id(app, "newsletter", "zoetermeer"))
+    before = event_count(app)
+    cases = [
+        ("post", f"/unsubscribe/{prefs}"),  # a preference token used to unsubscribe
+        ("post", f"/unsubscribe/{confirm}"),
+        ("post", f"/unsubscribe/{tampered(unsub)}"),
+        ("post", f"/unsubscribe/{foreign}"),  # another library's purpose
+        ("post", "/unsubscribe/not-a-token"),
+        ("post", f"/preferences/{unsub}/stop-all"),
+        ("post", f"/preferences/{tampered(prefs)}/stop-all"),
+        ("get", f"/preferences/{confirm}"),
+        ("post", f"/confirm/{prefs}"),
+        ("post", f"/confirm/{unsub}"),
+        ("get", "/confirm/" + "x" * 2000),
+    ]
+    for method, url in cases:
+        response = getattr(client, method)(url, data={"List-Unsubscribe": "One-Click"})
+        assert response.status_code == 400, url
+        assert "Deze link werkt niet" in response.get_data(as_text=True), url
+    assert event_count(app) == before
+
+
+def test_token_for_a_subject_that_no_longer_exists(app, client):
+    with app.app_context():
+        token = tokens.make_preferences(999_999)
+    response = client.get(f"/preferences/{token}")
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("url", ["/nowhere/signup", "/nowhere/preferences", "/api/signup"])
+def test_unknown_library_is_a_404_page(client, url):
+    response = client.get(url)
+    assert response.status_code == 404
+    assert "Pagina niet gevonden" in response.get_data(as_text=True)
+
+
+def test_oversized_form_is_refused(app, client):
+    response = client.post("/borne/signup", data={"email": "a@example.nl", "filler": "x" * 100_000})
+    assert response.status_code == 413
+    assert "Te veel gegevens" in response.get_data(as_text=True)
+    assert event_count(app) == 0
+
+
+def test_garbage_preference_choice_is_refused(app, client, outbox):
+    confirmed(client, outbox)
+    before = event_count(app)
+    for data in ({"purpose": "newsletter", "choice": "maybe"}, {"purpose": "x", "choice": "on"}):
+        response = client.post(prefs_url(app), data=data)
+        assert response.status_code == 400
+    assert event_count(app) == before
+
+
+# -- "mail me my preference link" ------------------------------------------------------------
+
+
+def test_link_request_says_the_same_for_known_and_unknown(app, client, outbox):
+    confirmed(client, outbox)
+
+    def ask(email):
+        data = {"email": email, "csrf_token": csrf_token(client, "/borne/preferences")}
+        page = client.post("/borne/preferences", data=data).get_data(as_text=True)
+        return re.search(r"<main.*</main>", page, re.S).group(0)
+
+    assert ask("jan@example.nl") == ask("nobody@example.nl")
+    assert len(outbox) == 2
+    assert outbox[1].recipients == ["jan@example.nl"]
+    page = client.get(link_in(outbox[1], "preferences")).get_data(as_text=True)
+    assert "Je mailinstellingen" in page
+    # Asking again inside the hour sends nothing more.
+    ask("jan@example.nl")
+    assert len(outbox) == 2
+
+
+def test_link_request_with_invalid_address(client):
+    data = {"email": "nope", "csrf_token": csrf_token(client, "/borne/preferences")}
+    response = client.post("/borne/preferences", data=data)
+    assert response.status_code == 400
+    assert "Vul een geldig e-mailadres in" in response.get_data(as_text=True)
+
+
+def test_rate_limits_per_client_address(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, LINK_REQUEST_RATE_LIMIT="2 per minute")
+    client = app.test_client()
+    statuses = []
+    for _ in range(3):
+        data = {"email": "a@example.nl", "csrf_token": csrf_token(client, "/borne/preferences")}
+        statuses.append(client.post("/borne/preferences", data=data))
+    assert [r.status_code for r in statuses] == [200, 200, 429]
+    assert "Te vaak geprobeerd" in statuses[-1].get_data(as_text=True)
+    assert "Retry-After" in statuses[-1].headers

@@ -1,0 +1,81 @@
+"""The project around the code: schema, migrations, CLI, translations, health."""
+
+import json
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from babel.messages.pofile import read_po
+from flask_migrate import upgrade
+from sqlalchemy import inspect, text
+
+from consentsvc.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_migrations_give_the_same_schema_as_the_models(app_factory):
+    app = app_factory()
+    with app.app_context():
+        db.drop_all()
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade()
+        try:
+            with db.engine.connect() as connection:
+                diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
+                tables = set(inspect(connection).get_table_names())
+            assert diff == []
+            assert {"consent_event", "consent_state", "suppression"} <= tables
+        finally:
+            db.drop_all()
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            db.engine.dispose()
+
+
+def test_demo_is_idempotent(app, runner):
+    first = runner.invoke(args=["demo"])
+    second = runner.invoke(args=["demo"])
+    assert first.exit_code == second.exit_code == 0
+    assert "borne: Bibliotheek Borne (4 purposes)" in second.output
+    with app.app_context():
+        assert db.session.scalar(text("SELECT count(*) FROM consent_text")) == 2 * 4 * 2
+
+
+def test_subject_export_of_an_unknown_person(runner):
+    result = runner.invoke(args=["subject", "export", "nobody@example.nl", "--library", "borne"])
+    assert result.exit_code == 1
+    assert "no such person" in result.output
+    result = runner.invoke(args=["subject", "export", "a@example.nl", "--library", "atlantis"])
+    assert "no library 'atlantis'" in result.output
+
+
+def test_ledger_verify_finds_a_state_that_disagrees(app, runner, client):
+    from .conftest import signup
+
+    signup(client, "jan@example.nl")
+    assert runner.invoke(args=["ledger", "verify"]).exit_code == 0
+    with app.app_context():
+        db.session.execute(text("UPDATE consent_state SET status = 'granted'"))
+        db.session.commit()
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 1
+    assert "state granted but last event requested" in result.output
+
+
+def test_translations_are_complete():
+    for language in ("nl", "en"):
+        path = ROOT / "consentsvc" / "translations" / language / "LC_MESSAGES" / "messages.po"
+        with path.open("rb") as po:
+            catalogue = read_po(po)
+        missing = [m.id for m in catalogue if m.id and not m.string]
+        fuzzy = [m.id for m in catalogue if m.id and m.fuzzy]
+        assert missing == [] and fuzzy == [], language
+
+
+def test_healthz_and_theme(client):
+    assert json.loads(client.get("/healthz").data) == {"status": "ok"}
+    css = client.get("/borne/theme.css")
+    assert css.mimetype == "text/css"
+    assert css.get_data(as_text=True) == ":root { --brand: #00666e; }\n"
