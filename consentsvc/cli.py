@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
@@ -21,11 +23,14 @@ def _create_app() -> Flask:
     return create_app()
 
 
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+
 main = FlaskGroup(create_app=_create_app, help="Consent and newsletter preferences.")
 
 
 def register(app: Flask) -> None:
     app.cli.add_command(demo)
+    app.cli.add_command(library_group)
     app.cli.add_command(subject)
     app.cli.add_command(ledger_group)
 
@@ -39,6 +44,39 @@ def demo() -> None:
     for library in seed(db.session):
         click.echo(f"{library.slug}: {library.name} ({len(library.purposes)} purposes)")
     db.session.commit()
+
+
+library_group = AppGroup("library", help="Set up a library.")
+
+
+@library_group.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help='Shown on every page, e.g. "Bibliotheek Borne".')
+@click.option("--colour", default="#1f4e79", show_default=True, help="Brand colour, #rrggbb.")
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    help="A website origin (https://www.example.nl) whose signup form may post here.",
+)
+def library_create(slug: str, name: str, colour: str, origins: tuple[str, ...]) -> None:
+    """Create a library with the four standard purposes and their Dutch and English wording."""
+    from .demo import setup_library
+    from .web.public import COLOUR, RESERVED_SLUGS
+
+    if slug in RESERVED_SLUGS or not SLUG.match(slug):
+        raise click.ClickException("a slug is 2-40 lower-case letters, digits or dashes")
+    if not COLOUR.match(colour):
+        raise click.ClickException("the colour must look like #1f4e79")
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.path not in ("", "/"):
+            raise click.ClickException(f"not an origin: {origin!r} (like https://www.example.nl)")
+    library = setup_library(
+        db.session, slug, name, colour=colour, origins=[o.rstrip("/") for o in origins]
+    )
+    db.session.commit()
+    click.echo(f"{library.slug}: {library.name}, signup page at /{library.slug}/signup")
 
 
 subject = AppGroup("subject", help="Look at one person's data.")

@@ -1,4 +1,4 @@
-"""Demo data: two libraries with the four standard purposes and their wording."""
+"""The four standard purposes with their wording, and two demo libraries that use them."""
 
 from __future__ import annotations
 
@@ -85,34 +85,54 @@ PURPOSES: dict[str, tuple[str, bool, bool, dict[str, tuple[str, str]]]] = {
 
 def seed(session: Session, host: str = "lists.example.org") -> list[Library]:
     """Create (or complete) the demo libraries; running it twice changes nothing."""
-    libraries = []
-    for slug, name, colour in LIBRARIES:
-        library = session.scalar(select(Library).where(Library.slug == slug))
-        if library is None:
-            library = Library(
-                slug=slug,
-                name=name,
-                colour=colour,
-                allowed_origins=["http://127.0.0.1:8000", "http://localhost:8000"],
-                retention={"contact_after_membership": 6, "payment": 84, "inactive": 84},
+    return [
+        setup_library(
+            session,
+            slug,
+            name,
+            colour=colour,
+            host=host,
+            origins=["http://127.0.0.1:8000", "http://localhost:8000"],
+        )
+        for slug, name, colour in LIBRARIES
+    ]
+
+
+def setup_library(
+    session: Session,
+    slug: str,
+    name: str,
+    *,
+    colour: str = "#1f4e79",
+    origins: list[str] | None = None,
+    host: str = "lists.example.org",
+) -> Library:
+    """Create a library with the four standard purposes, or add what it lacks."""
+    library = session.scalar(select(Library).where(Library.slug == slug))
+    if library is None:
+        library = Library(
+            slug=slug,
+            name=name,
+            colour=colour,
+            allowed_origins=origins or [],
+            retention={"contact_after_membership": 6, "payment": 84, "inactive": 84},
+        )
+        session.add(library)
+        session.flush()
+    for position, (code, (basis, doi, self_service, texts)) in enumerate(PURPOSES.items()):
+        purpose = next((p for p in library.purposes if p.code == code), None)
+        if purpose is None:
+            purpose = Purpose(
+                library=library,
+                code=code,
+                legal_basis=basis,
+                double_opt_in=doi,
+                self_service=self_service,
+                list_id=f"{code.replace('_', '-')}.{slug}.{host}",
+                position=position,
             )
-            session.add(library)
+            session.add(purpose)
             session.flush()
-        for position, (code, (basis, doi, self_service, texts)) in enumerate(PURPOSES.items()):
-            purpose = next((p for p in library.purposes if p.code == code), None)
-            if purpose is None:
-                purpose = Purpose(
-                    library=library,
-                    code=code,
-                    legal_basis=basis,
-                    double_opt_in=doi,
-                    self_service=self_service,
-                    list_id=f"{code.replace('_', '-')}.{slug}.{host}",
-                    position=position,
-                )
-                session.add(purpose)
-                session.flush()
-            for language, (title, body) in texts.items():
-                ledger.add_text(session, purpose, language, title, body.format(library=name))
-        libraries.append(library)
-    return libraries
+        for language, (title, body) in texts.items():
+            ledger.add_text(session, purpose, language, title, body.format(library=library.name))
+    return library

@@ -79,3 +79,24 @@ def test_healthz_and_theme(client):
     css = client.get("/borne/theme.css")
     assert css.mimetype == "text/css"
     assert css.get_data(as_text=True) == ":root { --brand: #00666e; }\n"
+
+
+def test_library_create(app, runner, client):
+    result = runner.invoke(
+        args=[
+            "library",
+            "create",
+            "delft",
+            "--name",
+            "DOK Delft",
+            "--origin",
+            "https://www.dok.example",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    page = client.get("/delft/signup").get_data(as_text=True)
+    assert "Ja, stuur mij de nieuwsbrief van DOK Delft" in page
+    for bad in (["confirm", "--name", "x"], ["Delft!", "--name", "x"]):
+        assert runner.invoke(args=["library", "create", *bad]).exit_code == 1
+    bad_origin = ["library", "create", "gouda", "--name", "G", "--origin", "https://x.nl/page"]
+    assert "not an origin" in runner.invoke(args=bad_origin).output
