@@ -57,11 +57,12 @@ def test_signup_page_in_english(client):
     assert "Change your mail settings" in client.get("/borne/preferences").get_data(as_text=True)
 
 
-def test_browser_language_is_used_when_nothing_else_is_known(client):
+def test_dutch_unless_the_member_chooses_english(client):
+    # An English browser is not a choice: many Dutch members have one.
     page = client.get("/borne/signup", headers={"Accept-Language": "en-GB,en;q=0.8"})
-    assert '<html lang="en">' in page.get_data(as_text=True)
-    page = client.get("/zoetermeer/signup", headers={"Accept-Language": "fr"})
     assert '<html lang="nl">' in page.get_data(as_text=True)
+    page = client.get("/zoetermeer/signup?lang=en", headers={"Accept-Language": "nl"})
+    assert '<html lang="en">' in page.get_data(as_text=True)
 
 
 @pytest.mark.parametrize(
@@ -236,8 +237,20 @@ def test_preferences_htmx_swaps_only_the_fragment(app, client, outbox):
     assert response.status_code == 200
     assert page.lstrip().startswith('<section id="purposes"')
     assert "<html" not in page
-    assert "Je keuze is opgeslagen." in page
+    assert '<div id="notice" hx-swap-oob="innerHTML">Je keuze is opgeslagen.</div>' in page
+    assert 'id="toggle-newsletter">Zet aan' in page  # same id: htmx puts focus back on it
     assert "HX-Request" in response.headers["Vary"]
+
+
+def test_boosted_navigation_gets_whole_pages(app, client, outbox):
+    confirmed(client, outbox)
+    headers = {"HX-Request": "true", "HX-Boosted": "true"}
+    page = client.get(prefs_url(app), headers=headers).get_data(as_text=True)
+    assert page.startswith("<!doctype html>")
+    response = client.post(
+        prefs_url(app), data={"purpose": "newsletter", "choice": "off"}, headers=headers
+    )
+    assert response.status_code == 303
 
 
 def test_stop_everything(app, client, outbox):
@@ -289,7 +302,11 @@ def test_language_choice_changes_pages_and_mails(app, client, outbox):
 
 def test_history_shows_every_choice_with_its_text_version(app, client, outbox):
     confirmed(client, outbox)
+    client.post(prefs_url(app), data={"purpose": "newsletter", "choice": "off"})
     page = client.get(prefs_url(app) + "/history").get_data(as_text=True)
+    assert page.index("<strong>Nieuwsbrief</strong>: Afgemeld") < page.index(
+        "<strong>Nieuwsbrief</strong>: Toestemming gegeven"
+    )
     assert "Aangemeld, wacht op bevestiging" in page
     assert "Toestemming gegeven" in page
     assert "Link in je mail" in page

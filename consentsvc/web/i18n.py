@@ -1,5 +1,9 @@
 """Which language a page is in: ?lang=, then the lang cookie, then the member's own
-choice, then the browser's, then Dutch."""
+choice, then the library's default (Dutch).
+
+The browser's Accept-Language is deliberately not used: many Dutch members run an English
+browser or operating system, and the libraries want Dutch unless the member picks English.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ def select_locale() -> str:
     ):
         if candidate in LANGUAGES:
             return candidate
-    return request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0]
+    library = g.get("library")
+    return library.default_language if library is not None else LANGUAGES[0]
 
 
 def use_member_language(language: str) -> None:

@@ -22,7 +22,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from jinja2_fragments.flask import render_block
+from jinja2_fragments.flask import render_blocks
 from sqlalchemy import select, text
 
 from .. import ledger, mailer, tokens
@@ -270,6 +270,7 @@ def preferences_history(token: str) -> str | tuple[str, int]:
         "public/history.html",
         library=subject.library,
         events=ledger.history(db.session, subject),
+        titles={p.id: _title(p) for p in subject.library.purposes},
         token=token,
     )
 
@@ -289,8 +290,11 @@ def preferences_resend(token: str) -> str:
 
 def _preference_page(subject: Subject, token: str, saved: str | None = None) -> str:
     context = _preference_context(subject, token, saved)
-    if htmx:
-        return render_block("public/preferences.html", "purposes", **context)
+    if htmx and not htmx.boosted:
+        # An htmx toggle: only the list of purposes, and the notice out of band.
+        return render_blocks(
+            "public/preferences.html", ["purposes", "saved_notice"], fragment=True, **context
+        )
     return render_template("public/preferences.html", **context)
 
 
@@ -308,7 +312,7 @@ def _preference_context(subject: Subject, token: str, saved: str | None) -> dict
 
 
 def _after_preference_change(subject: Subject, token: str, saved: str) -> Response | str:
-    if htmx:
+    if htmx and not htmx.boosted:
         return _preference_page(subject, token, saved)
     return redirect(url_for(".preferences", token=token, saved=saved), 303)
 
