@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from . import ledger
 from .extensions import db
-from .models import Library
+from .models import LegalBasis, Library, Purpose
 
 
 def _create_app() -> Flask:
@@ -31,6 +31,7 @@ main = FlaskGroup(create_app=_create_app, help="Consent and newsletter preferenc
 def register(app: Flask) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(library_group)
+    app.cli.add_command(purpose_group)
     app.cli.add_command(subject)
     app.cli.add_command(ledger_group)
 
@@ -79,6 +80,59 @@ def library_create(slug: str, name: str, colour: str, origins: tuple[str, ...]) 
     click.echo(f"{library.slug}: {library.name}, signup page at /{library.slug}/signup")
 
 
+purpose_group = AppGroup("purpose", help="Add a library's own purposes and their wording.")
+
+
+@purpose_group.command("create")
+@click.argument("code")
+@click.option("--library", "slug", required=True, help="The library's slug, e.g. borne.")
+@click.option(
+    "--basis",
+    type=click.Choice(LegalBasis.ALL),
+    default=LegalBasis.CONSENT,
+    show_default=True,
+    help="Legal basis; legitimate_interest keeps an absolute right to object.",
+)
+@click.option("--no-double-opt-in", is_flag=True, help="Grant at signup, without a mail.")
+@click.option("--desk-only", is_flag=True, help="Members may not switch it on themselves.")
+@click.option("--title-nl", required=True)
+@click.option("--text-nl", required=True, help="The Dutch wording shown next to the box.")
+@click.option("--title-en", required=True)
+@click.option("--text-en", required=True, help="The English wording.")
+def purpose_create(
+    code: str,
+    slug: str,
+    basis: str,
+    no_double_opt_in: bool,
+    desk_only: bool,
+    title_nl: str,
+    text_nl: str,
+    title_en: str,
+    text_en: str,
+) -> None:
+    """Add a purpose, or a new version of its wording if it exists."""
+    library = _library_or_fail(slug)
+    if not re.match(r"^[a-z][a-z0-9_]{1,39}$", code):
+        raise click.ClickException("a code is 2-40 lower-case letters, digits or underscores")
+    purpose = next((p for p in library.purposes if p.code == code), None)
+    if purpose is None:
+        purpose = Purpose(
+            library=library,
+            code=code,
+            legal_basis=basis,
+            double_opt_in=not no_double_opt_in,
+            self_service=not desk_only,
+            list_id=f"{code.replace('_', '-')}.{library.slug}.lists.example.org",
+            position=len(library.purposes),
+        )
+        db.session.add(purpose)
+        db.session.flush()
+    for language, title, body in (("nl", title_nl, text_nl), ("en", title_en, text_en)):
+        text = ledger.add_text(db.session, purpose, language, title, body)
+        click.echo(f"{code} [{language}] version {text.version} sha256 {text.sha256[:12]}")
+    db.session.commit()
+
+
 subject = AppGroup("subject", help="Look at one person's data.")
 
 
@@ -87,9 +141,7 @@ subject = AppGroup("subject", help="Look at one person's data.")
 @click.option("--library", "slug", required=True, help="The library's slug, e.g. borne.")
 def subject_export(email: str, slug: str) -> None:
     """Print everything held about one person as JSON."""
-    library = db.session.scalar(select(Library).where(Library.slug == slug))
-    if library is None:
-        raise click.ClickException(f"no library {slug!r}")
+    library = _library_or_fail(slug)
     person = ledger.find_subject(db.session, library, email)
     if person is None:
         raise click.ClickException("no such person in this library")
@@ -108,3 +160,10 @@ def ledger_verify() -> None:
     if problems:
         sys.exit(1)
     click.echo("ledger ok: every state equals the fold of its events")
+
+
+def _library_or_fail(slug: str) -> Library:
+    library = db.session.scalar(select(Library).where(Library.slug == slug))
+    if library is None:
+        raise click.ClickException(f"no library {slug!r}")
+    return library

@@ -100,3 +100,20 @@ def test_library_create(app, runner, client):
         assert runner.invoke(args=["library", "create", *bad]).exit_code == 1
     bad_origin = ["library", "create", "gouda", "--name", "G", "--origin", "https://x.nl/page"]
     assert "not an origin" in runner.invoke(args=bad_origin).output
+
+
+def test_a_library_adds_its_own_purpose(app, runner, client):
+    args = [
+        "purpose", "create", "events", "--library", "borne",
+        "--title-nl", "Activiteiten", "--text-nl", "Ja, mail mij over lezingen.",
+        "--title-en", "Events", "--text-en", "Yes, mail me about talks.",
+    ]  # fmt: skip
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert "events [nl] version 1" in result.output
+    assert 'name="purpose" value="events"' in client.get("/borne/signup").get_data(as_text=True)
+    assert "Ja, mail mij over lezingen." in client.get("/borne/signup").get_data(as_text=True)
+    assert 'value="events"' not in client.get("/zoetermeer/signup").get_data(as_text=True)
+    reworded = [*args[:-1], "Yes, mail me about talks and readings."]
+    assert "events [en] version 2" in runner.invoke(args=reworded).output
+    assert runner.invoke(args=["purpose", "create", "Bad Code", *args[3:]]).exit_code == 1
