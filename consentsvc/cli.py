@@ -13,6 +13,7 @@ from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from . import ledger
+from .database import reading_only
 from .extensions import db
 from .models import LegalBasis, Library, Purpose
 
@@ -141,11 +142,14 @@ subject = AppGroup("subject", help="Look at one person's data.")
 @click.option("--library", "slug", required=True, help="The library's slug, e.g. borne.")
 def subject_export(email: str, slug: str) -> None:
     """Print everything held about one person as JSON."""
-    library = _library_or_fail(slug)
-    person = ledger.find_subject(db.session, library, email)
-    if person is None:
-        raise click.ClickException("no such person in this library")
-    click.echo(json.dumps(ledger.export(db.session, person), indent=2, ensure_ascii=False))
+    with reading_only():
+        library = _library_or_fail(slug)
+        person = ledger.find_subject(db.session, library, email)
+        if person is None:
+            raise click.ClickException("no such person in this library")
+        data = ledger.export(db.session, person)
+        db.session.rollback()
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 ledger_group = AppGroup("ledger", help="Check the consent ledger.")
@@ -154,7 +158,9 @@ ledger_group = AppGroup("ledger", help="Check the consent ledger.")
 @ledger_group.command("verify")
 def ledger_verify() -> None:
     """Check that every current state equals the fold of its events."""
-    problems = ledger.verify(db.session)
+    with reading_only():
+        problems = ledger.verify(db.session)
+        db.session.rollback()
     for subject_id, purpose_id, what in problems:
         click.echo(f"subject {subject_id}, purpose {purpose_id}: {what}", err=True)
     if problems:

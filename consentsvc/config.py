@@ -42,8 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }
 
-# Flask's own keys that follow from ours.
 LANGUAGES = ("nl", "en")
+MIN_KEY_LENGTH = 32
 
 
 def load(app: Any, test_config: dict[str, Any] | None) -> None:
@@ -57,9 +57,19 @@ def load(app: Any, test_config: dict[str, Any] | None) -> None:
     instance.mkdir(parents=True, exist_ok=True)
     cfg = app.config
     cfg["SECRET_KEY"] = cfg["SECRET_KEY"] or _instance_secret(instance / "secret_key")
+    if isinstance(cfg["SECRET_KEY_FALLBACKS"], str):
+        # A single old key given without JSON brackets.
+        cfg["SECRET_KEY_FALLBACKS"] = [cfg["SECRET_KEY_FALLBACKS"]]
+    for key in (cfg["SECRET_KEY"], *cfg["SECRET_KEY_FALLBACKS"]):
+        if not isinstance(key, str) or len(key) < MIN_KEY_LENGTH:
+            raise ValueError(
+                f"CONSENTSVC_SECRET_KEY and its fallbacks need at least {MIN_KEY_LENGTH} characters"
+            )
     cfg["SUPPRESSION_KEY"] = cfg["SUPPRESSION_KEY"] or _instance_secret(
         instance / "suppression_key"
     )
+    # Errors must not carry e-mail addresses from query parameters into logs.
+    cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"hide_parameters": True}
     cfg["SQLALCHEMY_DATABASE_URI"] = database_uri(
         cfg["DATABASE_URL"] or f"sqlite:///{instance / 'consentsvc.sqlite'}"
     )

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from flask import has_request_context, request
 from sqlalchemy import Engine, event
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_reading_only: ContextVar[bool] = ContextVar("reading_only", default=False)
+
+
+@contextmanager
+def reading_only() -> Iterator[None]:
+    """Mark work that only reads (reports, exports), so it does not hold SQLite's write lock."""
+    token = _reading_only.set(True)
+    try:
+        yield
+    finally:
+        _reading_only.reset(token)
 
 
 def tune_engine(engine: Engine) -> None:
@@ -31,5 +45,5 @@ def tune_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        reading = has_request_context() and request.method in SAFE_METHODS
+        reading = _reading_only.get() or (has_request_context() and request.method in SAFE_METHODS)
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")

@@ -128,6 +128,7 @@ def setup_library(
                 legal_basis=basis,
                 double_opt_in=doi,
                 self_service=self_service,
+                is_mail=code != "direct_debit",
                 list_id=f"{code.replace('_', '-')}.{slug}.{host}",
                 position=position,
             )

@@ -225,18 +225,21 @@ def signup(
     """
     purposes = _self_service_purposes(library, purpose_codes)
     subject = subject_for(session, library, email, language)
-    _lock(session, subject)
+    lock(session, subject)
     now = utcnow()
     subject.last_activity_at = now
     evidence = _evidence(session, subject, proof)
     result = SignupResult(subject, [], [], [], False)
     for purpose in purposes:
         text = _shown_text(session, purpose, language, (text_ids or {}).get(purpose.code))
-        status = _status(session, subject, purpose)
+        status = status_of(session, subject, purpose)
         if status == Status.GRANTED:
             result.already_granted.append(purpose.code)
             continue
-        action = Action.REQUESTED if purpose.double_opt_in else Action.GRANTED
+        # Without double opt-in a signup grants at once, but never over the person's own
+        # earlier "no": anyone can type an address into a form.
+        confirm_first = purpose.double_opt_in or status in (Status.WITHDRAWN, Status.OBJECTED)
+        action = Action.REQUESTED if confirm_first else Action.GRANTED
         event = _record(
             session, subject, purpose, action, channel, now,
             text=text, actor=actor, evidence=evidence,
@@ -255,7 +258,7 @@ def confirm(
 
     An empty list means the link was already used (or the consent changed since).
     """
-    _lock(session, subject)
+    lock(session, subject)
     now = utcnow()
     waiting = still_pending(session, subject, request_ids)
     evidence = _evidence(session, subject, proof) if waiting else None
@@ -282,7 +285,7 @@ def still_pending(
             request is not None
             and request.subject_id == subject.id
             and request.action == Action.REQUESTED
-            and _status(session, subject, request.purpose) == Status.PENDING
+            and status_of(session, subject, request.purpose) == Status.PENDING
         ):
             waiting.append(request)
     return waiting
@@ -303,8 +306,8 @@ def grant(
     purpose = purpose_by_code(subject.library, purpose_code)
     if channel == Channel.PREFERENCE_CENTRE and not purpose.self_service:
         raise NotSelfService(purpose_code)
-    _lock(session, subject)
-    if _status(session, subject, purpose) == Status.GRANTED:
+    lock(session, subject)
+    if status_of(session, subject, purpose) == Status.GRANTED:
         return None
     text = _shown_text(session, purpose, language or subject.language, text_id)
     now = utcnow()
@@ -327,8 +330,8 @@ def withdraw(
     """Stop a purpose at once: withdraw consent, or object where the basis is legitimate
     interest. Returns None when nothing was running."""
     purpose = purpose_by_code(subject.library, purpose_code)
-    _lock(session, subject)
-    if _status(session, subject, purpose) not in (Status.GRANTED, Status.PENDING):
+    lock(session, subject)
+    if status_of(session, subject, purpose) not in (Status.GRANTED, Status.PENDING):
         return None
     action = (
         Action.OBJECTED
@@ -355,8 +358,8 @@ def object_to(
     """Record an objection; it holds whatever the state was, and is never overridden by
     a later signup without the person's own new consent."""
     purpose = purpose_by_code(subject.library, purpose_code)
-    _lock(session, subject)
-    if _status(session, subject, purpose) == Status.OBJECTED:
+    lock(session, subject)
+    if status_of(session, subject, purpose) == Status.OBJECTED:
         return None
     now = utcnow()
     subject.last_activity_at = now
@@ -374,10 +377,16 @@ def withdraw_all(
     actor: str | None = None,
     proof: Proof | None = None,
 ) -> list[str]:
-    """Stop every purpose that is running; return the codes that stopped."""
+    """Stop every kind of mail that is running; return the codes that stopped.
+
+    Purposes that are not mail (direct debit) are left alone: stopping mail must not
+    cancel a payment mandate.
+    """
     stopped = []
     for purpose in subject.library.purposes:
-        if withdraw(session, subject, purpose.code, channel=channel, actor=actor, proof=proof):
+        if purpose.is_mail and withdraw(
+            session, subject, purpose.code, channel=channel, actor=actor, proof=proof
+        ):
             stopped.append(purpose.code)
     return stopped
 
@@ -601,12 +610,17 @@ def _shown_text(
     return current_text(purpose, language)
 
 
-def _lock(session: Session, subject: Subject) -> None:
-    # Serialises writers per person on PostgreSQL; SQLite already writes one at a time.
-    session.execute(select(Subject.id).where(Subject.id == subject.id).with_for_update())
+def lock(session: Session, subject: Subject) -> None:
+    """Take the person's row for this transaction and reload it.
+
+    Serialises writers per person on PostgreSQL (SQLite already writes one at a time), and
+    the reload means cool-down stamps written by a concurrent request are seen.
+    """
+    session.refresh(subject, with_for_update=True)
 
 
-def _status(session: Session, subject: Subject, purpose: Purpose) -> str | None:
+def status_of(session: Session, subject: Subject, purpose: Purpose) -> str | None:
+    """The current status of one purpose for one person (None: never asked)."""
     state = session.get(ConsentState, (subject.id, purpose.id))
     return state.status if state else None
 

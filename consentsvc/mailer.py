@@ -46,10 +46,15 @@ def mask(email: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
+# A signup that makes something newly pending is news and is mailed, but never more than
+# this many confirmation mails before the person has had a quiet cool-down period: an
+# unsubscribe-and-undo loop must not become a way to flood someone's inbox.
+MAX_CONFIRM_MAILS = 3
+
+
 def after_signup(subject: Subject, result: SignupResult) -> Outgoing | None:
     """The mail a signup calls for, if the cool-down allows one."""
-    if result.request_ids and (result.newly_pending or _cooled(subject.last_confirm_mail_at)):
-        subject.last_confirm_mail_at = utcnow()
+    if result.request_ids and _may_send_confirmation(subject, news=result.newly_pending):
         link = absolute_url(
             "public.confirm", token=tokens.make_confirm(subject.id, result.request_ids)
         )
@@ -62,9 +67,8 @@ def after_signup(subject: Subject, result: SignupResult) -> Outgoing | None:
 
 def confirm_again(subject: Subject, requests: list[ConsentEvent]) -> Outgoing | None:
     """A fresh confirmation link for requests whose link expired."""
-    if not requests or not _cooled(subject.last_confirm_mail_at):
+    if not requests or not _may_send_confirmation(subject, news=False):
         return None
-    subject.last_confirm_mail_at = utcnow()
     token = tokens.make_confirm(subject.id, [r.id for r in requests])
     link = absolute_url("public.confirm", token=token)
     titles = _titles([r.purpose for r in requests], subject.language)
@@ -143,6 +147,17 @@ def _titles(purposes: list[Purpose], language: str) -> list[str]:
         text = current_text(purpose, language)
         titles.append(text.title if text else purpose.code)
     return titles
+
+
+def _may_send_confirmation(subject: Subject, *, news: bool) -> bool:
+    if _cooled(subject.last_confirm_mail_at):
+        subject.recent_confirm_mails = 0
+    sent = subject.recent_confirm_mails or 0
+    if sent and not (news and sent < MAX_CONFIRM_MAILS):
+        return False
+    subject.recent_confirm_mails = sent + 1
+    subject.last_confirm_mail_at = utcnow()
+    return True
 
 
 def _cooled(last: datetime | None) -> bool:

@@ -88,6 +88,8 @@ class Subject(db.Model):
     # When the service last mailed this person a confirmation or a preference link;
     # repeated requests inside the cool-down send nothing, so nobody can be mail-bombed.
     last_confirm_mail_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Confirmation mails since the last quiet cool-down period (see mailer).
+    recent_confirm_mails: Mapped[int] = mapped_column(default=0)
     last_link_mail_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     library: Mapped[Library] = relationship()
@@ -104,6 +106,8 @@ class Purpose(db.Model):
     # Whether members may switch it on themselves (signup form, preference centre).
     # Direct debit is not: it needs a signed mandate.
     self_service: Mapped[bool] = mapped_column(default=True)
+    # Whether the purpose is about sending mail (checks, unsubscribe links, "stop all mail").
+    is_mail: Mapped[bool] = mapped_column(default=True)
     retention_days_after_withdrawal: Mapped[int | None] = mapped_column()
     list_id: Mapped[str] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(default=0)

@@ -14,7 +14,7 @@ TEST_DATABASE_URL = os.environ.get("CONSENTSVC_TEST_DATABASE_URL")
 
 TEST_CONFIG = {
     "TESTING": True,
-    "SECRET_KEY": "test-secret-key",
+    "SECRET_KEY": "test-secret-key-that-is-long-enough-0123",
     "SUPPRESSION_KEY": "test-suppression-key",
     "BASE_URL": "http://localhost",
     # A server name makes Flask-Mail send (suppressed while testing, and recorded).

@@ -249,3 +249,16 @@ def test_events_cannot_be_changed_or_deleted(session, borne):
     session.delete(session.get(ConsentEvent, event.id))
     with pytest.raises(RuntimeError, match="append-only"):
         session.flush()
+
+
+def test_signup_without_double_opt_in_never_overrides_an_earlier_no(session, borne):
+    offers = ledger.purpose_by_code(borne, "newsletter")
+    offers.double_opt_in = False
+    subject = subscribe(session, borne, "jan@example.nl")
+    assert ledger.status_of(session, subject, offers) == "granted"
+    ledger.object_to(session, subject, "newsletter", channel="preference_centre")
+    again = ledger.signup(
+        session, borne, "jan@example.nl", ["newsletter"], language="nl", channel="web_form"
+    )
+    assert ledger.status_of(session, subject, offers) == "pending"
+    assert again.request_ids

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 from flask_migrate import upgrade
 from sqlalchemy import inspect, text
@@ -64,14 +65,30 @@ def test_ledger_verify_finds_a_state_that_disagrees(app, runner, client):
     assert "state granted but last event requested" in result.output
 
 
-def test_translations_are_complete():
+def test_translations_are_complete_and_current():
+    keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
+    method_map = [
+        ("**.py", "python"),
+        ("**/templates/**.html", "jinja2"),
+        ("**/templates/**.txt", "jinja2"),
+    ]
+    in_code = {
+        message[2]
+        for message in extract_from_dir(ROOT / "consentsvc", method_map, keywords=keywords)
+    }
     for language in ("nl", "en"):
         path = ROOT / "consentsvc" / "translations" / language / "LC_MESSAGES" / "messages.po"
         with path.open("rb") as po:
             catalogue = read_po(po)
-        missing = [m.id for m in catalogue if m.id and not m.string]
-        fuzzy = [m.id for m in catalogue if m.id and m.fuzzy]
-        assert missing == [] and fuzzy == [], language
+        ids = {m.id for m in catalogue if m.id}
+        assert in_code - ids == set(), f"{language}: not in the catalogue, run make messages"
+        assert ids - in_code == set(), f"{language}: no longer used, run make messages"
+        empty = [
+            m.id
+            for m in catalogue
+            if m.id and not all(m.string if isinstance(m.string, tuple) else [m.string])
+        ]
+        assert empty == [] and not [m.id for m in catalogue if m.fuzzy], language
 
 
 def test_healthz_and_theme(client):

@@ -7,6 +7,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from ..extensions import htmx
+
 MESSAGES = {
     400: (_l("Something is wrong with this request"), _l("Please go back and try again.")),
     403: (_l("Not allowed"), _l("You may not do this here.")),
@@ -22,7 +24,7 @@ MESSAGES = {
     ),
     500: (
         _l("Something went wrong on our side"),
-        _l("Your choice has not been saved. Please try again later."),
+        _l("Please try again later. Does it keep happening? Then contact your library."),
     ),
 }
 
@@ -42,6 +44,15 @@ def render_error(status: int, title: object = None, message: object = None) -> t
 
 
 def init_app(app: Flask) -> None:
+    @app.after_request
+    def _errors_replace_the_page(response: Response) -> Response:
+        # htmx swaps error answers too (see responseHandling in base.html); an error page
+        # must replace the whole body, not land inside the list that was being updated.
+        if htmx and not htmx.boosted and response.status_code >= 400:
+            response.headers["HX-Retarget"] = "body"
+            response.headers["HX-Reswap"] = "innerHTML"
+        return response
+
     @app.errorhandler(CSRFError)
     def _csrf(_exc: CSRFError) -> tuple[str, int]:
         return render_error(

@@ -7,7 +7,6 @@ nothing on GET, so link scanners that fetch every link in a mail do no harm.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import (
@@ -172,17 +171,17 @@ def confirm_post(token: str) -> str | tuple[str, int]:
 @limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
 def confirm_resend(token: str) -> str | tuple[str, int]:
     """Mail a fresh confirmation link for a link that expired."""
-    subject = _subject_of_any_age(token, tokens.read_confirm)
-    if subject is not None:
-        try:
-            request_ids = tokens.read_confirm(token).request_ids
-        except tokens.ExpiredToken as exc:
-            request_ids = exc.payload[1] if isinstance(exc.payload, list) else []
-        waiting = ledger.still_pending(db.session, subject, request_ids)
-        outgoing = mailer.confirm_again(subject, waiting)
-        db.session.commit()
-        mailer.deliver(outgoing)
-    return render_template("public/link_sent.html", library=subject.library if subject else None)
+    try:
+        link = tokens.read_confirm(token, expired_ok=True)
+    except tokens.InvalidToken:
+        return _bad_link()
+    subject = _subject_or_stop(link.subject_id)
+    ledger.lock(db.session, subject)
+    waiting = ledger.still_pending(db.session, subject, link.request_ids)
+    outgoing = mailer.confirm_again(subject, waiting)
+    db.session.commit()
+    mailer.deliver(outgoing)
+    return render_template("public/link_sent.html", library=subject.library, resend=True)
 
 
 def _confirm_used(subject: Subject) -> str:
@@ -210,7 +209,9 @@ def _confirm_link(token: str) -> tuple[tokens.ConfirmLink, Subject]:
 def preferences(token: str) -> str | tuple[str, int]:
     """Show every purpose with its state, and the controls to change them."""
     subject = _preference_subject(token)
-    return _preference_page(subject, token, saved=request.args.get("saved"))
+    # Always the whole page: htmx's history restore also sends HX-Request.
+    context = _preference_context(subject, token, request.args.get("saved"))
+    return render_template("public/preferences.html", **context)
 
 
 @bp.post("/preferences/<token>")
@@ -219,7 +220,7 @@ def preferences_post(token: str) -> Response | str | tuple[str, int]:
     """Switch one purpose on or off: an htmx fragment, or a redirect back to the page."""
     subject = _preference_subject(token)
     code, choice = request.form.get("purpose", ""), request.form.get("choice")
-    if choice not in ("on", "off"):
+    if choice not in ("on", "off", "never"):
         return render_error(400)
     try:
         if choice == "on":
@@ -228,8 +229,12 @@ def preferences_post(token: str) -> Response | str | tuple[str, int]:
                 language=current_language(),
                 text_id=_int(request.form.get("text_id")), proof=_proof(),
             )  # fmt: skip
-        else:
+        elif choice == "off":
             ledger.withdraw(
+                db.session, subject, code, channel=Channel.PREFERENCE_CENTRE, proof=_proof()
+            )
+        else:
+            ledger.object_to(
                 db.session, subject, code, channel=Channel.PREFERENCE_CENTRE, proof=_proof()
             )
     except LedgerError:
@@ -278,24 +283,17 @@ def preferences_history(token: str) -> str | tuple[str, int]:
 @bp.post("/preferences/<token>/resend")
 @csrf.exempt
 @limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
-def preferences_resend(token: str) -> str:
+def preferences_resend(token: str) -> str | tuple[str, int]:
     """Mail a fresh preference link for one that expired."""
-    subject = _subject_of_any_age(token, tokens.read_preferences)
-    if subject is not None:
-        outgoing = mailer.preference_link(subject)
-        db.session.commit()
-        mailer.deliver(outgoing)
-    return render_template("public/link_sent.html", library=subject.library if subject else None)
-
-
-def _preference_page(subject: Subject, token: str, saved: str | None = None) -> str:
-    context = _preference_context(subject, token, saved)
-    if htmx and not htmx.boosted:
-        # An htmx toggle: only the list of purposes, and the notice out of band.
-        return render_blocks(
-            "public/preferences.html", ["purposes", "saved_notice"], fragment=True, **context
-        )
-    return render_template("public/preferences.html", **context)
+    try:
+        subject = _subject_or_stop(tokens.read_preferences(token, expired_ok=True))
+    except tokens.InvalidToken:
+        return _bad_link()
+    ledger.lock(db.session, subject)
+    outgoing = mailer.preference_link(subject)
+    db.session.commit()
+    mailer.deliver(outgoing)
+    return render_template("public/link_sent.html", library=subject.library, resend=True)
 
 
 def _preference_context(subject: Subject, token: str, saved: str | None) -> dict[str, object]:
@@ -313,7 +311,10 @@ def _preference_context(subject: Subject, token: str, saved: str | None) -> dict
 
 def _after_preference_change(subject: Subject, token: str, saved: str) -> Response | str:
     if htmx and not htmx.boosted:
-        return _preference_page(subject, token, saved)
+        # An htmx toggle: only the list of purposes, and the notice out of band.
+        context = _preference_context(subject, token, saved)
+        blocks = ["purposes", "saved_notice"]
+        return render_blocks("public/preferences.html", blocks, fragment=True, **context)
     return redirect(url_for(".preferences", token=token, saved=saved), 303)
 
 
@@ -330,11 +331,15 @@ def _preference_subject(token: str) -> Subject:
 # -- unsubscribe ------------------------------------------------------------------------------
 
 
+# Unsubscribe links never expire and pass through mailing processors, so their pages never
+# lead into the preference centre; they offer the "mail me my link" page instead.
+
+
 @bp.get("/unsubscribe/<token>")
 def unsubscribe(token: str) -> str | tuple[str, int]:
     """Say what will stop, with a button; a GET changes nothing."""
     subject, purpose = _unsubscribe_target(token)
-    status = _status(subject, purpose)
+    status = ledger.status_of(db.session, subject, purpose)
     return render_template(
         "public/unsubscribe.html",
         library=subject.library,
@@ -342,7 +347,6 @@ def unsubscribe(token: str) -> str | tuple[str, int]:
         title=_title(purpose),
         running=status in ("granted", "pending"),
         token=token,
-        preferences_token=tokens.make_preferences(subject.id),
     )
 
 
@@ -364,7 +368,6 @@ def unsubscribe_post(token: str) -> str | tuple[str, int]:
         title=_title(purpose),
         can_undo=purpose in ledger.signup_purposes(subject.library),
         token=token,
-        preferences_token=tokens.make_preferences(subject.id),
     )
 
 
@@ -391,7 +394,7 @@ def unsubscribe_undo(token: str) -> str | tuple[str, int]:
 def _unsubscribe_target(token: str) -> tuple[Subject, Purpose]:
     try:
         link = tokens.read_unsubscribe(token)
-    except (tokens.InvalidToken, tokens.ExpiredToken):
+    except tokens.InvalidToken:
         raise Stop(_bad_link()) from None
     subject = _subject_or_stop(link.subject_id)
     purpose = db.session.get(Purpose, link.purpose_id)
@@ -420,6 +423,7 @@ def request_link(library: str) -> str | tuple[str, int]:
         ), 400
     subject = ledger.find_subject(db.session, lib, email)
     if subject is not None:
+        ledger.lock(db.session, subject)
         outgoing = mailer.preference_link(subject)
         db.session.commit()
         mailer.deliver(outgoing)
@@ -452,26 +456,6 @@ def _subject_or_stop(subject_id: int) -> Subject:
     if subject is None:
         raise Stop(_bad_link())
     return subject
-
-
-def _subject_of_any_age(token: str, read: Callable[[str], object]) -> Subject | None:
-    """The subject of a token that is authentic, whether or not it has expired."""
-    try:
-        payload = read(token)
-    except tokens.ExpiredToken as exc:
-        subject_id = tokens.subject_of_expired(exc)
-    except tokens.InvalidToken:
-        return None
-    else:
-        subject_id = getattr(payload, "subject_id", payload)
-    return _subject(subject_id) if isinstance(subject_id, int) else None
-
-
-def _status(subject: Subject, purpose: Purpose) -> str | None:
-    for state in ledger.state_of(db.session, subject):
-        if state.purpose.id == purpose.id:
-            return state.status
-    return None
 
 
 def _title(purpose: Purpose) -> str:

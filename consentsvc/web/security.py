@@ -21,18 +21,21 @@ CSP = "; ".join(
     ]
 )
 
-TOKEN_PATH = re.compile(r"/(confirm|preferences|unsubscribe)/[^/\s?\"]+")
+TOKEN_PATH = re.compile(r"/(confirm|preferences|unsubscribe)/[^/\s?\"']+")
+ADDRESS = re.compile(r"[\w.+-]+@([\w-]+\.[\w.-]+)")
 
 
 def redact(text: str) -> str:
-    """Replace the secret part of a link path by an ellipsis."""
-    return TOKEN_PATH.sub(r"/\1/…", text)
+    """Replace the secret part of link paths, and the person's part of addresses."""
+    return ADDRESS.sub(r"***@\1", TOKEN_PATH.sub(r"/\1/…", text))
 
 
 class RedactTokens(logging.Filter):
-    """Keep signed tokens out of access logs (Werkzeug's and gunicorn's)."""
+    """Keep signed tokens and addresses out of every log line, tracebacks included."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
@@ -46,7 +49,7 @@ class RedactTokens(logging.Filter):
 
 def init_app(app: Flask) -> None:
     redactor = RedactTokens()
-    for name in ("werkzeug", "gunicorn.access", "gunicorn.error"):
+    for name in ("werkzeug", "gunicorn.access", "gunicorn.error", app.logger.name):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(redactor)

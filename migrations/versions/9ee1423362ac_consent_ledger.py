@@ -1,8 +1,8 @@
 """consent ledger
 
-Revision ID: 13bbfbe397c8
+Revision ID: 9ee1423362ac
 Revises: 
-Create Date: 2026-11-22 03:47:04.072231
+Create Date: 2026-11-22 04:08:35.812610
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import consentsvc.models
 
 
 # revision identifiers, used by Alembic.
-revision = '13bbfbe397c8'
+revision = '9ee1423362ac'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -40,6 +40,7 @@ def upgrade():
     sa.Column('legal_basis', sa.String(length=20), nullable=False),
     sa.Column('double_opt_in', sa.Boolean(), nullable=False),
     sa.Column('self_service', sa.Boolean(), nullable=False),
+    sa.Column('is_mail', sa.Boolean(), nullable=False),
     sa.Column('retention_days_after_withdrawal', sa.Integer(), nullable=True),
     sa.Column('list_id', sa.String(length=200), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
@@ -59,6 +60,7 @@ def upgrade():
     sa.Column('created_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_activity_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_confirm_mail_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('recent_confirm_mails', sa.Integer(), nullable=False),
     sa.Column('last_link_mail_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['library_id'], ['library.id'], name=op.f('fk_subject_library_id_library')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subject')),
