@@ -13,7 +13,8 @@ run: setup
 	$(BIN)/consentsvc db upgrade
 	$(BIN)/consentsvc demo
 	@echo "Open http://$(HOST):$(PORT)/borne/signup - mails land in instance/mail/ and are printed below."
-	$(BIN)/consentsvc run --host $(HOST) --port $(PORT)
+	$(BIN)/consentsvc worker & worker=$$!; trap 'kill $$worker' EXIT INT TERM; \
+		$(BIN)/consentsvc run --host $(HOST) --port $(PORT)
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from urllib.parse import urlsplit
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from . import ledger
+from . import ledger, mailer, outbox
 from .database import reading_only
 from .extensions import db
 from .models import LegalBasis, Library, Purpose
@@ -30,11 +31,45 @@ main = FlaskGroup(create_app=_create_app, help="Consent and newsletter preferenc
 
 
 def register(app: Flask) -> None:
+    app.cli.add_command(worker)
     app.cli.add_command(demo)
     app.cli.add_command(library_group)
     app.cli.add_command(purpose_group)
     app.cli.add_command(subject)
     app.cli.add_command(ledger_group)
+
+
+def deliver_once(limit: int = 50) -> outbox.Report:
+    """Deliver what is due in the outbox now (webhooks and the service's own mails)."""
+    config = current_app.config
+    return outbox.deliver_due(
+        db.session,
+        send_mail=mailer.send_queued,
+        allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
+        allow_http=config["WEBHOOK_ALLOW_HTTP"],
+        limit=limit,
+    )
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Deliver what is due now, then stop.")
+@click.option("--batch", default=50, show_default=True, help="Messages claimed at a time.")
+@with_appcontext
+def worker(once: bool, batch: int) -> None:
+    """Deliver webhooks and mails from the outbox, retrying with backoff."""
+    interval = current_app.config["WORKER_INTERVAL"]
+    while True:
+        report = deliver_once(batch)
+        db.session.remove()
+        if report.handled:
+            click.echo(
+                f"outbox: {report.delivered} delivered, {report.retried} to retry, "
+                f"{report.dead} given up"
+            )
+        if once and report.handled < batch:
+            return
+        if report.handled < batch:
+            time.sleep(interval)
 
 
 @click.command()

@@ -40,6 +40,12 @@ DEFAULTS: dict[str, Any] = {
     # Behind a reverse proxy, the number of proxies whose X-Forwarded-* headers are trusted.
     "PROXY_COUNT": 0,
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    # Webhook URLs must be https and resolve to public addresses; these networks (CIDR) are
+    # allowed anyway, e.g. ["127.0.0.0/8"] for a receiver on the same machine.
+    "WEBHOOK_ALLOWED_NETWORKS": [],
+    "WEBHOOK_ALLOW_HTTP": False,
+    # Seconds the worker sleeps when the outbox is empty.
+    "WORKER_INTERVAL": 1.0,
 }
 
 LANGUAGES = ("nl", "en")

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import outbox
 from .models import (
     ConsentEvent,
     ConsentState,
@@ -514,6 +515,12 @@ def suppress(
     if exists:
         return False
     session.add(Suppression(library_id=library.id, email_hmac=digest, reason=reason))
+    outbox.enqueue_event(
+        session,
+        library.id,
+        "suppression.added",
+        {"library": library.slug, "email": normalise_email(email), "reason": reason},
+    )
     session.flush()
     return True
 
@@ -674,6 +681,22 @@ def _record(
     state.consent_text_id = event.consent_text_id
     state.changed_at = now
     state.last_event_id = event.id
+    if action != Action.REQUESTED:
+        # Senders hear of every change that decides whether a person may be mailed; the
+        # row is part of this transaction, so no change goes unannounced.
+        outbox.enqueue_event(
+            session,
+            subject.library_id,
+            f"consent.{action}",
+            {
+                "event_id": event.id,
+                "library": subject.library.slug,
+                "email": subject.email,
+                "purpose": purpose.code,
+                "channel": channel,
+                "occurred_at": now.isoformat().replace("+00:00", "Z"),
+            },
+        )
     session.flush()
     return event
 

@@ -1,29 +1,34 @@
 """The service's own mails: confirmation, 'already subscribed', preference link.
 
-Views build a mail before they commit (so the cool-down stamp is part of the same
-transaction) and deliver it after the commit.
+A view queues a mail in the outbox in the same transaction as the change (the cool-down
+stamp included); the worker composes and sends it later, in the person's language, with
+links made at that moment. So the queue holds no address and no link.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import current_app, render_template
 from flask_babel import force_locale, gettext
 from flask_mail import Message
+from sqlalchemy.orm import Session
 
-from . import tokens
+from . import outbox, tokens
 from .config import DAY
 from .extensions import mail
-from .ledger import SignupResult, current_text
+from .ledger import SignupResult, current_text, still_pending
 from .models import ConsentEvent, Purpose, Subject, utcnow
 
-log = logging.getLogger(__name__)
+# A signup that makes something newly pending is news and is mailed, but never more than
+# this many confirmation mails before the person has had a quiet cool-down period: an
+# unsubscribe-and-undo loop must not become a way to flood someone's inbox.
+MAX_CONFIRM_MAILS = 3
 
 
 @dataclass
@@ -46,54 +51,74 @@ def mask(email: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-# A signup that makes something newly pending is news and is mailed, but never more than
-# this many confirmation mails before the person has had a quiet cool-down period: an
-# unsubscribe-and-undo loop must not become a way to flood someone's inbox.
-MAX_CONFIRM_MAILS = 3
+# -- queueing (in the caller's transaction) ------------------------------------------------------
 
 
-def after_signup(subject: Subject, result: SignupResult) -> Outgoing | None:
-    """The mail a signup calls for, if the cool-down allows one."""
+def after_signup(session: Session, subject: Subject, result: SignupResult) -> bool:
+    """Queue the mail a signup calls for, if the cool-down allows one."""
     if result.request_ids and _may_send_confirmation(subject, news=result.newly_pending):
-        link = absolute_url(
-            "public.confirm", token=tokens.make_confirm(subject.id, result.request_ids)
-        )
-        purposes = [p for p in subject.library.purposes if p.code in result.pending]
-        return _compose(subject, "confirm", link, titles=_titles(purposes, subject.language))
+        _queue(session, subject, "confirm", request_ids=result.request_ids)
+        return True
     if not result.request_ids and result.already_granted:
-        return preference_link(subject, kind="already_subscribed")
-    return None
+        return preference_link(session, subject, kind="already_subscribed")
+    return False
 
 
-def confirm_again(subject: Subject, requests: list[ConsentEvent]) -> Outgoing | None:
-    """A fresh confirmation link for requests whose link expired."""
+def confirm_again(session: Session, subject: Subject, requests: list[ConsentEvent]) -> bool:
+    """Queue a fresh confirmation link for requests whose link expired."""
     if not requests or not _may_send_confirmation(subject, news=False):
-        return None
-    token = tokens.make_confirm(subject.id, [r.id for r in requests])
-    link = absolute_url("public.confirm", token=token)
-    titles = _titles([r.purpose for r in requests], subject.language)
-    return _compose(subject, "confirm", link, titles=titles)
+        return False
+    _queue(session, subject, "confirm", request_ids=[r.id for r in requests])
+    return True
 
 
-def preference_link(subject: Subject, kind: str = "preference_link") -> Outgoing | None:
-    """A mail with a fresh link to the preference centre, if the cool-down allows one."""
+def preference_link(session: Session, subject: Subject, kind: str = "preference_link") -> bool:
+    """Queue a mail with a fresh link to the preference centre, if the cool-down allows one."""
     if not _cooled(subject.last_link_mail_at):
-        return None
+        return False
     subject.last_link_mail_at = utcnow()
+    _queue(session, subject, kind)
+    return True
+
+
+# -- sending (from the worker) ------------------------------------------------------------------
+
+
+def send_queued(payload: dict[str, Any]) -> None:
+    """Compose and send a queued mail; raises outbox.RetryLater when the server fails."""
+    session = current_app.extensions["sqlalchemy"].session
+    subject = session.get(Subject, payload["subject_id"])
+    if subject is None:
+        raise outbox.GiveUp("the person is no longer known")
+    outgoing = compose(session, subject, payload)
+    if outgoing is None:
+        return
+    try:
+        send(outgoing)
+    except OSError as exc:  # smtplib's errors are OSErrors too
+        raise outbox.RetryLater(f"mail: {type(exc).__name__}") from None
+
+
+def compose(session: Session, subject: Subject, payload: dict[str, Any]) -> Outgoing | None:
+    """The mail for a queued payload, or None when there is nothing left to mail about."""
+    kind = payload["mail"]
+    if kind == "confirm":
+        requests = still_pending(session, subject, payload.get("request_ids", []))
+        if not requests:
+            return None  # confirmed or withdrawn in the meantime
+        token = tokens.make_confirm(subject.id, [r.id for r in requests])
+        link = absolute_url("public.confirm", token=token)
+        titles = _titles([r.purpose for r in requests], subject.language)
+        return _compose(subject, kind, link, titles=titles)
     link = absolute_url("public.preferences", token=tokens.make_preferences(subject.id))
     return _compose(subject, kind, link)
 
 
-def deliver(outgoing: Outgoing | None) -> None:
+def send(outgoing: Outgoing) -> None:
     """Send over SMTP, or without MAIL_SERVER write the mail to MAIL_DIR for a person to open."""
-    if outgoing is None:
-        return
     config = current_app.config
     if config["MAIL_SERVER"]:
-        try:
-            mail.send(outgoing.message)
-        except OSError as exc:
-            log.warning("mail %s could not be sent: %s", outgoing.kind, type(exc).__name__)
+        mail.send(outgoing.message)
         return
     folder = Path(config["MAIL_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,6 +140,10 @@ SUBJECT_LINES = {
         "Your link to your mail settings at %(library)s", library=library
     ),
 }
+
+
+def _queue(session: Session, subject: Subject, kind: str, **params: Any) -> None:
+    outbox.enqueue_mail(session, subject.library_id, kind, subject.id, **params)
 
 
 def _compose(subject: Subject, kind: str, link: str, **context: object) -> Outgoing:

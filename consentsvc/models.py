@@ -203,3 +203,90 @@ class Suppression(db.Model):
     email_hmac: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(30))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiClient(db.Model):
+    """A mailing processor or website backend. Only a hash of its key is kept."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The start of the key, so a person can tell keys apart in lists.
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    purposes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    library: Mapped[Library] = relationship()
+
+
+class ConsentDecision(db.Model):
+    """The answer to one consent check, kept so a send can later be traced to it."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_client.id"))
+    purpose_id: Mapped[int] = mapped_column(ForeignKey("purpose.id"))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recipients: Mapped[int] = mapped_column()
+    # Subject ids that were allowed; with the counts per reason this is the whole answer
+    # without keeping a single address.
+    allowed_subject_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    reasons: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class InboundEvent(db.Model):
+    """An event a sender reported, remembered by the sender's own id so repeats do nothing."""
+
+    __table_args__ = (UniqueConstraint("client_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_client.id"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(30))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookEndpoint(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # whsec_ + base64; needed in full to sign, so it is kept (never logged or shown again).
+    secret: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    library: Mapped[Library] = relationship()
+
+
+class OutboxMessage(db.Model):
+    """Something to send after the transaction that caused it has committed.
+
+    Mails name the subject and the kind of mail, not the address or the link: those are
+    made at sending time, so no personal data or token waits in this table.
+    """
+
+    __table_args__ = (Index("ix_outbox_message_due", "delivered_at", "dead_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"))
+    channel: Mapped[str] = mapped_column(String(10))  # "webhook" or "mail"
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_endpoint.id"))
+    event_type: Mapped[str] = mapped_column(String(40))
+    # The webhook-id header: the same on every retry, so receivers can drop duplicates.
+    message_id: Mapped[str] = mapped_column(String(40), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # A worker holds a message until this time; after a crash another worker takes it over.
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+    endpoint: Mapped[WebhookEndpoint | None] = relationship()

@@ -66,10 +66,38 @@ def runner(app):
     return app.test_cli_runner()
 
 
+class Mailbox:
+    """The mails the service sent, read like a list; reading first runs the outbox worker."""
+
+    def __init__(self, app, recorded):
+        self.app, self.recorded = app, recorded
+
+    def _drain(self):
+        from consentsvc.cli import deliver_once
+
+        with self.app.app_context():
+            while deliver_once().handled:
+                pass
+            db.session.remove()
+        return self.recorded
+
+    def __len__(self):
+        return len(self._drain())
+
+    def __getitem__(self, index):
+        return self._drain()[index]
+
+    def __iter__(self):
+        return iter(self._drain())
+
+    def __eq__(self, other):
+        return self._drain() == other
+
+
 @pytest.fixture
 def outbox(app):
     with mail.record_messages() as messages:
-        yield messages
+        yield Mailbox(app, messages)
 
 
 @pytest.fixture

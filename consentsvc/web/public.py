@@ -109,9 +109,8 @@ def signup(library: str) -> str | tuple[str, int]:
     except LedgerError:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
-    outgoing = mailer.after_signup(result.subject, result)
+    mailer.after_signup(db.session, result.subject, result)
     db.session.commit()
-    mailer.deliver(outgoing)
     # The same words for a new, a pending and a confirmed address: nobody learns who is subscribed.
     return render_template("public/signup_sent.html", library=lib)
 
@@ -178,9 +177,8 @@ def confirm_resend(token: str) -> str | tuple[str, int]:
     subject = _subject_or_stop(link.subject_id)
     ledger.lock(db.session, subject)
     waiting = ledger.still_pending(db.session, subject, link.request_ids)
-    outgoing = mailer.confirm_again(subject, waiting)
+    mailer.confirm_again(db.session, subject, waiting)
     db.session.commit()
-    mailer.deliver(outgoing)
     return render_template("public/link_sent.html", library=subject.library, resend=True)
 
 
@@ -290,9 +288,8 @@ def preferences_resend(token: str) -> str | tuple[str, int]:
     except tokens.InvalidToken:
         return _bad_link()
     ledger.lock(db.session, subject)
-    outgoing = mailer.preference_link(subject)
+    mailer.preference_link(db.session, subject)
     db.session.commit()
-    mailer.deliver(outgoing)
     return render_template("public/link_sent.html", library=subject.library, resend=True)
 
 
@@ -385,9 +382,8 @@ def unsubscribe_undo(token: str) -> str | tuple[str, int]:
     except LedgerError:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
-    outgoing = mailer.after_signup(subject, result)
+    mailer.after_signup(db.session, subject, result)
     db.session.commit()
-    mailer.deliver(outgoing)
     return render_template("public/signup_sent.html", library=subject.library)
 
 
@@ -424,9 +420,8 @@ def request_link(library: str) -> str | tuple[str, int]:
     subject = ledger.find_subject(db.session, lib, email)
     if subject is not None:
         ledger.lock(db.session, subject)
-        outgoing = mailer.preference_link(subject)
+        mailer.preference_link(db.session, subject)
         db.session.commit()
-        mailer.deliver(outgoing)
     return render_template("public/link_sent.html", library=lib)
 
 

@@ -1,8 +1,8 @@
-"""consent ledger
+"""consent ledger, senders and outbox
 
-Revision ID: 9ee1423362ac
+Revision ID: bc6ad2bf26be
 Revises: 
-Create Date: 2026-11-22 04:08:35.812610
+Create Date: 2026-11-22 04:12:28.120657
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import consentsvc.models
 
 
 # revision identifiers, used by Alembic.
-revision = '9ee1423362ac'
+revision = 'bc6ad2bf26be'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -33,6 +33,23 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_library')),
     sa.UniqueConstraint('slug', name=op.f('uq_library_slug'))
     )
+    op.create_table('api_client',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('library_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('key_hash', sa.String(length=64), nullable=False),
+    sa.Column('key_prefix', sa.String(length=16), nullable=False),
+    sa.Column('purposes', sa.JSON(), nullable=False),
+    sa.Column('created_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_used_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['library_id'], ['library.id'], name=op.f('fk_api_client_library_id_library')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_client')),
+    sa.UniqueConstraint('key_hash', name=op.f('uq_api_client_key_hash'))
+    )
+    with op.batch_alter_table('api_client', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_client_library_id'), ['library_id'], unique=False)
+
     op.create_table('purpose',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('library_id', sa.Integer(), nullable=False),
@@ -79,6 +96,38 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_suppression')),
     sa.UniqueConstraint('library_id', 'email_hmac', name=op.f('uq_suppression_library_id'))
     )
+    op.create_table('webhook_endpoint',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('library_id', sa.Integer(), nullable=False),
+    sa.Column('url', sa.String(length=500), nullable=False),
+    sa.Column('events', sa.JSON(), nullable=False),
+    sa.Column('secret', sa.String(length=100), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('disabled_reason', sa.String(length=200), nullable=True),
+    sa.Column('created_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['library_id'], ['library.id'], name=op.f('fk_webhook_endpoint_library_id_library')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_endpoint'))
+    )
+    with op.batch_alter_table('webhook_endpoint', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_endpoint_library_id'), ['library_id'], unique=False)
+
+    op.create_table('consent_decision',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('library_id', sa.Integer(), nullable=False),
+    sa.Column('client_id', sa.Integer(), nullable=False),
+    sa.Column('purpose_id', sa.Integer(), nullable=False),
+    sa.Column('checked_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recipients', sa.Integer(), nullable=False),
+    sa.Column('allowed_subject_ids', sa.JSON(), nullable=False),
+    sa.Column('reasons', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['client_id'], ['api_client.id'], name=op.f('fk_consent_decision_client_id_api_client')),
+    sa.ForeignKeyConstraint(['library_id'], ['library.id'], name=op.f('fk_consent_decision_library_id_library')),
+    sa.ForeignKeyConstraint(['purpose_id'], ['purpose.id'], name=op.f('fk_consent_decision_purpose_id_purpose')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_decision'))
+    )
+    with op.batch_alter_table('consent_decision', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consent_decision_library_id'), ['library_id'], unique=False)
+
     op.create_table('consent_text',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('purpose_id', sa.Integer(), nullable=False),
@@ -108,6 +157,39 @@ def upgrade():
     )
     with op.batch_alter_table('evidence', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_evidence_subject_id'), ['subject_id'], unique=False)
+
+    op.create_table('inbound_event',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('client_id', sa.Integer(), nullable=False),
+    sa.Column('external_id', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('received_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['client_id'], ['api_client.id'], name=op.f('fk_inbound_event_client_id_api_client')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_event')),
+    sa.UniqueConstraint('client_id', 'external_id', name=op.f('uq_inbound_event_client_id'))
+    )
+    op.create_table('outbox_message',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('library_id', sa.Integer(), nullable=False),
+    sa.Column('channel', sa.String(length=10), nullable=False),
+    sa.Column('endpoint_id', sa.Integer(), nullable=True),
+    sa.Column('event_type', sa.String(length=40), nullable=False),
+    sa.Column('message_id', sa.String(length=40), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('created_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('leased_until', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('delivered_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('dead_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.String(length=200), nullable=True),
+    sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoint.id'], name=op.f('fk_outbox_message_endpoint_id_webhook_endpoint')),
+    sa.ForeignKeyConstraint(['library_id'], ['library.id'], name=op.f('fk_outbox_message_library_id_library')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_message')),
+    sa.UniqueConstraint('message_id', name=op.f('uq_outbox_message_message_id'))
+    )
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_message_due', ['delivered_at', 'dead_at', 'next_attempt_at'], unique=False)
 
     op.create_table('consent_event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -153,6 +235,11 @@ def downgrade():
         batch_op.drop_index('ix_consent_event_subject_purpose')
 
     op.drop_table('consent_event')
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_message_due')
+
+    op.drop_table('outbox_message')
+    op.drop_table('inbound_event')
     with op.batch_alter_table('evidence', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_evidence_subject_id'))
 
@@ -161,6 +248,14 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_consent_text_purpose_id'))
 
     op.drop_table('consent_text')
+    with op.batch_alter_table('consent_decision', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consent_decision_library_id'))
+
+    op.drop_table('consent_decision')
+    with op.batch_alter_table('webhook_endpoint', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_endpoint_library_id'))
+
+    op.drop_table('webhook_endpoint')
     op.drop_table('suppression')
     with op.batch_alter_table('subject', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subject_library_id'))
@@ -170,5 +265,9 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_purpose_library_id'))
 
     op.drop_table('purpose')
+    with op.batch_alter_table('api_client', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_client_library_id'))
+
+    op.drop_table('api_client')
     op.drop_table('library')
     # ### end Alembic commands ###

@@ -1,0 +1,312 @@
+"""The transactional outbox: what to send is written in the same transaction as the change
+that caused it; `consentsvc worker` delivers it afterwards, with retries.
+
+Webhooks follow Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature) and its
+retry schedule; the service's own mails go the same way, so a crash between commit and send
+loses nothing and a failing SMTP server is retried.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import random
+import secrets
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+from standardwebhooks.webhooks import Webhook
+
+from .models import OutboxMessage, WebhookEndpoint, utcnow
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = (
+    "consent.granted",
+    "consent.withdrawn",
+    "consent.objected",
+    "suppression.added",
+    "subject.erased",
+)
+# Standard Webhooks' schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), stretched with two
+# daily attempts so an endpoint may be down for about three days before a message is dropped.
+RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000, 86400, 86400)
+LEASE = timedelta(minutes=2)
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+class UnsafeURL(ValueError):
+    """A webhook URL the service will not call."""
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    import base64
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def enqueue_event(
+    session: Session, library_id: int, event_type: str, data: dict[str, Any]
+) -> list[OutboxMessage]:
+    """Queue one webhook per active endpoint of the library that wants this event."""
+    messages = []
+    endpoints = session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.library_id == library_id, WebhookEndpoint.active.is_(True)
+        )
+    )
+    for endpoint in endpoints:
+        if event_type not in endpoint.events:
+            continue
+        message = OutboxMessage(
+            library_id=library_id,
+            channel="webhook",
+            endpoint_id=endpoint.id,
+            event_type=event_type,
+            message_id=_message_id(),
+            payload={"type": event_type, "timestamp": _iso(utcnow()), "data": data},
+        )
+        session.add(message)
+        messages.append(message)
+    return messages
+
+
+def enqueue_mail(
+    session: Session, library_id: int, kind: str, subject_id: int, **params: Any
+) -> OutboxMessage:
+    """Queue one of the service's own mails; it is composed when it is sent."""
+    message = OutboxMessage(
+        library_id=library_id,
+        channel="mail",
+        event_type=f"mail.{kind}",
+        message_id=_message_id(),
+        payload={"subject_id": subject_id, "mail": kind, **params},
+    )
+    session.add(message)
+    return message
+
+
+# -- delivering ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.delivered + self.retried + self.dead
+
+
+class RetryLater(Exception):
+    """A delivery that failed in a way worth trying again."""
+
+
+class GiveUp(Exception):
+    """A delivery that can never succeed."""
+
+
+MailSender = Callable[[dict[str, Any]], None]
+
+
+def deliver_due(
+    session: Session,
+    *,
+    send_mail: MailSender,
+    allowed_networks: Iterable[str] = (),
+    allow_http: bool = False,
+    limit: int = 50,
+) -> Report:
+    """Claim the messages that are due, deliver them, and record each outcome."""
+    report = Report()
+    ids = claim(session, limit=limit)
+    if not ids:
+        return report
+    with webhook_client(allowed_networks) as client:
+        for message_id in ids:
+            message = session.get(OutboxMessage, message_id)
+            if message is None:
+                continue
+            try:
+                if message.channel == "mail":
+                    send_mail(message.payload)
+                else:
+                    _post_webhook(client, message, allow_http=allow_http)
+            except GiveUp as exc:
+                _dead(message, str(exc))
+                report.dead += 1
+            except RetryLater as exc:
+                if _retry(message, str(exc)):
+                    report.retried += 1
+                else:
+                    report.dead += 1
+                report.errors.append(str(exc))
+            else:
+                message.delivered_at = utcnow()
+                message.leased_until = None
+                report.delivered += 1
+            session.commit()
+    return report
+
+
+def claim(session: Session, *, limit: int = 50, now: datetime | None = None) -> list[int]:
+    """Take up to `limit` due messages for this worker and commit the lease at once.
+
+    On PostgreSQL, SKIP LOCKED lets several workers claim side by side without waiting for
+    or taking each other's messages; SQLite runs one writer at a time anyway.
+    """
+    now = now or utcnow()
+    due = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.dead_at.is_(None),
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until < now),
+        )
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.scalars(due))
+    if ids:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(leased_until=now + LEASE, attempts=OutboxMessage.attempts + 1)
+        )
+    session.commit()
+    return ids
+
+
+def _post_webhook(client: httpx.Client, message: OutboxMessage, *, allow_http: bool) -> None:
+    endpoint = message.endpoint
+    if endpoint is None or not endpoint.active:
+        raise GiveUp("endpoint disabled")
+    body = json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False)
+    sent_at = utcnow()
+    signature = Webhook(endpoint.secret).sign(message.message_id, sent_at, body)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "consentsvc-webhooks/1",
+        "webhook-id": message.message_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": signature,
+    }
+    try:
+        check_url(endpoint.url, allow_http=allow_http, resolve=False)
+        response = client.post(endpoint.url, content=body.encode(), headers=headers)
+    except UnsafeURL as exc:
+        raise GiveUp(f"unsafe url: {exc}") from None
+    except httpx.HTTPError as exc:
+        raise RetryLater(type(exc).__name__) from None
+    if response.status_code == 410:
+        # The receiver says this endpoint is gone for good: stop sending to it.
+        endpoint.active = False
+        endpoint.disabled_reason = f"410 Gone on {_iso(utcnow())}"
+        raise GiveUp("410 Gone: endpoint disabled")
+    if not 200 <= response.status_code < 300:
+        raise RetryLater(f"HTTP {response.status_code}")
+
+
+def _retry(message: OutboxMessage, error: str) -> bool:
+    message.leased_until = None
+    message.last_error = error[:200]
+    if message.attempts > len(RETRY_DELAYS):
+        message.dead_at = utcnow()
+        return False
+    delay = RETRY_DELAYS[message.attempts - 1]
+    jitter = random.uniform(0.9, 1.1)  # noqa: S311 - spreads retries, not a secret
+    message.next_attempt_at = utcnow() + timedelta(seconds=delay * jitter)
+    return True
+
+
+def _dead(message: OutboxMessage, error: str) -> None:
+    message.leased_until = None
+    message.last_error = error[:200]
+    message.dead_at = utcnow()
+
+
+# -- where webhooks may go ------------------------------------------------------------------------
+
+
+def check_url(
+    url: str, *, allow_http: bool, resolve: bool = True, allowed: Iterable[str] = ()
+) -> None:
+    """Refuse URLs the service must not call: not https (unless allowed), with credentials,
+    or (when resolve) naming a private, loopback or link-local address not allowed."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (allow_http and parts.scheme == "http"):
+        raise UnsafeURL("only https URLs are accepted")
+    if not parts.hostname or parts.username or parts.password:
+        raise UnsafeURL("the URL needs a host and no user name or password")
+    if resolve:
+        _vetted_addresses(parts.hostname, parts.port or 443, _networks(allowed))
+
+
+def webhook_client(allowed_networks: Iterable[str] = ()) -> httpx.Client:
+    """An HTTP client that never follows redirects and checks every address it connects to."""
+    transport = httpx.HTTPTransport(retries=0)
+    # The check happens where the socket is opened, so a DNS answer that changes between
+    # registration and delivery (DNS rebinding) cannot lead the request inside.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        network_backend=_GuardedBackend(_networks(allowed_networks)),
+        retries=0,
+    )
+    return httpx.Client(transport=transport, follow_redirects=False, timeout=TIMEOUT)
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    def __init__(self, allowed: list[ipaddress._BaseNetwork]) -> None:
+        self.allowed = allowed
+
+    def connect_tcp(
+        self, host: str, port: int, *args: Any, **kwargs: Any
+    ) -> httpcore.NetworkStream:
+        try:
+            addresses = _vetted_addresses(host, port, self.allowed)
+        except UnsafeURL as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        return super().connect_tcp(addresses[0], port, *args, **kwargs)
+
+
+def _vetted_addresses(host: str, port: int, allowed: list[ipaddress._BaseNetwork]) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UnsafeURL(f"cannot resolve {host}") from None
+    addresses = []
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if not ip.is_global and not any(ip in network for network in allowed):
+            raise UnsafeURL(f"{host} resolves to a non-public address")
+        addresses.append(str(ip))
+    return addresses
+
+
+def _networks(allowed: Iterable[str]) -> list[ipaddress._BaseNetwork]:
+    return [ipaddress.ip_network(n, strict=False) for n in allowed]
+
+
+def _message_id() -> str:
+    return "msg_" + secrets.token_urlsafe(18)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
