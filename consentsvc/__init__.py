@@ -43,8 +43,9 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import errors, i18n, labels, public, security
+    from .web import api, errors, i18n, labels, public, security
 
+    app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
     security.init_app(app)
     errors.init_app(app)

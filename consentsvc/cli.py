@@ -13,10 +13,10 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from . import ledger, mailer, outbox
+from . import clients, ledger, mailer, outbox
 from .database import reading_only
 from .extensions import db
-from .models import LegalBasis, Library, Purpose
+from .models import ApiClient, LegalBasis, Library, Purpose, WebhookEndpoint
 
 
 def _create_app() -> Flask:
@@ -32,6 +32,8 @@ main = FlaskGroup(create_app=_create_app, help="Consent and newsletter preferenc
 
 def register(app: Flask) -> None:
     app.cli.add_command(worker)
+    app.cli.add_command(clients_group)
+    app.cli.add_command(webhooks_group)
     app.cli.add_command(demo)
     app.cli.add_command(library_group)
     app.cli.add_command(purpose_group)
@@ -167,6 +169,112 @@ def purpose_create(
         text = ledger.add_text(db.session, purpose, language, title, body)
         click.echo(f"{code} [{language}] version {text.version} sha256 {text.sha256[:12]}")
     db.session.commit()
+
+
+clients_group = AppGroup("clients", help="API keys for mailing processors and websites.")
+
+
+@clients_group.command("create")
+@click.option("--library", "slug", required=True, help="The library's slug, e.g. borne.")
+@click.option("--name", required=True, help="Who uses the key, e.g. Laposta.")
+@click.option("--purposes", required=True, help="Comma-separated, e.g. newsletter,acquisitions.")
+def clients_create(slug: str, name: str, purposes: str) -> None:
+    """Make a key; it is shown once and only its hash is kept."""
+    library = _library_or_fail(slug)
+    codes = [c.strip() for c in purposes.split(",") if c.strip()]
+    try:
+        client, key = clients.create(db.session, library, name, codes)
+    except ledger.UnknownPurpose as exc:
+        raise click.ClickException(f"no purpose {exc} in {slug}") from None
+    db.session.commit()
+    click.echo(f"client {client.id} ({client.name}) for {slug}: {', '.join(client.purposes)}")
+    click.echo(f"key (shown only now): {key}")
+
+
+@clients_group.command("list")
+@click.option("--library", "slug", help="Only this library.")
+def clients_list(slug: str | None) -> None:
+    """Show the keys: id, library, name, purposes, state."""
+    query = select(ApiClient).order_by(ApiClient.id)
+    if slug:
+        query = query.where(ApiClient.library_id == _library_or_fail(slug).id)
+    for client in db.session.scalars(query):
+        state = f"revoked {client.revoked_at:%Y-%m-%d}" if client.revoked_at else "active"
+        used = (
+            f"last used {client.last_used_at:%Y-%m-%d %H:%M}"
+            if client.last_used_at
+            else "never used"
+        )
+        click.echo(
+            f"{client.id}\t{client.library.slug}\t{client.name}\t{client.key_prefix}…\t"
+            f"{','.join(client.purposes)}\t{state}, {used}"
+        )
+
+
+@clients_group.command("revoke")
+@click.argument("client_id", type=int)
+def clients_revoke(client_id: int) -> None:
+    """Stop a key from working, at once."""
+    client = db.session.get(ApiClient, client_id)
+    if client is None:
+        raise click.ClickException(f"no client {client_id}")
+    clients.revoke(db.session, client)
+    db.session.commit()
+    click.echo(f"client {client_id} ({client.name}) revoked")
+
+
+webhooks_group = AppGroup("webhooks", help="Where to send signed webhooks about changes.")
+
+
+@webhooks_group.command("add")
+@click.option("--library", "slug", required=True)
+@click.option("--url", required=True, help="https://… of the receiver.")
+@click.option(
+    "--events",
+    default=",".join(outbox.EVENT_TYPES),
+    show_default=True,
+    help="Comma-separated event types.",
+)
+def webhooks_add(slug: str, url: str, events: str) -> None:
+    """Register an endpoint; prints its whsec_ secret once."""
+    library = _library_or_fail(slug)
+    config = current_app.config
+    try:
+        endpoint = outbox.add_endpoint(
+            db.session, library.id, url, [e.strip() for e in events.split(",") if e.strip()],
+            allow_http=config["WEBHOOK_ALLOW_HTTP"],
+            allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
+        )  # fmt: skip
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"endpoint {endpoint.id} for {slug}: {', '.join(endpoint.events)}")
+    click.echo(f"secret (shown only now): {endpoint.secret}")
+
+
+@webhooks_group.command("list")
+def webhooks_list() -> None:
+    """Show endpoints with their state and how many messages wait or failed."""
+    for endpoint in db.session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)):
+        counts = outbox.endpoint_counts(db.session, endpoint.id)
+        state = "active" if endpoint.active else f"disabled ({endpoint.disabled_reason})"
+        click.echo(
+            f"{endpoint.id}\t{endpoint.library.slug}\t{endpoint.url}\t{state}\t"
+            f"waiting {counts['waiting']}, delivered {counts['delivered']}, failed {counts['dead']}"
+        )
+
+
+@webhooks_group.command("remove")
+@click.argument("endpoint_id", type=int)
+def webhooks_remove(endpoint_id: int) -> None:
+    """Stop sending to an endpoint (its history stays)."""
+    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise click.ClickException(f"no endpoint {endpoint_id}")
+    endpoint.active = False
+    endpoint.disabled_reason = "removed"
+    db.session.commit()
+    click.echo(f"endpoint {endpoint_id} removed")
 
 
 subject = AppGroup("subject", help="Look at one person's data.")

@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     # Per client IP on the forms that send mail.
     "SIGNUP_RATE_LIMIT": "10 per minute;60 per hour",
     "LINK_REQUEST_RATE_LIMIT": "5 per minute;30 per hour",
+    # Per API key, on every /api/v1 call.
+    "API_RATE_LIMIT": "600 per minute",
     # Behind a reverse proxy, the number of proxies whose X-Forwarded-* headers are trusted.
     "PROXY_COUNT": 0,
     "MAX_CONTENT_LENGTH": 64 * 1024,

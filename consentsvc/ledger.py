@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import ARRAY, Integer, String, any_, bindparam, null, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,9 @@ class Channel:
     STAFF = "staff"
     API = "api"
     IMPORT = "import"
+    PROVIDER_UNSUBSCRIBE = "provider_unsubscribe"
+    PROVIDER_COMPLAINT = "provider_complaint"
+    PROVIDER_BOUNCE = "provider_bounce"
 
 
 # The status an event leaves behind. The ledger only records an event that is meant to take
@@ -444,7 +447,8 @@ REASON_BY_STATUS = {
     Status.OBJECTED: "objected",
 }
 
-CHUNK = 500
+# SQLite takes at most 32766 parameters a statement; two per address, with room to spare.
+SQLITE_CHUNK = 5000
 
 
 def check_many(
@@ -455,7 +459,10 @@ def check_many(
     *,
     suppression_key: str,
 ) -> list[Decision]:
-    """May each address get mail for this purpose? Answers in input order; fails closed."""
+    """May each address get mail for this purpose? Answers in input order; fails closed.
+
+    One statement per batch on PostgreSQL (arrays), one per 5,000 addresses on SQLite.
+    """
     purpose = purpose_by_code(library, purpose_code)
     normalised: list[str | None] = []
     for raw in emails:
@@ -466,27 +473,18 @@ def check_many(
     wanted = sorted({e for e in normalised if e})
     status_by_email: dict[str, tuple[int, str | None]] = {}
     suppressed: set[str] = set()
-    for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start : start + CHUNK]
-        rows = session.execute(
-            select(Subject.email, Subject.id, ConsentState.status)
-            .outerjoin(
-                ConsentState,
-                (ConsentState.subject_id == Subject.id) & (ConsentState.purpose_id == purpose.id),
-            )
-            .where(Subject.library_id == library.id, Subject.email.in_(chunk))
-        )
-        status_by_email.update({email: (sid, status) for email, sid, status in rows})
+    postgres = session.get_bind().dialect.name == "postgresql"
+    chunk_size = len(wanted) or 1 if postgres else SQLITE_CHUNK
+    for start in range(0, len(wanted), chunk_size):
+        chunk = wanted[start : start + chunk_size]
         hashes = {email_hmac(suppression_key, e): e for e in chunk}
-        suppressed.update(
-            hashes[h]
-            for h in session.scalars(
-                select(Suppression.email_hmac).where(
-                    Suppression.library_id == library.id,
-                    Suppression.email_hmac.in_(list(hashes)),
-                )
-            )
-        )
+        for email, subject_id, status, digest in session.execute(
+            _check_statement(library, purpose, chunk, list(hashes), postgres)
+        ):
+            if digest is not None:
+                suppressed.add(hashes[digest])
+            else:
+                status_by_email[email] = (subject_id, status)
     decisions = []
     for raw, email in zip(emails, normalised, strict=True):
         if email is None:
@@ -502,8 +500,45 @@ def check_many(
     return decisions
 
 
+def _check_statement(
+    library: Library, purpose: Purpose, emails: list[str], hashes: list[str], postgres: bool
+) -> Any:
+    """States of known addresses and matching suppressions, in one round trip."""
+    if postgres:
+        email_match = Subject.email == any_(bindparam("emails", emails, type_=ARRAY(String)))
+        hash_match = Suppression.email_hmac == any_(
+            bindparam("hashes", hashes, type_=ARRAY(String))
+        )
+    else:
+        email_match = Subject.email.in_(emails)
+        hash_match = Suppression.email_hmac.in_(hashes)
+    states = (
+        select(
+            Subject.email,
+            Subject.id,
+            ConsentState.status,
+            null().cast(String).label("email_hmac"),
+        )
+        .outerjoin(
+            ConsentState,
+            (ConsentState.subject_id == Subject.id) & (ConsentState.purpose_id == purpose.id),
+        )
+        .where(Subject.library_id == library.id, email_match)
+    )
+    suppressions = select(
+        null().cast(String), null().cast(Integer), null().cast(String), Suppression.email_hmac
+    ).where(Suppression.library_id == library.id, hash_match)
+    return union_all(states, suppressions)
+
+
 def suppress(
-    session: Session, library: Library, email: str, reason: str, *, suppression_key: str
+    session: Session,
+    library: Library,
+    email: str,
+    reason: str,
+    *,
+    suppression_key: str,
+    actor: str | None = None,
 ) -> bool:
     """Never mail this address again for this library; False if it already was."""
     digest = email_hmac(suppression_key, normalise_email(email))
@@ -514,7 +549,7 @@ def suppress(
     )
     if exists:
         return False
-    session.add(Suppression(library_id=library.id, email_hmac=digest, reason=reason))
+    session.add(Suppression(library_id=library.id, email_hmac=digest, reason=reason, actor=actor))
     outbox.enqueue_event(
         session,
         library.id,

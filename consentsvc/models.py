@@ -203,6 +203,8 @@ class Suppression(db.Model):
     email_hmac: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(30))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who reported it: an API client ("client:3"), staff, or empty for the service itself.
+    actor: Mapped[str | None] = mapped_column(String(100))
 
 
 class ApiClient(db.Model):

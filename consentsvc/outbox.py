@@ -98,6 +98,40 @@ def enqueue_mail(
     return message
 
 
+def add_endpoint(
+    session: Session,
+    library_id: int,
+    url: str,
+    events: Iterable[str],
+    *,
+    allow_http: bool = False,
+    allowed_networks: Iterable[str] = (),
+) -> WebhookEndpoint:
+    """Register a webhook URL after checking it is safe to call; its secret is made here."""
+    events = list(dict.fromkeys(events))
+    unknown = [e for e in events if e not in EVENT_TYPES]
+    if unknown or not events:
+        raise ValueError(f"unknown events: {', '.join(unknown) or 'none given'}")
+    check_url(url, allow_http=allow_http, allowed=allowed_networks)
+    endpoint = WebhookEndpoint(library_id=library_id, url=url, events=events, secret=new_secret())
+    session.add(endpoint)
+    session.flush()
+    return endpoint
+
+
+def endpoint_counts(session: Session, endpoint_id: int) -> dict[str, int]:
+    """How many messages for an endpoint wait, were delivered, or were given up."""
+    rows = session.execute(
+        select(OutboxMessage.delivered_at.is_not(None), OutboxMessage.dead_at.is_not(None)).where(
+            OutboxMessage.endpoint_id == endpoint_id
+        )
+    )
+    counts = {"waiting": 0, "delivered": 0, "dead": 0}
+    for delivered, dead in rows:
+        counts["delivered" if delivered else "dead" if dead else "waiting"] += 1
+    return counts
+
+
 # -- delivering ---------------------------------------------------------------------------------
 
 

@@ -63,6 +63,17 @@ def make_unsubscribe(subject_id: int, purpose_id: int) -> str:
     return _serializer("unsubscribe").dumps([subject_id, purpose_id])
 
 
+def make_many_unsubscribe(pairs: list[tuple[int, int]]) -> list[str]:
+    """Unsubscribe tokens for (subject, purpose) pairs, with one serializer for the batch."""
+    serializer = _serializer("unsubscribe")
+    return [serializer.dumps([subject_id, purpose_id]) for subject_id, purpose_id in pairs]
+
+
+def make_many_preferences(subject_ids: list[int]) -> list[str]:
+    serializer = _serializer("preferences")
+    return [serializer.dumps(subject_id) for subject_id in subject_ids]
+
+
 def read_unsubscribe(token: str) -> UnsubscribeLink:
     # No max age: a link in a years-old mail must still stop the mail.
     subject_id, purpose_id = _load("unsubscribe", token, None)

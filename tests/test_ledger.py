@@ -194,7 +194,7 @@ def test_check_many_is_scoped_to_one_library(session, borne):
 
 
 def test_check_many_handles_more_than_one_chunk(session, borne):
-    emails = [f"reader{i}@example.nl" for i in range(ledger.CHUNK + 20)]
+    emails = [f"reader{i}@example.nl" for i in range(ledger.SQLITE_CHUNK + 20)]
     for email in emails[-3:]:
         subscribe(session, borne, email)
     decisions = ledger.check_many(session, borne, "newsletter", emails, suppression_key=KEY)

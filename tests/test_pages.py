@@ -424,7 +424,7 @@ def test_token_for_a_subject_that_no_longer_exists(app, client):
     assert "Deze link werkt niet" in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("url", ["/nowhere/signup", "/nowhere/preferences", "/api/signup"])
+@pytest.mark.parametrize("url", ["/nowhere/signup", "/nowhere/preferences", "/nowhere/theme.css"])
 def test_unknown_library_is_a_404_page(client, url):
     response = client.get(url)
     assert response.status_code == 404

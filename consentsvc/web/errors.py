@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, render_template
+import json
+
+from flask import Flask, Response, g, render_template, request
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -26,6 +29,18 @@ MESSAGES = {
         _l("Something went wrong on our side"),
         _l("Please try again later. Does it keep happening? Then contact your library."),
     ),
+}
+
+
+API_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "server_error",
 }
 
 
@@ -65,11 +80,20 @@ def init_app(app: Flask) -> None:
     def _http(exc: HTTPException) -> Response:
         # Keep the exception's own headers (Allow, Retry-After); replace only the body.
         response = exc.get_response()
-        body, _status = render_error(exc.code or 500)
-        response.set_data(body)
+        status = exc.code or 500
+        if request.path.startswith("/api/"):
+            title, _message = MESSAGES.get(status, MESSAGES[400])
+            with force_locale("en"):
+                body = {"code": API_CODES.get(status, "error"), "message": str(title)}
+            response.set_data(json.dumps({"error": body}))
+            response.mimetype = "application/json"
+            return response
+        response.set_data(render_error(status)[0])
         response.mimetype = "text/html"
         return response
 
     @app.errorhandler(InternalServerError)
-    def _server(_exc: InternalServerError) -> tuple[str, int]:
+    def _server(_exc: InternalServerError) -> Response | tuple[str, int]:
+        if request.path.startswith("/api/"):
+            return _http(InternalServerError())
         return render_error(500)

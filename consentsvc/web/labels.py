@@ -29,6 +29,9 @@ CHANNEL = {
     "staff": _l("At the library"),
     "api": _l("Through the library's website or mail service"),
     "import": _l("Taken over from the library's old system"),
+    "provider_unsubscribe": _l("Unsubscribed through the library's mail service"),
+    "provider_complaint": _l("Marked as spam in your mail program"),
+    "provider_bounce": _l("Your mail could not be delivered"),
 }
 
 

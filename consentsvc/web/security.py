@@ -21,7 +21,7 @@ CSP = "; ".join(
     ]
 )
 
-TOKEN_PATH = re.compile(r"/(confirm|preferences|unsubscribe)/[^/\s?\"']+")
+TOKEN_PATH = re.compile(r"/(confirm|preferences|unsubscribe|api/v1/providers/\w+)/[^/\s?\"']+")
 ADDRESS = re.compile(r"[\w.+-]+@([\w-]+\.[\w.-]+)")
 
 

@@ -1,8 +1,8 @@
 """consent ledger, senders and outbox
 
-Revision ID: bc6ad2bf26be
+Revision ID: a1f46bae09d9
 Revises: 
-Create Date: 2026-11-22 04:12:28.120657
+Create Date: 2026-11-22 04:16:50.474338
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import consentsvc.models
 
 
 # revision identifiers, used by Alembic.
-revision = 'bc6ad2bf26be'
+revision = 'a1f46bae09d9'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -92,6 +92,7 @@ def upgrade():
     sa.Column('email_hmac', sa.String(length=64), nullable=False),
     sa.Column('reason', sa.String(length=30), nullable=False),
     sa.Column('created_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=100), nullable=True),
     sa.ForeignKeyConstraint(['library_id'], ['library.id'], name=op.f('fk_suppression_library_id_library')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_suppression')),
     sa.UniqueConstraint('library_id', 'email_hmac', name=op.f('uq_suppression_library_id'))

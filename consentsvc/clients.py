@@ -1,0 +1,53 @@
+"""API clients: mailing processors and website backends, each with one secret key."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .ledger import purpose_by_code
+from .models import ApiClient, Library, utcnow
+
+PREFIX = "csk_"
+
+
+def hash_key(key: str) -> str:
+    # Keys carry 256 random bits, so a plain SHA-256 is enough; no slow hash is needed.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create(
+    session: Session, library: Library, name: str, purposes: Sequence[str]
+) -> tuple[ApiClient, str]:
+    """Make a client and its key; the key is returned once and only its hash is kept."""
+    for code in purposes:
+        purpose_by_code(library, code)
+    key = PREFIX + secrets.token_urlsafe(32)
+    client = ApiClient(
+        library_id=library.id,
+        name=name,
+        key_hash=hash_key(key),
+        key_prefix=key[:10],
+        purposes=list(dict.fromkeys(purposes)),
+    )
+    session.add(client)
+    session.flush()
+    return client, key
+
+
+def authenticate(session: Session, key: str) -> ApiClient | None:
+    """The active client this key belongs to, or None."""
+    if not key.startswith(PREFIX) or len(key) > 100:
+        return None
+    client = session.scalar(select(ApiClient).where(ApiClient.key_hash == hash_key(key)))
+    if client is None or client.revoked_at is not None:
+        return None
+    return client
+
+
+def revoke(session: Session, client: ApiClient) -> None:
+    client.revoked_at = client.revoked_at or utcnow()

@@ -1,0 +1,384 @@
+"""JSON for mailing processors and website backends: /api/v1/…, described in /api/openapi.json.
+
+Every call carries `Authorization: Bearer csk_…`. A key sees its own library and purposes
+only; anything else is a 403, never another library's data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import clients, ledger, mailer, tokens
+from ..config import LANGUAGES
+from ..extensions import csrf, db, limiter
+from ..ledger import Channel, LedgerError, Proof
+from ..models import ApiClient, ConsentDecision, ConsentText, InboundEvent, Purpose, utcnow
+from . import providers
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+csrf.exempt(bp)
+
+MAX_RECIPIENTS = 10_000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError) -> tuple[Response, int]:
+    return error_response(error.status, error.code, error.message, error.field)
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None
+) -> tuple[Response, int]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    response = jsonify(error=body)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="consentsvc"'
+    return response, status
+
+
+def rate_limit_key() -> str:
+    """Limit per API key (hashed), so one busy sender does not slow down another."""
+    key = _bearer() or (request.view_args or {}).get("key") or request.remote_addr or ""
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def api_limit() -> str:
+    return current_app.config["API_RATE_LIMIT"]
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint in ("api.openapi", "api.provider_webhook"):
+        return  # the document is public; provider webhooks authenticate by their URL
+    client = clients.authenticate(db.session, _bearer() or "")
+    if client is None:
+        raise ApiError(401, "unauthorized", "Send a valid key as 'Authorization: Bearer csk_…'.")
+    g.client = client
+    g.library = client.library
+    client.last_used_at = utcnow()
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 description of this API."""
+    from .openapi import document
+
+    return jsonify(document(current_app.config["BASE_URL"]))
+
+
+@bp.post("/v1/consent/check")
+@limiter.limit(api_limit, key_func=rate_limit_key)
+def consent_check() -> Response:
+    """Which recipients may get mail for this purpose, with the headers to put in it."""
+    body = _json_object()
+    purpose = _purpose_in_scope(_string(body, "purpose"))
+    recipients = body.get("recipients")
+    if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
+        raise ApiError(400, "invalid_field", "A list of e-mail addresses.", "recipients")
+    if not recipients or len(recipients) > MAX_RECIPIENTS:
+        raise ApiError(
+            400, "invalid_field", f"Between 1 and {MAX_RECIPIENTS} recipients.", "recipients"
+        )
+    client: ApiClient = g.client
+    decisions = ledger.check_many(
+        db.session, client.library, purpose.code, recipients,
+        suppression_key=current_app.config["SUPPRESSION_KEY"],
+    )  # fmt: skip
+    allowed = [d for d in decisions if d.allowed]
+    subject_ids = [d.subject_id for d in allowed if d.subject_id is not None]
+    unsubscribe = dict(
+        zip(
+            subject_ids,
+            tokens.make_many_unsubscribe([(sid, purpose.id) for sid in subject_ids]),
+            strict=True,
+        )
+    )
+    preferences = dict(zip(subject_ids, tokens.make_many_preferences(subject_ids), strict=True))
+    decision = ConsentDecision(
+        id=str(uuid.uuid4()),
+        library_id=client.library_id,
+        client_id=client.id,
+        purpose_id=purpose.id,
+        recipients=len(recipients),
+        allowed_subject_ids=sorted(set(subject_ids)),
+        reasons=dict(Counter(d.reason for d in decisions)),
+    )
+    db.session.add(decision)
+    db.session.commit()
+    base = current_app.config["BASE_URL"]
+    list_id = _list_id(purpose)
+    results = []
+    for d in decisions:
+        result: dict[str, Any] = {"email": d.email, "allowed": d.allowed, "reason": d.reason}
+        if d.allowed and d.subject_id is not None:
+            result["headers"] = {
+                "List-Unsubscribe": f"<{base}/unsubscribe/{unsubscribe[d.subject_id]}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": list_id,
+            }
+            result["preferences_url"] = f"{base}/preferences/{preferences[d.subject_id]}"
+        results.append(result)
+    return jsonify(
+        decision_id=decision.id,
+        purpose=purpose.code,
+        checked_at=_iso(decision.checked_at),
+        results=results,
+    )
+
+
+@bp.post("/v1/signups")
+@limiter.limit(api_limit, key_func=rate_limit_key)
+def signups() -> tuple[Response, int]:
+    """Start double opt-in for a person who ticked the box on the library website."""
+    body = _json_object()
+    email = _string(body, "email")
+    codes = body.get("purposes")
+    if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
+        raise ApiError(400, "invalid_field", "A non-empty list of purpose codes.", "purposes")
+    purposes = [_purpose_in_scope(code, field="purposes") for code in codes]
+    language = body.get("language", g.library.default_language)
+    if language not in LANGUAGES:
+        raise ApiError(400, "invalid_field", f"One of {', '.join(LANGUAGES)}.", "language")
+    text_ids = _shown_texts(body.get("text_versions"), purposes, language)
+    evidence = body.get("evidence") or {}
+    if not isinstance(evidence, dict):
+        raise ApiError(400, "invalid_field", "An object.", "evidence")
+    proof = Proof(
+        ip_address=_optional_string(evidence, "ip_address", 45, "evidence.ip_address"),
+        user_agent=_optional_string(evidence, "user_agent", 400, "evidence.user_agent"),
+        origin=_optional_string(evidence, "page_url", 200, "evidence.page_url"),
+        details={"client": g.client.name},
+    )
+    try:
+        ledger.normalise_email(email)
+    except ledger.InvalidEmail:
+        raise ApiError(400, "invalid_address", "Not a valid e-mail address.", "email") from None
+    try:
+        result = ledger.signup(
+            db.session, g.library, email, [p.code for p in purposes],
+            language=language, channel=Channel.API, proof=proof, text_ids=text_ids,
+            actor=_actor(),
+        )  # fmt: skip
+    except LedgerError as exc:
+        db.session.rollback()
+        raise ApiError(400, exc.code, "This purpose cannot be signed up for.", "purposes") from None
+    mailer.after_signup(db.session, result.subject, result)
+    db.session.commit()
+    # The same answer for new, pending and confirmed addresses.
+    return jsonify(status="accepted"), 202
+
+
+@bp.post("/v1/events")
+@limiter.limit(api_limit, key_func=rate_limit_key)
+def events() -> Response:
+    """Unsubscribes, spam complaints and hard bounces the sender saw."""
+    body = _json_object()
+    event = providers.Event(
+        id=_string(body, "id", limit=200),
+        type=_string(body, "type"),
+        email=_string(body, "email"),
+        purpose=_optional_string(body, "purpose", 40, "purpose"),
+    )
+    return jsonify(status=record_event(event))
+
+
+@bp.route("/v1/providers/<provider>/<key>", methods=["GET", "POST"])
+@csrf.exempt
+@limiter.limit(api_limit, key_func=rate_limit_key)
+def provider_webhook(provider: str, key: str) -> Response | tuple[Response, int]:
+    """A processor's own webhook format (mailchimp, postmark, sendgrid), key in the URL
+    because these processors cannot send an Authorization header."""
+    parse = providers.PARSERS.get(provider)
+    client = clients.authenticate(db.session, key)
+    if parse is None or client is None:
+        return error_response(404, "not_found", "No such webhook address.")
+    g.client, g.library = client, client.library
+    if request.method == "GET":
+        return jsonify(status="ready")  # processors test the URL with a GET first
+    try:
+        found = parse(request, request.args.get("purpose"))
+    except providers.BadPayload as exc:
+        raise ApiError(400, "invalid_payload", str(exc)) from None
+    statuses = [record_event(event) for event in found]
+    return jsonify(status="processed", events=len(found), results=statuses)
+
+
+def record_event(event: providers.Event) -> str:
+    """Apply one reported event once; 'duplicate' when its id was seen before."""
+    client: ApiClient = g.client
+    if event.type not in providers.TYPES:
+        raise ApiError(400, "invalid_field", f"One of {', '.join(providers.TYPES)}.", "type")
+    try:
+        email = ledger.normalise_email(event.email)
+    except ledger.InvalidEmail:
+        raise ApiError(400, "invalid_address", "Not a valid e-mail address.", "email") from None
+    purpose = None
+    if event.type == "unsubscribe":
+        if not event.purpose:
+            raise ApiError(400, "invalid_field", "Which purpose to stop.", "purpose")
+        purpose = _purpose_in_scope(event.purpose)
+    try:
+        with db.session.begin_nested():
+            db.session.add(InboundEvent(client_id=client.id, external_id=event.id, kind=event.type))
+    except IntegrityError:
+        return "duplicate"
+    actor, library = _actor(), client.library
+    subject = ledger.find_subject(db.session, library, email)
+    key = current_app.config["SUPPRESSION_KEY"]
+    if event.type == "unsubscribe" and subject is not None and purpose is not None:
+        ledger.withdraw(
+            db.session, subject, purpose.code, channel=Channel.PROVIDER_UNSUBSCRIBE, actor=actor
+        )
+    elif event.type == "complaint":
+        if subject is not None:
+            ledger.withdraw_all(
+                db.session, subject, channel=Channel.PROVIDER_COMPLAINT, actor=actor
+            )
+        ledger.suppress(db.session, library, email, "complaint", suppression_key=key, actor=actor)
+    elif event.type == "hard_bounce":
+        ledger.suppress(db.session, library, email, "hard_bounce", suppression_key=key, actor=actor)
+    db.session.commit()
+    return "processed"
+
+
+@bp.get("/v1/subjects/<path:email>")
+@limiter.limit(api_limit, key_func=rate_limit_key)
+def subject(email: str) -> Response:
+    """The current state and history of one person, for this key's purposes only."""
+    client: ApiClient = g.client
+    try:
+        ledger.normalise_email(email)
+    except ledger.InvalidEmail:
+        raise ApiError(400, "invalid_address", "Not a valid e-mail address.", "email") from None
+    person = ledger.find_subject(db.session, client.library, email)
+    if person is None:
+        raise ApiError(404, "not_found", "This library does not know this address.")
+    scope = set(client.purposes)
+    states = [s for s in ledger.state_of(db.session, person) if s.purpose.code in scope]
+    history = [e for e in ledger.history(db.session, person) if e.purpose.code in scope]
+    return jsonify(
+        email=person.email,
+        language=person.language,
+        consents=[
+            {
+                "purpose": s.purpose.code,
+                "status": s.status or "none",
+                "changed_at": _iso(s.changed_at) if s.changed_at else None,
+                "text_version": s.text.version if s.text else None,
+            }
+            for s in states
+        ],
+        events=[
+            {
+                "id": e.id,
+                "purpose": e.purpose.code,
+                "action": e.action,
+                "channel": e.channel,
+                "occurred_at": _iso(e.occurred_at),
+                "text_version": e.consent_text.version if e.consent_text else None,
+            }
+            for e in history
+        ],
+    )
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value else None
+
+
+def _actor() -> str:
+    return f"client:{g.client.id}"
+
+
+def _json_object() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(
+            400, "invalid_body", "Send a JSON object with Content-Type: application/json."
+        )
+    return body
+
+
+def _string(body: dict[str, Any], name: str, limit: int = 254) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise ApiError(400, "invalid_field", f"A text of 1 to {limit} characters.", name)
+    return value
+
+
+def _optional_string(body: dict[str, Any], name: str, limit: int, field: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ApiError(400, "invalid_field", f"A text of at most {limit} characters.", field)
+    return value
+
+
+def _purpose_in_scope(code: str, field: str = "purpose") -> Purpose:
+    client: ApiClient = g.client
+    if code not in client.purposes:
+        raise ApiError(403, "forbidden_purpose", "This key may not use this purpose.", field)
+    try:
+        return ledger.purpose_by_code(client.library, code)
+    except LedgerError:
+        raise ApiError(
+            403, "forbidden_purpose", "This key may not use this purpose.", field
+        ) from None
+
+
+def _shown_texts(versions: Any, purposes: list[Purpose], language: str) -> dict[str, int]:
+    if versions is None:
+        return {}
+    if not isinstance(versions, dict):
+        raise ApiError(
+            400, "invalid_field", "An object of purpose code to version.", "text_versions"
+        )
+    ids = {}
+    for purpose in purposes:
+        version = versions.get(purpose.code)
+        if version is None:
+            continue
+        text = db.session.scalar(
+            select(ConsentText).where(
+                ConsentText.purpose_id == purpose.id,
+                ConsentText.language == language,
+                ConsentText.version == version,
+            )
+        ) if isinstance(version, int) and not isinstance(version, bool) else None  # fmt: skip
+        if text is None:
+            raise ApiError(
+                400, "invalid_field", f"No version {version!r} of this text.", "text_versions"
+            )
+        ids[purpose.code] = text.id
+    return ids
+
+
+def _list_id(purpose: Purpose) -> str:
+    text = ledger.current_text(purpose, purpose.library.default_language)
+    label = (text.title if text else purpose.code).replace('"', "")
+    return f'"{label}" <{purpose.list_id}>'
+
+
+def _iso(moment: Any) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,112 @@
+"""Webhook formats of mailing processors, read into the service's own events.
+
+Each parser takes the request and the purpose named in the webhook URL (?purpose=…) and
+returns the events it understood; what does not concern consent (opens, deliveries, soft
+bounces) is left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request, g
+
+TYPES = ("unsubscribe", "complaint", "hard_bounce")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    email: str
+    purpose: str | None = None
+
+
+class BadPayload(ValueError):
+    pass
+
+
+def _default_purpose(purpose: str | None) -> str | None:
+    """The purpose from the URL, or the key's only purpose."""
+    if purpose:
+        return purpose
+    scope = g.client.purposes
+    return scope[0] if len(scope) == 1 else None
+
+
+def mailchimp(request: Request, purpose: str | None) -> list[Event]:
+    """Mailchimp list webhooks: form posts of type unsubscribe or cleaned."""
+    form = request.form
+    kind, email = form.get("type"), form.get("data[email]")
+    if not kind or not email:
+        raise BadPayload("expected the form fields type and data[email]")
+    reason = form.get("data[reason]", "")
+    # Mailchimp sends no id: the same report always has the same time, list and address.
+    seed = "|".join([kind, form.get("fired_at", ""), email, form.get("data[list_id]", "")])
+    event_id = "mailchimp:" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+    if kind == "cleaned" or (kind == "unsubscribe" and reason == "abuse"):
+        return [Event(event_id, "complaint" if reason == "abuse" else "hard_bounce", email)]
+    if kind == "unsubscribe":
+        return [Event(event_id, "unsubscribe", email, _default_purpose(purpose))]
+    return []
+
+
+def postmark(request: Request, purpose: str | None) -> list[Event]:
+    """Postmark webhooks: Bounce (HardBounce), SpamComplaint, SubscriptionChange."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or "RecordType" not in body:
+        raise BadPayload("expected a Postmark webhook object with RecordType")
+    record = body["RecordType"]
+    ident = (
+        f"postmark:{record}:{body.get('ID') or body.get('MessageID')}:{body.get('ChangedAt', '')}"
+    )
+    if record == "Bounce" and body.get("Type") == "HardBounce":
+        return [Event(ident, "hard_bounce", _text(body, "Email"))]
+    if record == "SpamComplaint":
+        return [Event(ident, "complaint", _text(body, "Email"))]
+    if (
+        record == "SubscriptionChange"
+        and body.get("SuppressSending") is True
+        and body.get("SuppressionReason") == "ManualSuppression"
+    ):
+        return [Event(ident, "unsubscribe", _text(body, "Recipient"), _default_purpose(purpose))]
+    return []
+
+
+def sendgrid(request: Request, purpose: str | None) -> list[Event]:
+    """SendGrid's Event Webhook: a JSON array of events."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, list):
+        raise BadPayload("expected a JSON array of SendGrid events")
+    events = []
+    for item in body:
+        if not isinstance(item, dict):
+            raise BadPayload("every SendGrid event is an object")
+        kind = item.get("event")
+        ident = f"sendgrid:{item.get('sg_event_id') or item.get('sg_message_id')}:{kind}"
+        if kind == "bounce" and item.get("type", "bounce") == "bounce":
+            events.append(Event(ident, "hard_bounce", _text(item, "email")))
+        elif kind == "spamreport":
+            events.append(Event(ident, "complaint", _text(item, "email")))
+        elif kind in ("unsubscribe", "group_unsubscribe"):
+            events.append(
+                Event(ident, "unsubscribe", _text(item, "email"), _default_purpose(purpose))
+            )
+    return events
+
+
+def _text(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadPayload(f"missing {name}")
+    return value
+
+
+PARSERS: dict[str, Callable[[Request, str | None], list[Event]]] = {
+    "mailchimp": mailchimp,
+    "postmark": postmark,
+    "sendgrid": sendgrid,
+}
