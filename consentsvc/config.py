@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     # Behind a reverse proxy, the number of proxies whose X-Forwarded-* headers are trusted.
     "PROXY_COUNT": 0,
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    "API_MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
     # Webhook URLs must be https and resolve to public addresses; these networks (CIDR) are
     # allowed anyway, e.g. ["127.0.0.0/8"] for a receiver on the same machine.
     "WEBHOOK_ALLOWED_NETWORKS": [],

@@ -1,0 +1,509 @@
+"""The JSON API for senders and websites: check, signups, events, subjects, isolation."""
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from consentsvc import clients, ledger
+from consentsvc.extensions import db
+from consentsvc.models import ConsentDecision, Library, OutboxMessage, Subject, Suppression
+
+from .conftest import link_in
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CHECK = "/api/v1/consent/check"
+
+
+def make_key(app, library="borne", purposes=("newsletter", "acquisitions"), name="Laposta"):
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == library))
+        client, key = clients.create(db.session, lib, name, purposes)
+        db.session.commit()
+        return {"Authorization": f"Bearer {key}"}, client.id
+
+
+@pytest.fixture
+def key(app):
+    return make_key(app)[0]
+
+
+def subscribe(app, email, library="borne", codes=("newsletter",)):
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == library))
+        result = ledger.signup(db.session, lib, email, codes, language="nl", channel="web_form")
+        ledger.confirm(db.session, result.subject, result.request_ids)
+        db.session.commit()
+        return result.subject.id
+
+
+def status(app, email, code="newsletter", library="borne"):
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == library))
+        subject = ledger.find_subject(db.session, lib, email)
+        return ledger.status_of(db.session, subject, ledger.purpose_by_code(lib, code))
+
+
+# -- the consent check ------------------------------------------------------------------------
+
+
+def test_check_answers_in_order_with_headers_for_the_allowed(app, client, key):
+    subscribe(app, "jan@example.nl")
+    subscribe(app, "piet@example.nl")
+    with app.app_context():
+        subject = db.session.scalar(select(Subject).where(Subject.email == "piet@example.nl"))
+        ledger.withdraw(db.session, subject, "newsletter", channel="one_click")
+        db.session.commit()
+    recipients = [
+        "Jan@Example.nl",
+        "piet@example.nl",
+        "nobody@example.nl",
+        "nope",
+        "jan@example.nl",
+    ]
+    response = client.post(
+        CHECK, json={"purpose": "newsletter", "recipients": recipients}, headers=key
+    )
+    assert response.status_code == 200
+    body = response.json
+    assert body["purpose"] == "newsletter"
+    assert body["checked_at"].endswith("Z")
+    assert [(r["email"], r["allowed"], r["reason"]) for r in body["results"]] == [
+        ("Jan@Example.nl", True, "granted"),
+        ("piet@example.nl", False, "withdrawn"),
+        ("nobody@example.nl", False, "no_consent"),
+        ("nope", False, "invalid_address"),
+        ("jan@example.nl", True, "granted"),
+    ]
+    first = body["results"][0]
+    assert set(first) == {"email", "allowed", "reason", "headers", "preferences_url"}
+    assert first["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert first["headers"]["List-Id"] == '"Nieuwsbrief" <newsletter.borne.lists.example.org>'
+    unsubscribe = first["headers"]["List-Unsubscribe"]
+    assert unsubscribe.startswith("<http://localhost/unsubscribe/") and unsubscribe.endswith(">")
+    assert "headers" not in body["results"][1] and "preferences_url" not in body["results"][1]
+
+    # The pasted header works as RFC 8058 one-click, and the preference link opens the page.
+    path = unsubscribe[len("<http://localhost") : -1]
+    one_click = app.test_client(use_cookies=False).post(
+        path, data={"List-Unsubscribe": "One-Click"}, content_type="multipart/form-data"
+    )
+    assert one_click.status_code == 200
+    assert status(app, "jan@example.nl") == "withdrawn"
+    prefs = client.get(first["preferences_url"][len("http://localhost") :])
+    assert "Je mailinstellingen" in prefs.get_data(as_text=True)
+
+    with app.app_context():
+        decision = db.session.get(ConsentDecision, body["decision_id"])
+        assert decision.recipients == 5
+        assert decision.reasons == {
+            "granted": 2, "withdrawn": 1, "no_consent": 1, "invalid_address": 1,
+        }  # fmt: skip
+        assert len(decision.allowed_subject_ids) == 1
+
+
+def test_check_of_ten_thousand_recipients(app, client, key):
+    subscribe(app, "reader9999@example.nl")
+    recipients = [f"reader{i}@example.nl" for i in range(10_000)]
+    response = client.post(
+        CHECK, json={"purpose": "newsletter", "recipients": recipients}, headers=key
+    )
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert len(results) == 10_000
+    assert [r["email"] for r in results] == recipients
+    assert [r["allowed"] for r in results].count(True) == 1 and results[-1]["allowed"]
+    too_many = client.post(
+        CHECK,
+        json={"purpose": "newsletter", "recipients": [*recipients, "x@example.nl"]},
+        headers=key,
+    )
+    assert too_many.status_code == 400
+    assert too_many.json["error"]["field"] == "recipients"
+
+
+def test_suppressed_addresses_are_refused_even_with_consent(app, client, key):
+    subscribe(app, "jan@example.nl")
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        key_ = app.config["SUPPRESSION_KEY"]
+        ledger.suppress(db.session, lib, "jan@example.nl", "hard_bounce", suppression_key=key_)
+        db.session.commit()
+    response = client.post(
+        CHECK, json={"purpose": "newsletter", "recipients": ["jan@example.nl"]}, headers=key
+    )
+    assert response.json["results"][0] == {
+        "email": "jan@example.nl", "allowed": False, "reason": "suppressed",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"recipients": ["a@example.nl"]}, "purpose"),
+        ({"purpose": 7, "recipients": ["a@example.nl"]}, "purpose"),
+        ({"purpose": "newsletter"}, "recipients"),
+        ({"purpose": "newsletter", "recipients": "a@example.nl"}, "recipients"),
+        ({"purpose": "newsletter", "recipients": [1, 2]}, "recipients"),
+        ({"purpose": "newsletter", "recipients": []}, "recipients"),
+    ],
+)
+def test_malformed_check_names_the_field(client, key, body, field):
+    response = client.post(CHECK, json=body, headers=key)
+    assert response.status_code == 400
+    assert response.json["error"]["field"] == field
+    assert response.json["error"]["code"] == "invalid_field"
+
+
+def test_a_body_that_is_not_a_json_object(client, key):
+    for data, kind in (
+        ("not json", "application/json"),
+        ("[1]", "application/json"),
+        ("a=b", "text/plain"),
+    ):
+        response = client.post(CHECK, data=data, content_type=kind, headers=key)
+        assert response.status_code == 400
+        assert response.json["error"]["code"] == "invalid_body"
+
+
+def test_keys_missing_wrong_revoked_or_out_of_scope(app, client):
+    body = {"purpose": "newsletter", "recipients": ["a@example.nl"]}
+    for headers in ({}, {"Authorization": "Bearer csk_wrong"}, {"Authorization": "Basic abc"}):
+        response = client.post(CHECK, json=body, headers=headers)
+        assert response.status_code == 401
+        assert response.json["error"]["code"] == "unauthorized"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    headers, client_id = make_key(app, purposes=("acquisitions",))
+    response = client.post(CHECK, json=body, headers=headers)
+    assert response.status_code == 403
+    assert response.json["error"] == {
+        "code": "forbidden_purpose", "message": "This key may not use this purpose.",
+        "field": "purpose",
+    }  # fmt: skip
+    with app.app_context():
+        clients.revoke(db.session, db.session.get(clients.ApiClient, client_id))
+        db.session.commit()
+    assert (
+        client.post(CHECK, json={**body, "purpose": "acquisitions"}, headers=headers).status_code
+        == 401
+    )
+
+
+def test_rate_limit_per_key(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, API_RATE_LIMIT="2 per minute")
+    key, _ = make_key(app)
+    other, _ = make_key(app, name="Mailchimp")
+    client = app.test_client()
+    body = {"purpose": "newsletter", "recipients": ["a@example.nl"]}
+    codes = [client.post(CHECK, json=body, headers=key).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    limited = client.post(CHECK, json=body, headers=key)
+    assert limited.json["error"]["code"] == "rate_limited"
+    assert int(limited.headers["Retry-After"]) > 0
+    # Another sender is not slowed down by the first.
+    assert client.post(CHECK, json=body, headers=other).status_code == 200
+
+
+# -- signups from a website backend -------------------------------------------------------------
+
+
+def test_signup_starts_double_opt_in_like_the_form(app, client, key, outbox):
+    response = client.post(
+        "/api/v1/signups",
+        json={
+            "email": "Nieuw@Example.nl",
+            "purposes": ["newsletter"],
+            "language": "en",
+            "text_versions": {"newsletter": 1},
+            "evidence": {
+                "ip_address": "198.51.100.7",
+                "user_agent": "Firefox",
+                "page_url": "https://www.bibliotheekborne.example/nieuws",
+            },
+        },
+        headers=key,
+    )
+    assert response.status_code == 202 and response.json == {"status": "accepted"}
+    assert status(app, "nieuw@example.nl") == "pending"
+    [mail] = outbox
+    assert mail.subject == "Confirm your subscription to Bibliotheek Borne"
+    client.post(link_in(mail, "confirm"))
+    assert status(app, "nieuw@example.nl") == "granted"
+    with app.app_context():
+        subject = db.session.scalar(select(Subject).where(Subject.email == "nieuw@example.nl"))
+        request = ledger.history(db.session, subject)[-1]
+        assert (request.action, request.channel, request.actor) == (
+            "requested",
+            "api",
+            request.actor,
+        )
+        assert request.actor.startswith("client:")
+        assert request.evidence.ip_address == "198.51.100.7"
+        assert request.evidence.origin == "https://www.bibliotheekborne.example/nieuws"
+        assert request.consent_text.language == "en"
+    # The same answer for an address that is already subscribed.
+    again = client.post(
+        "/api/v1/signups",
+        json={"email": "nieuw@example.nl", "purposes": ["newsletter"]},
+        headers=key,
+    )
+    assert (again.status_code, again.json) == (202, {"status": "accepted"})
+
+
+@pytest.mark.parametrize(
+    ("body", "status_code", "field"),
+    [
+        ({"email": "x@example.nl", "purposes": []}, 400, "purposes"),
+        ({"email": "x@example.nl", "purposes": ["direct_debit"]}, 403, "purposes"),
+        ({"email": "nope", "purposes": ["newsletter"]}, 400, "email"),
+        ({"email": "x@example.nl", "purposes": ["newsletter"], "language": "de"}, 400, "language"),
+        (
+            {
+                "email": "x@example.nl",
+                "purposes": ["newsletter"],
+                "text_versions": {"newsletter": 99},
+            },
+            400,
+            "text_versions",
+        ),
+        (
+            {"email": "x@example.nl", "purposes": ["newsletter"], "evidence": {"ip_address": 5}},
+            400,
+            "evidence.ip_address",
+        ),
+    ],
+)
+def test_bad_signups_change_nothing(app, client, key, outbox, body, status_code, field):
+    response = client.post("/api/v1/signups", json=body, headers=key)
+    assert response.status_code == status_code
+    assert response.json["error"]["field"] == field
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Subject)) == 0
+    assert len(outbox) == 0
+
+
+# -- events from senders ------------------------------------------------------------------------
+
+
+def post_event(client, key, **event):
+    return client.post("/api/v1/events", json=event, headers=key)
+
+
+def test_unsubscribe_event_withdraws_with_the_client_as_actor(app, client, key):
+    subscribe(app, "jan@example.nl")
+    response = post_event(
+        client, key, id="evt-1", type="unsubscribe", email="jan@example.nl", purpose="newsletter"
+    )
+    assert response.json == {"status": "processed"}
+    assert status(app, "jan@example.nl") == "withdrawn"
+    with app.app_context():
+        subject = db.session.scalar(select(Subject))
+        last = ledger.history(db.session, subject)[0]
+        assert last.channel == "provider_unsubscribe" and last.actor.startswith("client:")
+    # The same event again: nothing new happens.
+    again = post_event(
+        client, key, id="evt-1", type="unsubscribe", email="jan@example.nl", purpose="newsletter"
+    )
+    assert again.json == {"status": "duplicate"}
+
+
+def test_complaint_stops_all_mail_and_suppresses(app, client, key):
+    subscribe(app, "jan@example.nl", codes=("newsletter", "acquisitions"))
+    post_event(client, key, id="c-1", type="complaint", email="JAN@example.nl")
+    assert (
+        status(app, "jan@example.nl")
+        == status(app, "jan@example.nl", "acquisitions")
+        == "withdrawn"
+    )
+    check = client.post(
+        CHECK, json={"purpose": "newsletter", "recipients": ["jan@example.nl"]}, headers=key
+    )
+    assert check.json["results"][0]["reason"] == "suppressed"
+    with app.app_context():
+        [row] = db.session.scalars(select(Suppression))
+        assert (row.reason, row.actor.startswith("client:")) == ("complaint", True)
+        kinds = sorted(m.event_type for m in db.session.scalars(select(OutboxMessage)))
+        assert "mail.confirm" not in kinds  # no webhook endpoints yet, and no mail to the person
+
+
+def test_hard_bounce_of_an_unknown_address_is_remembered(app, client, key):
+    post_event(client, key, id="b-1", type="hard_bounce", email="ghost@example.nl")
+    subscribe(app, "ghost@example.nl")
+    check = client.post(
+        CHECK, json={"purpose": "newsletter", "recipients": ["ghost@example.nl"]}, headers=key
+    )
+    assert check.json["results"][0]["reason"] == "suppressed"
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"type": "unsubscribe", "email": "a@example.nl", "purpose": "newsletter"}, "id"),
+        ({"id": "1", "type": "opened", "email": "a@example.nl"}, "type"),
+        ({"id": "1", "type": "unsubscribe", "email": "a@example.nl"}, "purpose"),
+        ({"id": "1", "type": "complaint", "email": "not-an-address"}, "email"),
+    ],
+)
+def test_bad_events_are_refused(app, client, key, event, field):
+    response = client.post("/api/v1/events", json=event, headers=key)
+    assert response.status_code == 400
+    assert response.json["error"]["field"] == field
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Suppression)) == 0
+
+
+# -- processors' own webhook formats ----------------------------------------------------------
+
+
+def provider_url(headers, provider, purpose="newsletter"):
+    key = headers["Authorization"].split(" ", 1)[1]
+    return f"/api/v1/providers/{provider}/{key}?purpose={purpose}"
+
+
+def test_mailchimp_unsubscribe_and_cleaned(app, client, key):
+    subscribe(app, "leaver@example.nl")
+    subscribe(app, "bounced@example.nl")
+    url = provider_url(key, "mailchimp")
+    assert client.get(url).json == {"status": "ready"}
+    form = {
+        "type": "unsubscribe", "fired_at": "2026-11-20 10:15:00",
+        "data[action]": "unsub", "data[reason]": "manual", "data[id]": "8a25ff1d98",
+        "data[list_id]": "a6b5da1054", "data[email]": "leaver@example.nl",
+        "data[email_type]": "html", "data[merges][EMAIL]": "leaver@example.nl",
+        "data[ip_opt]": "10.20.10.30", "data[campaign_id]": "cb398d21d2",
+    }  # fmt: skip
+    assert client.post(url, data=form).json["results"] == ["processed"]
+    assert client.post(url, data=form).json["results"] == ["duplicate"]
+    assert status(app, "leaver@example.nl") == "withdrawn"
+    cleaned = {
+        "type": "cleaned", "fired_at": "2026-11-20 10:20:00", "data[list_id]": "a6b5da1054",
+        "data[campaign_id]": "4fjk2ma9xd", "data[reason]": "hard", "data[email]": "bounced@example.nl",
+    }  # fmt: skip
+    client.post(url, data=cleaned)
+    check = client.post(
+        CHECK, json={"purpose": "newsletter", "recipients": ["bounced@example.nl"]}, headers=key
+    )
+    assert check.json["results"][0]["reason"] == "suppressed"
+
+
+def test_postmark_bounce_complaint_and_subscription_change(app, client, key):
+    for email in ("bounced@example.nl", "complainer@example.nl", "leaver@example.nl"):
+        subscribe(app, email)
+    url = provider_url(key, "postmark")
+    for name in ("hard_bounce", "spam_complaint", "subscription_change"):
+        payload = json.loads((FIXTURES / f"postmark_{name}.json").read_text())
+        response = client.post(url, json=payload)
+        assert response.json["results"] == ["processed"], name
+    assert status(app, "complainer@example.nl") == "withdrawn"
+    assert status(app, "leaver@example.nl") == "withdrawn"
+    check = client.post(
+        CHECK,
+        json={
+            "purpose": "newsletter",
+            "recipients": ["bounced@example.nl", "complainer@example.nl"],
+        },
+        headers=key,
+    )
+    assert [r["reason"] for r in check.json["results"]] == ["suppressed", "suppressed"]
+
+
+def test_sendgrid_event_array(app, client, key):
+    for email in (
+        "leaver@example.nl",
+        "complainer@example.nl",
+        "bounced@example.nl",
+        "full@example.nl",
+    ):
+        subscribe(app, email)
+    payload = json.loads((FIXTURES / "sendgrid_events.json").read_text())
+    response = client.post(provider_url(key, "sendgrid"), json=payload)
+    # An open and a soft block do not concern consent and are left out.
+    assert response.json == {"status": "processed", "events": 3, "results": ["processed"] * 3}
+    recipients = [
+        "leaver@example.nl",
+        "complainer@example.nl",
+        "bounced@example.nl",
+        "full@example.nl",
+    ]
+    check = client.post(
+        CHECK, json={"purpose": "newsletter", "recipients": recipients}, headers=key
+    )
+    assert [r["reason"] for r in check.json["results"]] == [
+        "withdrawn",
+        "suppressed",
+        "suppressed",
+        "granted",
+    ]
+
+
+def test_provider_urls_with_a_bad_key_or_payload(app, client, key):
+    assert (
+        client.post("/api/v1/providers/mailchimp/csk_nope", data={"type": "x"}).status_code == 404
+    )
+    assert client.post(provider_url(key, "hotmail"), json={}).status_code == 404
+    response = client.post(provider_url(key, "postmark"), json=[1])
+    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_payload"
+
+
+# -- one person's record ------------------------------------------------------------------------
+
+
+def test_subject_shows_only_the_keys_purposes(app, client):
+    subscribe(app, "jan@example.nl", codes=("newsletter", "acquisitions"))
+    headers, _ = make_key(app, purposes=("newsletter",))
+    response = client.get("/api/v1/subjects/Jan@Example.nl", headers=headers)
+    assert response.status_code == 200
+    assert [c["purpose"] for c in response.json["consents"]] == ["newsletter"]
+    assert {e["purpose"] for e in response.json["events"]} == {"newsletter"}
+    assert [e["action"] for e in response.json["events"]] == ["granted", "requested"]
+    missing = client.get("/api/v1/subjects/nobody@example.nl", headers=headers)
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
+
+
+# -- tenant isolation ---------------------------------------------------------------------------
+
+
+def test_a_key_of_one_library_reaches_nothing_of_another(app, client):
+    subscribe(app, "jan@example.nl", library="borne", codes=("newsletter", "acquisitions"))
+    zoetermeer, _ = make_key(app, library="zoetermeer", name="Spotler")
+
+    check = client.post(
+        CHECK, json={"purpose": "newsletter", "recipients": ["jan@example.nl"]}, headers=zoetermeer
+    )
+    assert check.json["results"][0] == {
+        "email": "jan@example.nl",
+        "allowed": False,
+        "reason": "no_consent",
+    }
+    assert client.get("/api/v1/subjects/jan@example.nl", headers=zoetermeer).status_code == 404
+    for event in (
+        {"id": "x1", "type": "unsubscribe", "email": "jan@example.nl", "purpose": "newsletter"},
+        {"id": "x2", "type": "complaint", "email": "jan@example.nl"},
+        {"id": "x3", "type": "hard_bounce", "email": "jan@example.nl"},
+    ):
+        assert client.post("/api/v1/events", json=event, headers=zoetermeer).status_code == 200
+    client.post(
+        "/api/v1/signups",
+        json={"email": "jan@example.nl", "purposes": ["newsletter"]},
+        headers=zoetermeer,
+    )
+    key_url = provider_url(zoetermeer, "sendgrid")
+    client.post(key_url, json=json.loads((FIXTURES / "sendgrid_events.json").read_text()))
+
+    # Borne's member is untouched: still subscribed, not suppressed, one subject in Borne.
+    assert (
+        status(app, "jan@example.nl") == status(app, "jan@example.nl", "acquisitions") == "granted"
+    )
+    borne, _ = make_key(app)
+    check = client.post(
+        CHECK, json={"purpose": "newsletter", "recipients": ["jan@example.nl"]}, headers=borne
+    )
+    assert check.json["results"][0]["allowed"] is True
+    with app.app_context():
+        libraries = db.session.scalars(
+            select(Library.slug)
+            .join(Subject, Subject.library_id == Library.id)
+            .where(Subject.email == "jan@example.nl")
+        ).all()
+        assert sorted(libraries) == ["borne", "zoetermeer"]
