@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import email_validator
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ARRAY, Integer, String, any_, bindparam, null, select, union_all
 from sqlalchemy.exc import IntegrityError
@@ -126,11 +128,28 @@ class SignupResult:
     newly_pending: bool
 
 
+# Plain ASCII addresses, which are nearly all of them, whose normal form email-validator
+# would give as the address itself (lower-cased). A check of 10,000 recipients spends most
+# of its time normalising; this takes it from ~30 µs to ~1 µs an address. Anything else
+# (quoted parts, IDN, special-use domains) goes the full way.
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[a-z]{{2,63}}")
+_SPECIAL_USE = frozenset(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
 def normalise_email(raw: str) -> str:
     """Return the one spelling under which an address is stored, or raise InvalidEmail."""
     raw = (raw or "").strip()
     if not raw or len(raw) > MAX_EMAIL_LENGTH:
         raise InvalidEmail(raw)
+    lowered = raw.lower()
+    if (
+        _PLAIN_ADDRESS.fullmatch(lowered)
+        and len(lowered.partition("@")[0]) <= 64
+        and lowered.rpartition(".")[2] not in _SPECIAL_USE
+    ):
+        return lowered
     try:
         checked = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:

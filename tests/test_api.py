@@ -378,7 +378,8 @@ def test_mailchimp_unsubscribe_and_cleaned(app, client, key):
     assert status(app, "leaver@example.nl") == "withdrawn"
     cleaned = {
         "type": "cleaned", "fired_at": "2026-11-20 10:20:00", "data[list_id]": "a6b5da1054",
-        "data[campaign_id]": "4fjk2ma9xd", "data[reason]": "hard", "data[email]": "bounced@example.nl",
+        "data[campaign_id]": "4fjk2ma9xd", "data[reason]": "hard",
+        "data[email]": "bounced@example.nl",
     }  # fmt: skip
     client.post(url, data=cleaned)
     check = client.post(

@@ -1,6 +1,9 @@
 from datetime import UTC, datetime
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 
@@ -262,3 +265,21 @@ def test_signup_without_double_opt_in_never_overrides_an_earlier_no(session, bor
     )
     assert ledger.status_of(session, subject, offers) == "pending"
     assert again.request_ids
+
+
+@given(
+    st.emails()
+    | st.from_regex(r"[A-Za-z0-9._+-]{1,20}@[A-Za-z0-9.-]{1,20}\.[A-Za-z]{1,5}", fullmatch=True)
+)
+def test_the_quick_normal_form_agrees_with_email_validator(address):
+    """normalise_email takes a short cut for plain addresses; it must never differ."""
+    try:
+        expected = validate_email(address, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        expected = None
+    try:
+        got = ledger.normalise_email(address)
+    except ledger.InvalidEmail:
+        got = None
+    if len(address.strip()) <= ledger.MAX_EMAIL_LENGTH:
+        assert got == expected

@@ -529,3 +529,17 @@ def test_history_restore_gets_the_whole_page(app, client, outbox):
     headers = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
     page = client.get(prefs_url(app), headers=headers).get_data(as_text=True)
     assert page.startswith("<!doctype html>") and "<h1>Je mailinstellingen</h1>" in page
+
+
+def test_batch_signed_tokens_read_like_single_ones(app):
+    from itsdangerous import URLSafeTimedSerializer
+
+    with app.app_context():
+        [unsubscribe] = tokens.make_many_unsubscribe([(41, 3)])
+        [preferences] = tokens.make_many_preferences([41])
+        assert tokens.read_unsubscribe(unsubscribe) == tokens.UnsubscribeLink(41, 3)
+        assert tokens.read_preferences(preferences) == 41
+        # Plain itsdangerous reads them too: the format is the standard one.
+        plain = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=tokens.SALTS["unsubscribe"])
+        assert plain.loads(unsubscribe) == [41, 3]
+        assert tokens.read_unsubscribe(plain.dumps([41, 3])) == tokens.UnsubscribeLink(41, 3)
