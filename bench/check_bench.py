@@ -39,9 +39,8 @@ def main(url: str) -> None:
     with app.app_context():
         started = time.perf_counter()
         fill(app)
-        print(
-            f"{db.engine.dialect.name}: {PEOPLE:,} people loaded in {time.perf_counter() - started:.1f} s"
-        )
+        took = time.perf_counter() - started
+        print(f"{db.engine.dialect.name}: {PEOPLE:,} people loaded in {took:.1f} s")
         library = db.session.scalar(select(Library).where(Library.slug == "borne"))
         _client, key = clients.create(db.session, library, "bench", ["newsletter"])
         db.session.commit()
@@ -141,7 +140,8 @@ def report(label: str, timings: list[float]) -> None:
     best, median = min(timings), sorted(timings)[len(timings) // 2]
     print(f"{label}:")
     print(
-        f"  median {median * 1000:.0f} ms per {BATCH:,}  ->  {BATCH / median:,.0f} recipients/s (best {BATCH / best:,.0f}/s)"
+        f"  median {median * 1000:.0f} ms per {BATCH:,}  ->  {BATCH / median:,.0f} recipients/s"
+        f" (best {BATCH / best:,.0f}/s)"
     )
 
 
