@@ -508,3 +508,104 @@ def test_a_key_of_one_library_reaches_nothing_of_another(app, client):
             .where(Subject.email == "jan@example.nl")
         ).all()
         assert sorted(libraries) == ["borne", "zoetermeer"]
+
+
+# -- input no database column can hold, and batches that are partly bad -------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/events", {"id": "e\x00", "type": "hard_bounce", "email": "a@example.nl"}, "id"),
+        ("/api/v1/events", {"id": "e\ud800", "type": "hard_bounce", "email": "a@example.nl"}, "id"),
+        (
+            "/api/v1/signups",
+            {
+                "email": "a@example.nl",
+                "purposes": ["newsletter"],
+                "evidence": {"user_agent": "\x00"},
+            },
+            "evidence.user_agent",
+        ),
+        (
+            "/api/v1/signups",
+            {
+                "email": "a@example.nl",
+                "purposes": ["newsletter"],
+                "text_versions": {"newsletter": 10**30},
+            },
+            "text_versions",
+        ),
+        (
+            "/api/v1/signups",
+            {"email": "a@example.nl", "purposes": ["newsletter"], "evidence": False},
+            "evidence",
+        ),
+    ],
+)
+def test_unstorable_input_is_a_400_not_a_crash(app, client, key, path, body, field):
+    response = client.post(
+        path, data=json.dumps(body), content_type="application/json", headers=key
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["field"] == field
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Subject)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Suppression)) == 0
+
+
+def test_one_bad_event_does_not_block_the_rest_of_a_batch(app, client):
+    headers, _ = make_key(app)  # two purposes: an unsubscribe needs ?purpose=
+    key = headers["Authorization"].split(" ", 1)[1]
+    batch = [
+        {"email": "complainer@example.nl", "event": "spamreport", "sg_event_id": "a"},
+        {"email": "leaver@example.nl", "event": "unsubscribe", "sg_event_id": "b"},
+        {
+            "email": "bounced@example.nl",
+            "event": "bounce",
+            "type": "bounce",
+            "sg_event_id": "c" * 500,
+        },
+    ]
+    response = client.post(f"/api/v1/providers/sendgrid/{key}", json=batch)
+    assert response.status_code == 200
+    assert response.json["results"] == [
+        "processed",
+        "rejected: invalid_field (purpose)",
+        "processed",
+    ]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Suppression)) == 2
+
+
+def test_mailchimp_reports_that_do_not_concern_consent_are_ignored(app, client, key):
+    url = provider_url(key, "mailchimp")
+    response = client.post(
+        url, data={"type": "campaign", "data[id]": "5aa2102003", "data[status]": "sent"}
+    )
+    assert response.json == {"status": "processed", "events": 0, "results": []}
+
+
+def test_last_use_of_a_key_is_recorded(app, client):
+    headers, client_id = make_key(app)
+    client.get("/api/v1/subjects/nobody@example.nl", headers=headers)
+    with app.app_context():
+        assert db.session.get(clients.ApiClient, client_id).last_used_at is not None
+    hook_headers, hook_id = make_key(app, name="Mailchimp")
+    client.get(provider_url(hook_headers, "mailchimp"))
+    with app.app_context():
+        assert db.session.get(clients.ApiClient, hook_id).last_used_at is not None
+
+
+def test_the_rate_limit_is_one_budget_per_key(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, API_RATE_LIMIT="2 per minute")
+    key, _ = make_key(app)
+    client = app.test_client()
+    client.post(CHECK, json={"purpose": "newsletter", "recipients": ["a@example.nl"]}, headers=key)
+    client.get("/api/v1/subjects/a@example.nl", headers=key)
+    response = client.post(
+        "/api/v1/events",
+        json={"id": "1", "type": "hard_bounce", "email": "a@example.nl"},
+        headers=key,
+    )
+    assert response.status_code == 429

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -61,6 +62,10 @@ def api_limit() -> str:
     return current_app.config["API_RATE_LIMIT"]
 
 
+# One budget per key across every /api/v1 call, not one per route.
+limited = limiter.shared_limit(api_limit, scope="api", key_func=rate_limit_key)
+
+
 @bp.before_request
 def _authenticate() -> None:
     # A check of 10,000 addresses is far larger than any member's form (MAX_CONTENT_LENGTH).
@@ -70,9 +75,7 @@ def _authenticate() -> None:
     client = clients.authenticate(db.session, _bearer() or "")
     if client is None:
         raise ApiError(401, "unauthorized", "Send a valid key as 'Authorization: Bearer csk_…'.")
-    g.client = client
-    g.library = client.library
-    client.last_used_at = utcnow()
+    _seen(client)
 
 
 @bp.get("/openapi.json")
@@ -84,7 +87,7 @@ def openapi() -> Response:
 
 
 @bp.post("/v1/consent/check")
-@limiter.limit(api_limit, key_func=rate_limit_key)
+@limited
 def consent_check() -> Response:
     """Which recipients may get mail for this purpose, with the headers to put in it."""
     body = _json_object()
@@ -144,7 +147,7 @@ def consent_check() -> Response:
 
 
 @bp.post("/v1/signups")
-@limiter.limit(api_limit, key_func=rate_limit_key)
+@limited
 def signups() -> tuple[Response, int]:
     """Start double opt-in for a person who ticked the box on the library website."""
     body = _json_object()
@@ -157,7 +160,8 @@ def signups() -> tuple[Response, int]:
     if language not in LANGUAGES:
         raise ApiError(400, "invalid_field", f"One of {', '.join(LANGUAGES)}.", "language")
     text_ids = _shown_texts(body.get("text_versions"), purposes, language)
-    evidence = body.get("evidence") or {}
+    evidence = body.get("evidence")
+    evidence = {} if evidence is None else evidence
     if not isinstance(evidence, dict):
         raise ApiError(400, "invalid_field", "An object.", "evidence")
     proof = Proof(
@@ -186,7 +190,7 @@ def signups() -> tuple[Response, int]:
 
 
 @bp.post("/v1/events")
-@limiter.limit(api_limit, key_func=rate_limit_key)
+@limited
 def events() -> Response:
     """Unsubscribes, spam complaints and hard bounces the sender saw."""
     body = _json_object()
@@ -201,7 +205,7 @@ def events() -> Response:
 
 @bp.route("/v1/providers/<provider>/<key>", methods=["GET", "POST"])
 @csrf.exempt
-@limiter.limit(api_limit, key_func=rate_limit_key)
+@limited
 def provider_webhook(provider: str, key: str) -> Response | tuple[Response, int]:
     """A processor's own webhook format (mailchimp, postmark, sendgrid), key in the URL
     because these processors cannot send an Authorization header."""
@@ -209,20 +213,29 @@ def provider_webhook(provider: str, key: str) -> Response | tuple[Response, int]
     client = clients.authenticate(db.session, key)
     if parse is None or client is None:
         return error_response(404, "not_found", "No such webhook address.")
-    g.client, g.library = client, client.library
+    _seen(client)
     if request.method == "GET":
         return jsonify(status="ready")  # processors test the URL with a GET first
     try:
         found = parse(request, request.args.get("purpose"))
     except providers.BadPayload as exc:
         raise ApiError(400, "invalid_payload", str(exc)) from None
-    statuses = [record_event(event) for event in found]
+    # Each event stands alone: one the service cannot use must not block the others, or a
+    # processor retrying the batch would never get its bounces through.
+    statuses = []
+    for event in found:
+        try:
+            statuses.append(record_event(event))
+        except ApiError as error:
+            db.session.rollback()
+            statuses.append(f"rejected: {error.code} ({error.field or 'event'})")
     return jsonify(status="processed", events=len(found), results=statuses)
 
 
 def record_event(event: providers.Event) -> str:
     """Apply one reported event once; 'duplicate' when its id was seen before."""
     client: ApiClient = g.client
+    _storable(event.email, "email")
     if event.type not in providers.TYPES:
         raise ApiError(400, "invalid_field", f"One of {', '.join(providers.TYPES)}.", "type")
     try:
@@ -259,7 +272,7 @@ def record_event(event: providers.Event) -> str:
 
 
 @bp.get("/v1/subjects/<path:email>")
-@limiter.limit(api_limit, key_func=rate_limit_key)
+@limited
 def subject(email: str) -> Response:
     """The current state and history of one person, for this key's purposes only."""
     client: ApiClient = g.client
@@ -302,6 +315,15 @@ def subject(email: str) -> Response:
 # -- helpers ----------------------------------------------------------------------------------
 
 
+def _seen(client: ApiClient) -> None:
+    """Note when a key was last used (at most once a minute, in its own small commit)."""
+    g.client, g.library = client, client.library
+    now = utcnow()
+    if client.last_used_at is None or now - client.last_used_at > timedelta(minutes=1):
+        client.last_used_at = now
+        db.session.commit()
+
+
 def _bearer() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -325,7 +347,7 @@ def _string(body: dict[str, Any], name: str, limit: int = 254) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise ApiError(400, "invalid_field", f"A text of 1 to {limit} characters.", name)
-    return value
+    return _storable(value, name)
 
 
 def _optional_string(body: dict[str, Any], name: str, limit: int, field: str) -> str | None:
@@ -334,6 +356,17 @@ def _optional_string(body: dict[str, Any], name: str, limit: int, field: str) ->
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise ApiError(400, "invalid_field", f"A text of at most {limit} characters.", field)
+    return _storable(value, field)
+
+
+def _storable(value: str, field: str) -> str:
+    """Refuse what no database column can hold: NUL characters and lone surrogates."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_field", "Not valid Unicode text.", field) from None
+    if "\x00" in value:
+        raise ApiError(400, "invalid_field", "NUL characters are not allowed.", field)
     return value
 
 
@@ -367,13 +400,17 @@ def _shown_texts(versions: Any, purposes: list[Purpose], language: str) -> dict[
                 ConsentText.language == language,
                 ConsentText.version == version,
             )
-        ) if isinstance(version, int) and not isinstance(version, bool) else None  # fmt: skip
+        ) if _is_version(version) else None  # fmt: skip
         if text is None:
             raise ApiError(
                 400, "invalid_field", f"No version {version!r} of this text.", "text_versions"
             )
         ids[purpose.code] = text.id
     return ids
+
+
+def _is_version(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**31
 
 
 def _list_id(purpose: Purpose) -> str:

@@ -41,12 +41,17 @@ def mailchimp(request: Request, purpose: str | None) -> list[Event]:
     """Mailchimp list webhooks: form posts of type unsubscribe or cleaned."""
     form = request.form
     kind, email = form.get("type"), form.get("data[email]")
-    if not kind or not email:
-        raise BadPayload("expected the form fields type and data[email]")
+    if not kind:
+        raise BadPayload("expected the form field type")
+    if kind not in ("unsubscribe", "cleaned"):
+        return []  # subscribes, profile updates and campaign reports do not concern consent
+    if not email:
+        raise BadPayload("expected the form field data[email]")
     reason = form.get("data[reason]", "")
     # Mailchimp sends no id: the same report always has the same time, list and address.
-    seed = "|".join([kind, form.get("fired_at", ""), email, form.get("data[list_id]", "")])
-    event_id = "mailchimp:" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+    event_id = _event_id(
+        "mailchimp", kind, form.get("fired_at", ""), email, form.get("data[list_id]", "")
+    )
     if kind == "cleaned" or (kind == "unsubscribe" and reason == "abuse"):
         return [Event(event_id, "complaint" if reason == "abuse" else "hard_bounce", email)]
     if kind == "unsubscribe":
@@ -86,7 +91,7 @@ def sendgrid(request: Request, purpose: str | None) -> list[Event]:
         if not isinstance(item, dict):
             raise BadPayload("every SendGrid event is an object")
         kind = item.get("event")
-        ident = f"sendgrid:{item.get('sg_event_id') or item.get('sg_message_id')}:{kind}"
+        ident = _event_id("sendgrid", item.get("sg_event_id") or item.get("sg_message_id"), kind)
         if kind == "bounce" and item.get("type", "bounce") == "bounce":
             events.append(Event(ident, "hard_bounce", _text(item, "email")))
         elif kind == "spamreport":
@@ -96,6 +101,15 @@ def sendgrid(request: Request, purpose: str | None) -> list[Event]:
                 Event(ident, "unsubscribe", _text(item, "email"), _default_purpose(purpose))
             )
     return events
+
+
+def _event_id(provider: str, *parts: Any) -> str:
+    """A short, storable id for a processor's event: the same report gives the same id.
+
+    (Processors' own ids can be long or absent, and Mailchimp sends none at all.)
+    """
+    seed = "|".join(str(p) for p in parts)
+    return f"{provider}:" + hashlib.sha256(seed.encode("utf-8", "replace")).hexdigest()[:40]
 
 
 def _text(body: dict[str, Any], name: str) -> str:

@@ -1,0 +1,902 @@
+"""The OpenAPI 3.1 description of the sender API, served at /api/openapi.json.
+
+Written by hand to say what api.py does, limits included; tests/test_openapi.py fails when a
+route is missing here and fuzzes every operation against it. Value lists (reasons, statuses,
+channels, languages, event types) come from the code that produces them, so they cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .. import outbox
+from ..config import LANGUAGES
+from ..ledger import REASON_BY_STATUS, Action, Channel, Status
+from . import providers
+from .api import MAX_RECIPIENTS
+
+Schema = dict[str, Any]
+
+# The limits api.py puts on strings (_string's default and the explicit ones).
+TEXT_LIMIT = 254
+EVENT_ID_LIMIT = 200
+PURPOSE_LIMIT = 40
+IP_LIMIT, USER_AGENT_LIMIT, PAGE_URL_LIMIT = 45, 400, 200
+KEY_LIMIT = 100  # clients.authenticate refuses longer keys
+
+# _string refuses text that is empty after str.strip(): it needs one non-space character.
+NOT_BLANK = r"\S"
+
+
+def _constants(owner: type) -> list[str]:
+    return [v for k, v in vars(owner).items() if k.isupper() and isinstance(v, str)]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _response(name: str) -> Schema:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _json(schema: Schema, example: Any = None) -> Schema:
+    media: Schema = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {"application/json": media}
+
+
+def _text(limit: int, description: str, *, required: bool = True) -> Schema:
+    schema: Schema = {"type": "string", "maxLength": limit, "description": description}
+    if required:
+        schema.update(minLength=1, pattern=NOT_BLANK)
+    return schema
+
+
+def _nullable_text(limit: int, description: str) -> Schema:
+    return {"type": ["string", "null"], "maxLength": limit, "description": description}
+
+
+RATE_HEADERS = {
+    "X-RateLimit-Limit": {"$ref": "#/components/headers/X-RateLimit-Limit"},
+    "X-RateLimit-Remaining": {"$ref": "#/components/headers/X-RateLimit-Remaining"},
+    "X-RateLimit-Reset": {"$ref": "#/components/headers/X-RateLimit-Reset"},
+    "Retry-After": {"$ref": "#/components/headers/Retry-After"},
+}
+
+
+def _ok(description: str, schema: Schema, example: Any = None, *, limited: bool) -> Schema:
+    response: Schema = {"description": description, "content": _json(schema, example)}
+    if limited:
+        response["headers"] = RATE_HEADERS
+    return response
+
+
+def _errors(*statuses: str) -> dict[str, Schema]:
+    names = {
+        "400": "BadRequest",
+        "401": "Unauthorized",
+        "403": "Forbidden",
+        "404": "NotFound",
+        "413": "TooLarge",
+        "429": "RateLimited",
+        "500": "ServerError",
+    }
+    return {status: _response(names[status]) for status in (*statuses, "500")}
+
+
+def _error_body(code: str, message: str, field: str | None = None) -> Schema:
+    body = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    return {"error": body}
+
+
+def document(base_url: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document, with its server at base_url."""
+    # A copy, so that no caller can change the next answer.
+    return copy.deepcopy(
+        {
+            "openapi": "3.1.0",
+            "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+            "info": INFO,
+            "servers": [{"url": base_url, "description": "This consentsvc installation."}],
+            "security": [{"bearerAuth": []}],
+            "tags": TAGS,
+            "paths": PATHS,
+            "webhooks": WEBHOOKS,
+            "components": {
+                "securitySchemes": SECURITY_SCHEMES,
+                "schemas": SCHEMAS,
+                "responses": RESPONSES,
+                "headers": HEADERS,
+            },
+        }
+    )
+
+
+# -- top level ----------------------------------------------------------------------------------
+
+INFO: Schema = {
+    "title": "consentsvc sender API",
+    "version": "1",
+    "summary": "Consent and newsletter preferences of Dutch public libraries, for senders.",
+    "description": (
+        "For mailing processors and library website backends. Every call under /api/v1 "
+        "carries `Authorization: Bearer csk_…` (the processors' webhooks carry the key in "
+        "their URL instead); a key belongs to one library and a list of "
+        "purposes, and sees nothing else (403 for other purposes, 404 for other libraries' "
+        'people). Errors are JSON: `{"error": {"code", "message", "field"?}}`.\n\n'
+        "Each key may make `CONSENTSVC_API_RATE_LIMIT` calls to each operation (default 600 a "
+        "minute); beyond that the answer is 429 with `Retry-After` in seconds. Bodies may be up to "
+        "`CONSENTSVC_API_MAX_CONTENT_LENGTH` bytes (default 4 MiB), else 413.\n\n"
+        "The service also calls you: see `webhooks`, signed per Standard Webhooks "
+        "(https://www.standardwebhooks.com)."
+    ),
+}
+
+TAGS = [
+    {"name": "senders", "description": "Mailing processors: check before sending, report back."},
+    {"name": "websites", "description": "Library website backends: start a signup."},
+    {
+        "name": "processors",
+        "description": "Webhooks in the formats of Mailchimp, Postmark, SendGrid.",
+    },
+    {"name": "meta", "description": "This document."},
+]
+
+SECURITY_SCHEMES: Schema = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "csk_…",
+        "description": (
+            "A key made with `consentsvc clients create --library … --name … --purposes …`: "
+            "`csk_` and 43 URL-safe characters, shown once. A missing, unknown or revoked key "
+            'gives 401 with `WWW-Authenticate: Bearer realm="consentsvc"`.'
+        ),
+    }
+}
+
+# -- schemas ------------------------------------------------------------------------------------
+
+REASONS = [*REASON_BY_STATUS.values(), "suppressed", "invalid_address"]
+EVENT_TYPES = list(providers.TYPES)
+STATUSES = ["none", *_constants(Status)]
+ACTIONS = _constants(Action)
+CHANNELS = _constants(Channel)
+TIMESTAMP: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "description": "UTC, ISO 8601 with a Z, e.g. 2026-11-20T12:15:00.123456Z.",
+}
+
+SCHEMAS: Schema = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "description": (
+                            "Stable, for programs: invalid_body, invalid_field, "
+                            "invalid_address, invalid_payload, not_self_service, "
+                            "unknown_purpose, unauthorized, forbidden_purpose, not_found, "
+                            "method_not_allowed, too_large, rate_limited, server_error."
+                        ),
+                    },
+                    "message": {"type": "string", "description": "For people, in English."},
+                    "field": {
+                        "type": "string",
+                        "description": "The body field that is wrong, e.g. recipients or "
+                        "evidence.user_agent.",
+                    },
+                },
+            }
+        },
+    },
+    "CheckRequest": {
+        "type": "object",
+        "required": ["purpose", "recipients"],
+        "properties": {
+            "purpose": _text(TEXT_LIMIT, "A purpose code of this key, e.g. newsletter."),
+            "recipients": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_RECIPIENTS,
+                "items": {"type": "string"},
+                "description": (
+                    "Addresses as you hold them; answered in the same order and spelling. "
+                    "Anything that is not a valid address is answered with invalid_address."
+                ),
+            },
+        },
+        "example": {"purpose": "newsletter", "recipients": ["jan@example.nl", "piet@example.nl"]},
+    },
+    "CheckResult": {
+        "type": "object",
+        "required": ["decision_id", "purpose", "checked_at", "results"],
+        "properties": {
+            "decision_id": {
+                "type": "string",
+                "format": "uuid",
+                "description": "Kept with the answer; quote it to trace a send back to it.",
+            },
+            "purpose": {"type": "string"},
+            "checked_at": TIMESTAMP,
+            "results": {"type": "array", "items": _ref("RecipientResult")},
+        },
+    },
+    "RecipientResult": {
+        "type": "object",
+        "required": ["email", "allowed", "reason"],
+        "properties": {
+            "email": {"type": "string", "description": "As sent in recipients."},
+            "allowed": {"type": "boolean"},
+            "reason": {
+                "type": "string",
+                "enum": REASONS,
+                "description": (
+                    "granted: confirmed consent (the only reason with allowed true). "
+                    "no_consent: never asked, or unknown address. pending_confirmation: "
+                    "signed up, not yet confirmed. withdrawn / objected: the person said no. "
+                    "suppressed: complaint or hard bounce, whatever the consent. "
+                    "invalid_address: not an e-mail address."
+                ),
+            },
+            "headers": _ref("MailHeaders"),
+            "preferences_url": {
+                "type": "string",
+                "format": "uri",
+                "description": "The person's own preference centre, for a link in the mail.",
+            },
+        },
+        "dependentRequired": {"headers": ["preferences_url"]},
+    },
+    "MailHeaders": {
+        "type": "object",
+        "description": "Put these in the mail as they are. Only for allowed recipients.",
+        "required": ["List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"],
+        "properties": {
+            "List-Unsubscribe": {
+                "type": "string",
+                "pattern": "^<https?://[^>]+>$",
+                "description": "RFC 2369: one https link (http only on a test set-up).",
+            },
+            "List-Unsubscribe-Post": {
+                "const": "List-Unsubscribe=One-Click",
+                "description": "RFC 8058 one-click: a POST to the link unsubscribes at once.",
+            },
+            "List-Id": {
+                "type": "string",
+                "description": 'RFC 2919, e.g. "Nieuwsbrief" <newsletter.borne.lists.example.org>.',
+            },
+        },
+    },
+    "SignupRequest": {
+        "type": "object",
+        "required": ["email", "purposes"],
+        "properties": {
+            "email": {**_text(TEXT_LIMIT, "The address the person typed."), "format": "email"},
+            "purposes": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string"},
+                "description": (
+                    "Purpose codes of this key that members choose themselves (consent-based, "
+                    "self-service); others give 403 forbidden_purpose or 400 not_self_service."
+                ),
+            },
+            "language": {
+                "type": "string",
+                "enum": list(LANGUAGES),
+                "description": "Of the mail and the texts; default the library's language.",
+            },
+            "text_versions": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": ["integer", "null"]},
+                "description": (
+                    "Purpose code to the version of the consent text your page showed; "
+                    "without it the current version is recorded. An unknown version is a 400."
+                ),
+            },
+            "evidence": _ref("Evidence"),
+        },
+        "example": {
+            "email": "jan@example.nl",
+            "purposes": ["newsletter"],
+            "language": "nl",
+            "text_versions": {"newsletter": 1},
+            "evidence": {
+                "ip_address": "203.0.113.7",
+                "user_agent": "Mozilla/5.0",
+                "page_url": "https://www.bibliotheekborne.nl/nieuwsbrief",
+            },
+        },
+    },
+    "Evidence": {
+        "type": ["object", "null"],
+        "description": "What your website saw when the person ticked the box.",
+        "properties": {
+            "ip_address": _nullable_text(IP_LIMIT, "The person's IP address."),
+            "user_agent": _nullable_text(USER_AGENT_LIMIT, "Their browser's User-Agent."),
+            "page_url": _nullable_text(PAGE_URL_LIMIT, "The page with the form."),
+        },
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "accepted"}},
+        "description": "The same for new, pending and confirmed addresses (no enumeration).",
+    },
+    "EventRequest": {
+        "type": "object",
+        "required": ["id", "type", "email"],
+        "properties": {
+            "id": _text(EVENT_ID_LIMIT, "Your own id of the event; a repeat is a no-op."),
+            "type": {
+                "type": "string",
+                "enum": EVENT_TYPES,
+                "description": (
+                    "unsubscribe: stop this purpose for this person. complaint: stop all "
+                    "their mail and suppress the address. hard_bounce: suppress the address."
+                ),
+            },
+            "email": {**_text(TEXT_LIMIT, "The recipient's address."), "format": "email"},
+            "purpose": {
+                "type": ["string", "null"],
+                "maxLength": PURPOSE_LIMIT,
+                "description": "A purpose code of this key; required for unsubscribe.",
+            },
+        },
+        "if": {"properties": {"type": {"const": "unsubscribe"}}, "required": ["type"]},
+        "then": {
+            "required": ["purpose"],
+            "properties": {"purpose": {"type": "string", "minLength": 1}},
+        },
+        "example": {
+            "id": "laposta-7f3a9c",
+            "type": "unsubscribe",
+            "email": "jan@example.nl",
+            "purpose": "newsletter",
+        },
+    },
+    "EventStatus": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {
+                "type": "string",
+                "enum": ["processed", "duplicate"],
+                "description": "duplicate: this key reported this id before; nothing changed.",
+            }
+        },
+    },
+    "ProviderReady": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "ready"}},
+    },
+    "ProviderResult": {
+        "type": "object",
+        "required": ["status", "events", "results"],
+        "properties": {
+            "status": {"const": "processed"},
+            "events": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "How many consent events the payload held (opens, deliveries "
+                "and soft bounces are left out).",
+            },
+            "results": {
+                "type": "array",
+                "description": (
+                    "One per event, in order. An event the service cannot use is answered "
+                    "'rejected: <code> (<field>)' and does not hold up the others."
+                ),
+                "items": {
+                    "type": "string",
+                    "anyOf": [
+                        {"enum": ["processed", "duplicate"]},
+                        {"pattern": "^rejected: [a-z_]+ \\([a-z_.]+\\)$"},
+                    ],
+                },
+            },
+        },
+    },
+    "MailchimpWebhook": {
+        "type": "object",
+        "description": (
+            "Mailchimp list webhook (form post). unsubscribe stops the purpose (from ?purpose= "
+            "or the key's only purpose); unsubscribe with data[reason]=abuse is a complaint; "
+            "cleaned is a hard bounce; other types are ignored. unsubscribe and cleaned "
+            "need data[email]."
+        ),
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "minLength": 1},
+            "fired_at": {"type": "string"},
+            "data[email]": {"type": "string"},
+            "data[reason]": {"type": "string"},
+            "data[list_id]": {"type": "string"},
+        },
+    },
+    # The processors' own formats: only the shape below is required; fields are read where
+    # they matter and anything not understood is ignored (opens, deliveries, soft bounces).
+    "PostmarkWebhook": {
+        "type": "object",
+        "description": (
+            "Postmark webhook. Bounce with Type HardBounce is a hard bounce, SpamComplaint a "
+            "complaint (both need Email); SubscriptionChange with SuppressSending true and "
+            "SuppressionReason ManualSuppression is an unsubscribe (needs Recipient). Other "
+            "records are ignored."
+        ),
+        "required": ["RecordType"],
+        "properties": {
+            "RecordType": {"description": "Bounce, SpamComplaint or SubscriptionChange."},
+            "Type": {"description": "Of a Bounce: only HardBounce counts."},
+            "ID": {"description": "With MessageID and ChangedAt, makes the event's id."},
+            "MessageID": {},
+            "ChangedAt": {},
+            "Email": {"description": "The address, for Bounce and SpamComplaint."},
+            "Recipient": {"description": "The address, for SubscriptionChange."},
+            "SuppressSending": {"description": "Must be true for an unsubscribe."},
+            "SuppressionReason": {"description": "Must be ManualSuppression for an unsubscribe."},
+        },
+    },
+    "SendGridEvents": {
+        "type": "array",
+        "description": (
+            "SendGrid Event Webhook. bounce (type bounce) is a hard bounce, spamreport a "
+            "complaint, unsubscribe and group_unsubscribe an unsubscribe (each needs email); "
+            "other events are ignored."
+        ),
+        "items": {
+            "type": "object",
+            "properties": {
+                "event": {"description": "bounce, spamreport, unsubscribe, group_unsubscribe."},
+                "type": {"description": "Of a bounce: bounce (hard) or blocked (ignored)."},
+                "email": {"description": "The address."},
+                "sg_event_id": {"description": "With event, makes the event's id."},
+                "sg_message_id": {"description": "Used when sg_event_id is missing."},
+            },
+        },
+    },
+    "Subject": {
+        "type": "object",
+        "required": ["email", "language", "consents", "events"],
+        "properties": {
+            "email": {"type": "string", "description": "As stored: lower case."},
+            "language": {"type": "string", "enum": list(LANGUAGES)},
+            "consents": {
+                "type": "array",
+                "description": "One per purpose of this key.",
+                "items": {
+                    "type": "object",
+                    "required": ["purpose", "status", "changed_at", "text_version"],
+                    "properties": {
+                        "purpose": {"type": "string"},
+                        "status": {"type": "string", "enum": STATUSES},
+                        "changed_at": {**TIMESTAMP, "type": ["string", "null"]},
+                        "text_version": {"type": ["integer", "null"]},
+                    },
+                },
+            },
+            "events": {
+                "type": "array",
+                "description": "Every change for this key's purposes, newest first.",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "id",
+                        "purpose",
+                        "action",
+                        "channel",
+                        "occurred_at",
+                        "text_version",
+                    ],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "purpose": {"type": "string"},
+                        "action": {"type": "string", "enum": ACTIONS},
+                        "channel": {"type": "string", "enum": CHANNELS},
+                        "occurred_at": TIMESTAMP,
+                        "text_version": {"type": ["integer", "null"]},
+                    },
+                },
+            },
+        },
+    },
+    # -- webhooks the service sends --
+    "WebhookEnvelope": {
+        "type": "object",
+        "required": ["type", "timestamp", "data"],
+        "properties": {
+            "type": {"type": "string", "description": "The event type, as in the webhook's name."},
+            "timestamp": {**TIMESTAMP, "description": "When the message was queued (UTC)."},
+            "data": {"type": "object"},
+        },
+    },
+    "ConsentChange": {
+        "type": "object",
+        "required": ["event_id", "library", "email", "purpose", "channel", "occurred_at"],
+        "properties": {
+            "event_id": {"type": "integer", "description": "The ledger event; unique."},
+            "library": {"type": "string", "description": "The library's slug, e.g. borne."},
+            "email": {"type": "string"},
+            "purpose": {"type": "string"},
+            "channel": {"type": "string", "enum": CHANNELS},
+            "occurred_at": TIMESTAMP,
+        },
+    },
+    "SuppressionAdded": {
+        "type": "object",
+        "required": ["library", "email", "reason"],
+        "properties": {
+            "library": {"type": "string"},
+            "email": {"type": "string"},
+            "reason": {"type": "string", "enum": ["complaint", "hard_bounce"]},
+        },
+    },
+}
+
+HEADERS: Schema = {
+    "Retry-After": {
+        "description": "Seconds until the key may call again.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Limit": {
+        "description": "Calls allowed in the current window.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Remaining": {
+        "description": "Calls left in the current window.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Reset": {
+        "description": "When the window ends, in Unix seconds.",
+        "schema": {"type": "integer"},
+    },
+}
+
+RESPONSES: Schema = {
+    "BadRequest": {
+        "description": (
+            "The body is not a JSON object (invalid_body), a field is wrong (invalid_field, "
+            "invalid_address, not_self_service, unknown_purpose; `field` names it), or a "
+            "processor payload is not understood (invalid_payload)."
+        ),
+        "content": _json(
+            _ref("Error"),
+            _error_body("invalid_field", "Between 1 and 10000 recipients.", "recipients"),
+        ),
+    },
+    "Unauthorized": {
+        "description": "No key, or a key that is unknown or revoked.",
+        "headers": {
+            "WWW-Authenticate": {
+                "required": True,
+                "schema": {"type": "string", "const": 'Bearer realm="consentsvc"'},
+            }
+        },
+        "content": _json(
+            _ref("Error"),
+            _error_body("unauthorized", "Send a valid key as 'Authorization: Bearer csk_…'."),
+        ),
+    },
+    "Forbidden": {
+        "description": "The purpose is not one of this key's (forbidden_purpose).",
+        "content": _json(
+            _ref("Error"),
+            _error_body("forbidden_purpose", "This key may not use this purpose.", "purpose"),
+        ),
+    },
+    "NotFound": {
+        "description": "Not known here (not_found).",
+        "content": _json(_ref("Error"), _error_body("not_found", "Page not found")),
+    },
+    "TooLarge": {
+        "description": "The body is larger than CONSENTSVC_API_MAX_CONTENT_LENGTH (too_large).",
+        "content": _json(_ref("Error"), _error_body("too_large", "Too much data")),
+    },
+    "RateLimited": {
+        "description": "This key made too many calls (rate_limited); wait Retry-After seconds.",
+        "headers": {**RATE_HEADERS, "Retry-After": {**HEADERS["Retry-After"], "required": True}},
+        "content": _json(_ref("Error"), _error_body("rate_limited", "Too many attempts")),
+    },
+    "ServerError": {
+        "description": "A fault on our side (server_error); retry later.",
+        "content": _json(
+            _ref("Error"), _error_body("server_error", "Something went wrong on our side")
+        ),
+    },
+}
+
+# -- paths --------------------------------------------------------------------------------------
+
+PROVIDER_PARAMETERS = [
+    {
+        "name": "provider",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": list(providers.PARSERS)},
+        "description": "Whose webhook format the body is in. Others give 404.",
+    },
+    {
+        "name": "key",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^csk_", "maxLength": KEY_LIMIT},
+        "description": (
+            "The API key itself, since these processors cannot send an Authorization header. "
+            "An unknown or revoked key gives 404."
+        ),
+    },
+]
+
+PATHS: Schema = {
+    "/api/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "tags": ["meta"],
+            "summary": "This document.",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "The OpenAPI 3.1 document.",
+                    "content": _json({"type": "object", "required": ["openapi", "paths"]}),
+                },
+                **_errors(),
+            },
+        }
+    },
+    "/api/v1/consent/check": {
+        "post": {
+            "operationId": "checkConsent",
+            "tags": ["senders"],
+            "summary": "Which recipients may get mail for this purpose, with the mail headers.",
+            "description": (
+                "Call right before a send. Send only to results with allowed true, and put "
+                "their headers in the mail. The answer fails closed: unknown, unconfirmed, "
+                "withdrawn, objected, suppressed and invalid addresses are all refused."
+            ),
+            "requestBody": {"required": True, "content": _json(_ref("CheckRequest"))},
+            "responses": {
+                "200": _ok(
+                    "One result per recipient, in the order sent.",
+                    _ref("CheckResult"),
+                    {
+                        "decision_id": "6f1c1a52-2b7e-4d6e-9d55-0c1f3f0b8e21",
+                        "purpose": "newsletter",
+                        "checked_at": "2026-11-20T12:15:00.123456Z",
+                        "results": [
+                            {
+                                "email": "jan@example.nl",
+                                "allowed": True,
+                                "reason": "granted",
+                                "headers": {
+                                    "List-Unsubscribe": "<https://toestemming.example.nl/"
+                                    "unsubscribe/eyJ…>",
+                                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                                    "List-Id": '"Nieuwsbrief" <newsletter.borne.lists.example.org>',
+                                },
+                                "preferences_url": "https://toestemming.example.nl/preferences/eyJ…",
+                            },
+                            {"email": "piet@example.nl", "allowed": False, "reason": "withdrawn"},
+                        ],
+                    },
+                    limited=True,
+                ),
+                **_errors("400", "401", "403", "413", "429"),
+            },
+        }
+    },
+    "/api/v1/signups": {
+        "post": {
+            "operationId": "createSignup",
+            "tags": ["websites"],
+            "summary": "Start double opt-in for a person who ticked the box on your website.",
+            "description": (
+                "The service mails the confirmation link; nothing is granted until the person "
+                "clicks it. Purposes already granted are left as they are."
+            ),
+            "requestBody": {"required": True, "content": _json(_ref("SignupRequest"))},
+            "responses": {
+                "202": _ok("Accepted.", _ref("Accepted"), {"status": "accepted"}, limited=True),
+                **_errors("400", "401", "403", "413", "429"),
+            },
+        }
+    },
+    "/api/v1/events": {
+        "post": {
+            "operationId": "reportEvent",
+            "tags": ["senders"],
+            "summary": "Report an unsubscribe, spam complaint or hard bounce you saw.",
+            "description": (
+                "Idempotent on `id` per key: send it again as often as you like. An unknown "
+                "address is still suppressed for complaints and hard bounces."
+            ),
+            "requestBody": {"required": True, "content": _json(_ref("EventRequest"))},
+            "responses": {
+                "200": _ok("Applied, or seen before.", _ref("EventStatus"), limited=True),
+                **_errors("400", "401", "403", "413", "429"),
+            },
+        }
+    },
+    "/api/v1/providers/{provider}/{key}": {
+        "parameters": PROVIDER_PARAMETERS,
+        "get": {
+            "operationId": "testProviderWebhook",
+            "tags": ["processors"],
+            "summary": "Answer the processor's test call when the webhook URL is set up.",
+            "security": [],
+            "responses": {
+                "200": _ok("The URL works.", _ref("ProviderReady"), limited=True),
+                **_errors("404", "429"),
+            },
+        },
+        "post": {
+            "operationId": "receiveProviderWebhook",
+            "tags": ["processors"],
+            "summary": "A processor's own webhook: unsubscribes, complaints, hard bounces.",
+            "description": (
+                "Point the processor's webhook at this URL. Each event is applied once "
+                "(its id is derived from the processor's ids). The body is the processor's: "
+                "a form for mailchimp, a JSON object for postmark, a JSON array for sendgrid; "
+                "any other shape for the provider gives 400 invalid_payload."
+            ),
+            "security": [],
+            "parameters": [
+                {
+                    "name": "purpose",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": (
+                        "The purpose an unsubscribe stops; may be left out when the key has "
+                        "only one purpose."
+                    ),
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {"schema": _ref("MailchimpWebhook")},
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [_ref("PostmarkWebhook"), _ref("SendGridEvents")],
+                        }
+                    },
+                },
+            },
+            "responses": {
+                "200": _ok("Processed.", _ref("ProviderResult"), limited=True),
+                **_errors("400", "403", "404", "413", "429"),
+            },
+        },
+    },
+    "/api/v1/subjects/{email}": {
+        "get": {
+            "operationId": "getSubject",
+            "tags": ["senders", "websites"],
+            "summary": "One person's current consents and history, for this key's purposes.",
+            "parameters": [
+                {
+                    "name": "email",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "email", "maxLength": TEXT_LIMIT},
+                    "description": "Any spelling; looked up normalised (lower case).",
+                }
+            ],
+            "responses": {
+                "200": _ok("What this key may see.", _ref("Subject"), limited=True),
+                **_errors("400", "401", "404", "429"),
+            },
+        }
+    },
+}
+
+# -- webhooks the service sends -------------------------------------------------------------------
+
+WEBHOOK_HEADERS = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^msg_"},
+        "description": "Unique per message and the same on every retry: de-duplicate on it.",
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "integer"},
+        "description": "Unix seconds of this attempt; refuse ones far from your clock.",
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^v1,"},
+        "description": (
+            "v1,<base64 HMAC-SHA256 of '{webhook-id}.{webhook-timestamp}.{body}'> keyed with "
+            "the whsec_ secret from `consentsvc webhooks add`."
+        ),
+    },
+]
+
+WEBHOOK_RESPONSES: Schema = {
+    "2XX": {"description": "Delivered; the message is not sent again."},
+    "410": {"description": "Gone: the endpoint is disabled and gets nothing more."},
+    "default": {
+        "description": (
+            "Anything else, a time-out (10 s) or a refused connection: retried after "
+            + ", ".join(f"{delay} s" for delay in outbox.RETRY_DELAYS)
+            + " (each ±10 %), then given up."
+        )
+    },
+}
+
+
+def _webhook(event_type: str, summary: str, data: str) -> Schema:
+    return {
+        "post": {
+            "operationId": event_type.replace(".", "_"),
+            "summary": summary,
+            "description": (
+                "Sent to each active endpoint of the library registered for this event type "
+                "(`consentsvc webhooks add --events …`), after the change is committed."
+            ),
+            "parameters": WEBHOOK_HEADERS,
+            "requestBody": {
+                "required": True,
+                "content": _json(
+                    {
+                        "allOf": [
+                            _ref("WebhookEnvelope"),
+                            {
+                                "properties": {
+                                    "type": {"const": event_type},
+                                    "data": _ref(data),
+                                }
+                            },
+                        ]
+                    }
+                ),
+            },
+            "responses": WEBHOOK_RESPONSES,
+        }
+    }
+
+
+WEBHOOKS: Schema = {
+    "consent.granted": _webhook(
+        "consent.granted",
+        "A person gave consent (confirmed a signup, or was granted at the desk or in the "
+        "preference centre).",
+        "ConsentChange",
+    ),
+    "consent.withdrawn": _webhook(
+        "consent.withdrawn",
+        "A person withdrew consent: stop mailing this purpose now.",
+        "ConsentChange",
+    ),
+    "consent.objected": _webhook(
+        "consent.objected",
+        "A person objected to mail sent on legitimate interest: stop mailing this purpose now.",
+        "ConsentChange",
+    ),
+    "suppression.added": _webhook(
+        "suppression.added",
+        "An address complained or hard-bounced: send it nothing from this library again.",
+        "SuppressionAdded",
+    ),
+}
