@@ -28,7 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from .database import tune_engine
-    from .extensions import babel, csrf, db, htmx, limiter, mail, migrate
+    from .extensions import babel, csrf, db, htmx, limiter, login_manager, mail, migrate
     from .web.i18n import select_locale
 
     db.init_app(app)
@@ -40,11 +40,13 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     htmx.init_app(app)
     limiter.init_app(app)
+    login_manager.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import api, errors, i18n, labels, public, security
+    from .web import admin, api, errors, i18n, labels, public, security
 
+    app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
     security.init_app(app)

@@ -13,10 +13,10 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from . import clients, ledger, mailer, outbox
+from . import clients, ledger, mailer, outbox, staff
 from .database import reading_only
 from .extensions import db
-from .models import ApiClient, LegalBasis, Library, Purpose, WebhookEndpoint
+from .models import ApiClient, LegalBasis, Library, Purpose, StaffRole, WebhookEndpoint
 
 
 def _create_app() -> Flask:
@@ -32,6 +32,7 @@ main = FlaskGroup(create_app=_create_app, help="Consent and newsletter preferenc
 
 def register(app: Flask) -> None:
     app.cli.add_command(worker)
+    app.cli.add_command(staff_group)
     app.cli.add_command(clients_group)
     app.cli.add_command(webhooks_group)
     app.cli.add_command(demo)
@@ -275,6 +276,26 @@ def webhooks_remove(endpoint_id: int) -> None:
     endpoint.disabled_reason = "removed"
     db.session.commit()
     click.echo(f"endpoint {endpoint_id} removed")
+
+
+staff_group = AppGroup("staff", help="Staff accounts for the console at /admin.")
+
+
+@staff_group.command("create")
+@click.option("--library", "slug", required=True)
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(StaffRole.ALL), required=True)
+@click.password_option(help="At least 12 characters; asked for when not given.")
+def staff_create(slug: str, email: str, name: str, role: str, password: str) -> None:
+    """Create a staff account (the first one; the rest can follow from the console)."""
+    library = _library_or_fail(slug)
+    try:
+        user = staff.create(db.session, library, email, name, role, password)
+    except staff.StaffError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"staff {user.id}: {user.name} ({user.role}) for {slug}; log in at /admin/login")
 
 
 subject = AppGroup("subject", help="Look at one person's data.")

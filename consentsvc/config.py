@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     # allowed anyway, e.g. ["127.0.0.0/8"] for a receiver on the same machine.
     "WEBHOOK_ALLOWED_NETWORKS": [],
     "WEBHOOK_ALLOW_HTTP": False,
+    # A staff session ends this many seconds after login.
+    "STAFF_SESSION_SECONDS": 8 * 60 * 60,
+    "STAFF_LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
     # Seconds the worker sleeps when the outbox is empty.
     "WORKER_INTERVAL": 1.0,
 }
@@ -94,6 +97,7 @@ def load(app: Any, test_config: dict[str, Any] | None) -> None:
     # Token pages carry their own proof; a CSRF token that expires would only lose input.
     cfg["WTF_CSRF_TIME_LIMIT"] = None
     cfg["RATELIMIT_HEADERS_ENABLED"] = True
+    cfg["PERMANENT_SESSION_LIFETIME"] = cfg["STAFF_SESSION_SECONDS"]
 
 
 def database_uri(url: str) -> str:

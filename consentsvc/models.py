@@ -292,3 +292,63 @@ class OutboxMessage(db.Model):
     last_error: Mapped[str | None] = mapped_column(String(200))
 
     endpoint: Mapped[WebhookEndpoint | None] = relationship()
+
+
+class StaffRole:
+    DESK = "desk"
+    PRIVACY_OFFICER = "privacy_officer"
+    ADMIN = "admin"
+    ALL = (DESK, PRIVACY_OFFICER, ADMIN)
+
+
+class StaffUser(db.Model):
+    """A library employee who uses the console; belongs to one library."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Repeated wrong passwords lock the account for a while (see staff.py).
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    library: Mapped[Library] = relationship()
+
+    # Flask-Login's interface.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class AuditEntry(db.Model):
+    """Who read or changed what, when, and why: every staff look at a person is here."""
+
+    __table_args__ = (Index("ix_audit_entry_subject", "subject_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(40))
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("subject.id"))
+    # What was looked for or changed, without personal data where it can be avoided.
+    detail: Mapped[str | None] = mapped_column(String(300))
+    reason: Mapped[str | None] = mapped_column(String(300))
+
+    staff: Mapped[StaffUser] = relationship()

@@ -1,8 +1,8 @@
-"""consent ledger, senders and outbox
+"""initial schema
 
-Revision ID: a1f46bae09d9
+Revision ID: 38b395de16b6
 Revises: 
-Create Date: 2026-11-22 04:16:50.474338
+Create Date: 2026-11-22 04:47:57.957441
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import consentsvc.models
 
 
 # revision identifiers, used by Alembic.
-revision = 'a1f46bae09d9'
+revision = '38b395de16b6'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -68,6 +68,25 @@ def upgrade():
     with op.batch_alter_table('purpose', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_purpose_library_id'), ['library_id'], unique=False)
 
+    op.create_table('staff_user',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('library_id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('password_hash', sa.String(length=200), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('failed_logins', sa.Integer(), nullable=False),
+    sa.Column('locked_until', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['library_id'], ['library.id'], name=op.f('fk_staff_user_library_id_library')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_user')),
+    sa.UniqueConstraint('email', name=op.f('uq_staff_user_email'))
+    )
+    with op.batch_alter_table('staff_user', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_staff_user_library_id'), ['library_id'], unique=False)
+
     op.create_table('subject',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('library_id', sa.Integer(), nullable=False),
@@ -111,6 +130,24 @@ def upgrade():
     )
     with op.batch_alter_table('webhook_endpoint', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_webhook_endpoint_library_id'), ['library_id'], unique=False)
+
+    op.create_table('audit_entry',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('library_id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('action', sa.String(length=40), nullable=False),
+    sa.Column('subject_id', sa.Integer(), nullable=True),
+    sa.Column('detail', sa.String(length=300), nullable=True),
+    sa.Column('reason', sa.String(length=300), nullable=True),
+    sa.ForeignKeyConstraint(['library_id'], ['library.id'], name=op.f('fk_audit_entry_library_id_library')),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff_user.id'], name=op.f('fk_audit_entry_staff_id_staff_user')),
+    sa.ForeignKeyConstraint(['subject_id'], ['subject.id'], name=op.f('fk_audit_entry_subject_id_subject')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entry'))
+    )
+    with op.batch_alter_table('audit_entry', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_audit_entry_library_id'), ['library_id'], unique=False)
+        batch_op.create_index('ix_audit_entry_subject', ['subject_id', 'at'], unique=False)
 
     op.create_table('consent_decision',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -253,6 +290,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_consent_decision_library_id'))
 
     op.drop_table('consent_decision')
+    with op.batch_alter_table('audit_entry', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_entry_subject')
+        batch_op.drop_index(batch_op.f('ix_audit_entry_library_id'))
+
+    op.drop_table('audit_entry')
     with op.batch_alter_table('webhook_endpoint', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_webhook_endpoint_library_id'))
 
@@ -262,6 +304,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_subject_library_id'))
 
     op.drop_table('subject')
+    with op.batch_alter_table('staff_user', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_staff_user_library_id'))
+
+    op.drop_table('staff_user')
     with op.batch_alter_table('purpose', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_purpose_library_id'))
 

@@ -1,0 +1,214 @@
+"""The staff console at /admin: log in, find a person, see and record their consents.
+
+Every look at a person and every change is written to the audit trail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from .. import ledger, mailer, staff
+from ..extensions import db, limiter, login_manager
+from ..ledger import Channel, LedgerError, Proof
+from ..models import ConsentText, StaffRole, StaffUser, Subject
+from .errors import render_error
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+login_manager.login_view = "admin.login"
+login_manager.login_message = None  # the login page says enough
+
+View = TypeVar("View", bound=Callable[..., Any])
+HOW = {
+    "desk": _l("At the desk"),
+    "phone": _l("By phone"),
+    "paper": _l("On paper"),
+}
+
+
+@login_manager.user_loader
+def _load_staff(staff_id: str) -> StaffUser | None:
+    user = db.session.get(StaffUser, int(staff_id)) if staff_id.isdigit() else None
+    return user if user is not None and user.active else None
+
+
+def roles(*allowed: str) -> Callable[[View], View]:
+    """Only staff with one of these roles; others get a 403 page."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        @login_required
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if current_user.role not in allowed:
+                abort(403)
+            g.library = current_user.library
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+ANY_STAFF = StaffRole.ALL
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["STAFF_LOGIN_RATE_LIMIT"], methods=["POST"])
+def login() -> Response | str | tuple[str, int]:
+    """Log in with e-mail address and password."""
+    if request.method == "GET":
+        return render_template("admin/login.html", failed=False)
+    user = staff.login(db.session, request.form.get("email", ""), request.form.get("password", ""))
+    db.session.commit()
+    if user is None:
+        # One message for every reason, so it tells nothing about which accounts exist.
+        return render_template("admin/login.html", failed=True), 401
+    login_user(user)
+    session.permanent = True  # ends after STAFF_SESSION_SECONDS
+    return redirect(url_for(".search"), 303)
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    """Log out."""
+    logout_user()
+    return redirect(url_for(".login"), 303)
+
+
+@bp.get("/")
+@roles(*ANY_STAFF)
+def search() -> str:
+    """Find a person by (the start of) their e-mail address or card number."""
+    query = request.args.get("q", "").strip()[:254]
+    results = staff.search(db.session, current_user.library, query) if query else []
+    if query:
+        staff.audit(db.session, current_user, "search", detail=f"{len(results)} found")
+        db.session.commit()
+    return render_template("admin/search.html", query=query, results=results)
+
+
+@bp.get("/subjects/<int:subject_id>")
+@roles(*ANY_STAFF)
+def subject(subject_id: int) -> str:
+    """One person: the state per purpose, the whole timeline, and what staff can record."""
+    person = _subject(subject_id)
+    staff.audit(db.session, current_user, "view", subject=person)
+    db.session.commit()
+    return _subject_page(person)
+
+
+@bp.post("/subjects/<int:subject_id>/consent")
+@roles(*ANY_STAFF)
+def record_consent(subject_id: int) -> Response | str | tuple[str, int]:
+    """Record consent given at the desk, by phone or on paper; double opt-in mails first."""
+    person = _subject(subject_id)
+    form = request.form
+    code, how, note = form.get("purpose", ""), form.get("how", ""), form.get("note", "").strip()
+    text_id = int(form["text_id"]) if form.get("text_id", "").isdigit() else None
+    errors = {}
+    if how not in HOW:
+        errors["how"] = _("Choose how the person gave consent.")
+    if not note:
+        errors["note"] = _("Write a short note: who, what was read out, anything special.")
+    try:
+        purpose = ledger.purpose_by_code(person.library, code)
+    except LedgerError:
+        errors["purpose"] = _("Choose a purpose.")
+        purpose = None
+    text = db.session.get(ConsentText, text_id) if text_id else None
+    if purpose is not None and (text is None or text.purpose_id != purpose.id):
+        errors["text_id"] = _("Choose the text version you read out or showed.")
+    if errors:
+        return _subject_page(person, errors=errors), 400
+    assert purpose is not None and text is not None
+    actor = f"staff:{current_user.id}"
+    proof = Proof(details={"how": how, "note": note[:500]})
+    if purpose.double_opt_in:
+        result = ledger.signup(
+            db.session, person.library, person.email, [code], language=text.language,
+            channel=Channel.STAFF, proof=proof, text_ids={code: text.id}, actor=actor,
+        )  # fmt: skip
+        mailer.after_signup(db.session, person, result)
+        done = "requested"
+    else:
+        ledger.grant(
+            db.session, person, code, channel=Channel.STAFF, text_id=text.id,
+            actor=actor, proof=proof,
+        )  # fmt: skip
+        done = "granted"
+    staff.audit(
+        db.session, current_user, f"consent.{done}", subject=person, detail=code, reason=note
+    )
+    db.session.commit()
+    return redirect(url_for(".subject", subject_id=person.id, done=done), 303)
+
+
+@bp.post("/subjects/<int:subject_id>/stop")
+@roles(*ANY_STAFF)
+def stop(subject_id: int) -> Response | str | tuple[str, int]:
+    """Record a withdrawal or an objection the person made at the desk or by phone."""
+    person = _subject(subject_id)
+    code, note = request.form.get("purpose", ""), request.form.get("note", "").strip()
+    objection = request.form.get("objection") == "yes"
+    if not note:
+        return _subject_page(person, errors={"stop_note": _("Write a short note.")}), 400
+    actor, proof = f"staff:{current_user.id}", Proof(details={"note": note[:500]})
+    try:
+        if objection:
+            ledger.object_to(
+                db.session, person, code, channel=Channel.STAFF, actor=actor, proof=proof
+            )
+        else:
+            ledger.withdraw(
+                db.session, person, code, channel=Channel.STAFF, actor=actor, proof=proof
+            )
+    except LedgerError:
+        db.session.rollback()
+        return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
+    action = "objection" if objection else "withdrawal"
+    staff.audit(db.session, current_user, action, subject=person, detail=code, reason=note)
+    db.session.commit()
+    return redirect(url_for(".subject", subject_id=person.id, done=action), 303)
+
+
+def _subject(subject_id: int) -> Subject:
+    person = db.session.get(Subject, subject_id)
+    # Another library's person does not exist, as far as this staff member can tell.
+    if person is None or person.library_id != current_user.library_id:
+        abort(404)
+    return person
+
+
+def _subject_page(person: Subject, errors: dict[str, str] | None = None) -> str:
+    library = person.library
+    return render_template(
+        "admin/subject.html",
+        person=person,
+        states=ledger.state_of(db.session, person),
+        events=ledger.history(db.session, person),
+        texts={
+            p.code: sorted(p.texts, key=lambda t: (t.language, -t.version))
+            for p in library.purposes
+        },
+        how_options=HOW,
+        errors=errors or {},
+        done=request.args.get("done"),
+    )

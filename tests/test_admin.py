@@ -1,0 +1,216 @@
+"""The staff console: login, roles, libraries kept apart, search, recording, audit."""
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from consentsvc import ledger, staff
+from consentsvc.extensions import db
+from consentsvc.models import AuditEntry, Library, StaffUser, Subject
+
+from .conftest import csrf_token
+
+PASSWORD = "correct horse battery"
+
+
+def make_staff(app, role="desk", library="borne", email=None):
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == library))
+        user = staff.create(
+            db.session,
+            lib,
+            email or f"{role}.{library}@bibliotheek.example",
+            "Anna",
+            role,
+            PASSWORD,
+        )
+        db.session.commit()
+        return user.email
+
+
+def log_in(app, role="desk", library="borne"):
+    client = app.test_client()
+    email = make_staff(app, role, library)
+    response = client.post(
+        "/admin/login",
+        data={
+            "email": email,
+            "password": PASSWORD,
+            "csrf_token": csrf_token(client, "/admin/login"),
+        },
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return client
+
+
+def person(app, email="jan@example.nl", library="borne"):
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == library))
+        subject = ledger.subject_for(db.session, lib, email, "nl")
+        db.session.commit()
+        return subject.id
+
+
+def audit_actions(app):
+    with app.app_context():
+        return [e.action for e in db.session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+
+
+def test_console_needs_a_login(client):
+    for url in ("/admin/", "/admin/subjects/1"):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/admin/login")
+
+
+@pytest.mark.parametrize("role", ["desk", "privacy_officer", "admin"])
+def test_every_role_can_find_and_open_a_person_of_its_own_library(app, role):
+    client = log_in(app, role)
+    subject_id = person(app)
+    page = client.get("/admin/?q=jan@ex").get_data(as_text=True)
+    assert "1 persoon gevonden" in page
+    assert f'href="/admin/subjects/{subject_id}"' in page
+    assert "jan@example.nl" in client.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
+    assert audit_actions(app) == ["search", "view"]
+
+
+def test_another_librarys_people_do_not_exist_for_staff(app):
+    client = log_in(app, "privacy_officer", "zoetermeer")
+    subject_id = person(app, library="borne")
+    assert "0 personen gevonden" in client.get("/admin/?q=jan@example.nl").get_data(as_text=True)
+    assert client.get(f"/admin/subjects/{subject_id}").status_code == 404
+    data = {"purpose": "newsletter", "note": "x", "csrf_token": csrf_token(client, "/admin/")}
+    assert client.post(f"/admin/subjects/{subject_id}/stop", data=data).status_code == 404
+
+
+def test_search_never_lists_everyone(app):
+    client = log_in(app)
+    for i in range(3):
+        person(app, f"reader{i}@example.nl")
+    for query in ("", "r", "re", "%", "_"):
+        page = client.get(f"/admin/?q={query}").get_data(as_text=True)
+        assert "reader0@example.nl" not in page, query
+
+
+def test_recording_consent_at_the_desk(app, outbox):
+    client = log_in(app)
+    subject_id = person(app)
+    page = client.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
+    text_id = re.search(r'<option value="(\d+)">newsletter · nl · v1', page).group(1)
+    token = csrf_token(client, f"/admin/subjects/{subject_id}")
+    missing_note = client.post(
+        f"/admin/subjects/{subject_id}/consent",
+        data={"purpose": "newsletter", "text_id": text_id, "how": "desk", "csrf_token": token},
+    )
+    assert missing_note.status_code == 400
+    assert "Schrijf een korte notitie" in missing_note.get_data(as_text=True)
+    response = client.post(
+        f"/admin/subjects/{subject_id}/consent",
+        data={
+            "purpose": "newsletter",
+            "text_id": text_id,
+            "how": "phone",
+            "note": "Belde zelf",
+            "csrf_token": token,
+        },
+    )
+    assert response.status_code == 303
+    # The newsletter needs double opt-in: the person gets a mail first.
+    [mail] = outbox
+    assert mail.recipients == ["jan@example.nl"]
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id)
+        [event] = ledger.history(db.session, subject)
+        assert (event.action, event.channel, event.actor) == ("requested", "staff", event.actor)
+        assert event.actor.startswith("staff:")
+        assert event.evidence.details == {"how": "phone", "note": "Belde zelf"}
+        assert event.consent_text_id == int(text_id)
+    assert "consent.requested" in audit_actions(app)
+
+
+def test_recording_an_objection(app):
+    client = log_in(app)
+    subject_id = person(app)
+    token = csrf_token(client, f"/admin/subjects/{subject_id}")
+    client.post(
+        f"/admin/subjects/{subject_id}/stop",
+        data={
+            "purpose": "direct_marketing",
+            "objection": "yes",
+            "note": "aan de balie",
+            "csrf_token": token,
+        },
+    )
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id)
+        offers = ledger.purpose_by_code(subject.library, "direct_marketing")
+        assert ledger.status_of(db.session, subject, offers) == "objected"
+    assert audit_actions(app)[-1] == "objection"
+
+
+def test_console_forms_need_their_csrf_token(app):
+    client = log_in(app)
+    subject_id = person(app)
+    response = client.post(
+        f"/admin/subjects/{subject_id}/stop", data={"purpose": "newsletter", "note": "x"}
+    )
+    assert response.status_code == 400
+    assert "Dit formulier is verlopen" in response.get_data(as_text=True)
+
+
+def test_wrong_passwords_lock_the_account(app):
+    email = make_staff(app)
+    client = app.test_client()
+    for _ in range(staff.MAX_FAILURES):
+        data = {
+            "email": email,
+            "password": "wrong password!",
+            "csrf_token": csrf_token(client, "/admin/login"),
+        }
+        assert client.post("/admin/login", data=data).status_code == 401
+    # Now even the right password is refused, with the same words.
+    data = {"email": email, "password": PASSWORD, "csrf_token": csrf_token(client, "/admin/login")}
+    response = client.post("/admin/login", data=data)
+    assert response.status_code == 401
+    assert "even op slot" in response.get_data(as_text=True)
+
+
+def test_login_attempts_are_rate_limited(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, STAFF_LOGIN_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    statuses = []
+    for _ in range(4):
+        data = {
+            "email": "x@example.nl",
+            "password": "y" * 12,
+            "csrf_token": csrf_token(client, "/admin/login"),
+        }
+        statuses.append(client.post("/admin/login", data=data).status_code)
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_staff_sessions_expire(app_factory):
+    app = app_factory(STAFF_SESSION_SECONDS=60)
+    client = log_in(app)
+    cookie = client.get_cookie("session")
+    assert cookie is not None and cookie.expires is not None
+    remaining = cookie.expires.timestamp() - __import__("time").time()
+    assert 0 < remaining <= 61
+
+
+def test_staff_create_command(app):
+    result = app.test_cli_runner().invoke(
+        args=["staff", "create", "--library", "borne", "--email", "fg@bibliotheek.example",
+              "--name", "Femke", "--role", "privacy_officer", "--password", "a long enough secret"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = db.session.scalar(select(StaffUser))
+        assert user.password_hash.startswith("$argon2")
+        assert db.session.scalar(select(func.count()).select_from(StaffUser)) == 1
+    short = app.test_cli_runner().invoke(
+        args=["staff", "create", "--library", "borne", "--email", "b@bibliotheek.example",
+              "--name", "B", "--role", "desk", "--password", "short"]
+    )  # fmt: skip
+    assert short.exit_code == 1 and "at least 12" in short.output
