@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_PASSWORD": None,
     "MAIL_DEFAULT_SENDER": "Bibliotheek <no-reply@localhost>",
     "MAIL_DIR": "",
+    # Seconds to wait for the SMTP server before the mail is retried later.
+    "MAIL_TIMEOUT": 30,
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_ENABLED": True,
     # Per client IP on the forms that send mail.

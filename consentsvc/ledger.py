@@ -146,12 +146,15 @@ def normalise_email(raw: str) -> str:
     lowered = raw.lower()
     if (
         _PLAIN_ADDRESS.fullmatch(lowered)
+        and "xn--" not in lowered  # punycode: email-validator gives the Unicode form
         and len(lowered.partition("@")[0]) <= 64
         and lowered.rpartition(".")[2] not in _SPECIAL_USE
     ):
         return lowered
     try:
-        checked = validate_email(raw, check_deliverability=False)
+        # Addresses with non-ASCII before the @ need SMTPUTF8, which the mail path (and
+        # many receiving servers) cannot do; refuse them up front rather than fail later.
+        checked = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidEmail(raw) from exc
     # Mail providers treat the local part case-insensitively; so do we, so that one

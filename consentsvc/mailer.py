@@ -7,6 +7,7 @@ links made at that moment. So the queue holds no address and no link.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import make_msgid
@@ -118,7 +119,14 @@ def send(outgoing: Outgoing) -> None:
     """Send over SMTP, or without MAIL_SERVER write the mail to MAIL_DIR for a person to open."""
     config = current_app.config
     if config["MAIL_SERVER"]:
-        mail.send(outgoing.message)
+        # Flask-Mail opens its SMTP connection without a time-out; the default for new
+        # sockets is the only way to give it one, and only this worker sends mail.
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(config["MAIL_TIMEOUT"])
+        try:
+            mail.send(outgoing.message)
+        finally:
+            socket.setdefaulttimeout(previous)
         return
     folder = Path(config["MAIL_DIR"])
     folder.mkdir(parents=True, exist_ok=True)

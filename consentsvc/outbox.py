@@ -40,7 +40,11 @@ EVENT_TYPES = (
 # Standard Webhooks' schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), stretched with two
 # daily attempts so an endpoint may be down for about three days before a message is dropped.
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000, 86400, 86400)
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(minutes=5)
+# The longest one delivery may take: connect, send, and wait for the status line. A worker
+# starts a delivery only while its lease has at least this much time left, so a lease never
+# runs out while a message is on its way and no other worker can take it meanwhile.
+SEND_BUDGET = timedelta(seconds=30)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
@@ -171,11 +175,16 @@ def deliver_due(
     ids = claim(session, limit=limit)
     if not ids:
         return report
+    lease_end = utcnow() + LEASE
     with webhook_client(allowed_networks) as client:
-        for message_id in ids:
+        for position, message_id in enumerate(ids):
+            if utcnow() + SEND_BUDGET > lease_end:
+                release(session, ids[position:])
+                break
             message = session.get(OutboxMessage, message_id)
             if message is None:
                 continue
+            message.attempts += 1
             try:
                 if message.channel == "mail":
                     send_mail(message.payload)
@@ -184,18 +193,37 @@ def deliver_due(
             except GiveUp as exc:
                 _dead(message, str(exc))
                 report.dead += 1
-            except RetryLater as exc:
-                if _retry(message, str(exc)):
+            except Exception as exc:
+                # Whatever went wrong, this message waits for its next turn and the others
+                # still go: one bad message must never stop the worker.
+                session.rollback()
+                message = session.get(OutboxMessage, message_id)
+                if message is None:
+                    continue
+                message.attempts += 1
+                error = str(exc) if isinstance(exc, RetryLater) else type(exc).__name__
+                if not isinstance(exc, RetryLater):
+                    log.warning("outbox message %s failed: %s", message.id, error)
+                if _retry(message, error):
                     report.retried += 1
                 else:
                     report.dead += 1
-                report.errors.append(str(exc))
+                report.errors.append(error)
             else:
                 message.delivered_at = utcnow()
                 message.leased_until = None
+                _forget_address(message)
                 report.delivered += 1
             session.commit()
     return report
+
+
+def release(session: Session, ids: list[int]) -> None:
+    """Give back messages this worker claimed but will not try now."""
+    session.execute(
+        update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(leased_until=None)
+    )
+    session.commit()
 
 
 def claim(session: Session, *, limit: int = 50, now: datetime | None = None) -> list[int]:
@@ -220,9 +248,7 @@ def claim(session: Session, *, limit: int = 50, now: datetime | None = None) -> 
     ids = list(session.scalars(due))
     if ids:
         session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
-            .values(leased_until=now + LEASE, attempts=OutboxMessage.attempts + 1)
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(leased_until=now + LEASE)
         )
     session.commit()
     return ids
@@ -244,18 +270,23 @@ def _post_webhook(client: httpx.Client, message: OutboxMessage, *, allow_http: b
     }
     try:
         check_url(endpoint.url, allow_http=allow_http, resolve=False)
-        response = client.post(endpoint.url, content=body.encode(), headers=headers)
+        # Only the status matters; the body is never read, so a receiver that trickles it
+        # cannot hold the worker.
+        with client.stream(
+            "POST", endpoint.url, content=body.encode(), headers=headers
+        ) as response:
+            status = response.status_code
     except UnsafeURL as exc:
         raise GiveUp(f"unsafe url: {exc}") from None
     except httpx.HTTPError as exc:
         raise RetryLater(type(exc).__name__) from None
-    if response.status_code == 410:
+    if status == 410:
         # The receiver says this endpoint is gone for good: stop sending to it.
         endpoint.active = False
         endpoint.disabled_reason = f"410 Gone on {_iso(utcnow())}"
         raise GiveUp("410 Gone: endpoint disabled")
-    if not 200 <= response.status_code < 300:
-        raise RetryLater(f"HTTP {response.status_code}")
+    if not 200 <= status < 300:
+        raise RetryLater(f"HTTP {status}")
 
 
 def _retry(message: OutboxMessage, error: str) -> bool:
@@ -274,6 +305,14 @@ def _dead(message: OutboxMessage, error: str) -> None:
     message.leased_until = None
     message.last_error = error[:200]
     message.dead_at = utcnow()
+    _forget_address(message)
+
+
+def _forget_address(message: OutboxMessage) -> None:
+    """Once a webhook is done with, keep what happened but not to whom."""
+    if message.channel == "webhook" and "email" in message.payload.get("data", {}):
+        data = {k: v for k, v in message.payload["data"].items() if k != "email"}
+        message.payload = {**message.payload, "data": data}
 
 
 # -- where webhooks may go ------------------------------------------------------------------------
@@ -328,10 +367,32 @@ def _vetted_addresses(host: str, port: int, allowed: list[ipaddress._BaseNetwork
     addresses = []
     for info in infos:
         ip = ipaddress.ip_address(info[4][0])
-        if not ip.is_global and not any(ip in network for network in allowed):
+        if any(ip in network for network in allowed):
+            addresses.append(str(ip))
+            continue
+        if not all(candidate.is_global for candidate in _with_embedded(ip)):
             raise UnsafeURL(f"{host} resolves to a non-public address")
         addresses.append(str(ip))
     return addresses
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _with_embedded(ip: ipaddress._BaseAddress) -> list[ipaddress._BaseAddress]:
+    """The address and any IPv4 address hidden inside it (mapped, 6to4, Teredo, NAT64)."""
+    found: list[ipaddress._BaseAddress] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            found.append(ip.ipv4_mapped)
+        if ip.sixtofour:
+            found.append(ip.sixtofour)
+        if ip.teredo:
+            found.extend(ip.teredo)
+        if ip in _NAT64 or ip in _V4_COMPATIBLE:
+            found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
 
 
 def _networks(allowed: Iterable[str]) -> list[ipaddress._BaseNetwork]:

@@ -283,3 +283,11 @@ def test_the_quick_normal_form_agrees_with_email_validator(address):
         got = None
     if len(address.strip()) <= ledger.MAX_EMAIL_LENGTH:
         assert got == expected
+
+
+def test_one_mailbox_has_one_spelling():
+    # Punycode and Unicode domains are the same mailbox.
+    assert ledger.normalise_email("Jan@xn--bcher-kva.de") == ledger.normalise_email("jan@bücher.de")
+    # Non-ASCII before the @ needs SMTPUTF8, which the mail path cannot do: refused early.
+    with pytest.raises(ledger.InvalidEmail):
+        ledger.normalise_email("jöhn@example.nl")

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -223,6 +224,10 @@ def test_redirects_are_not_followed(app):
         ("https://10.1.2.3/x", "non-public"),
         ("https://169.254.169.254/latest", "non-public"),
         ("https://[::1]/x", "non-public"),
+        ("https://[::ffff:10.0.0.1]/x", "non-public"),
+        ("https://[64:ff9b::a9fe:a9fe]/x", "non-public"),  # NAT64 of 169.254.169.254
+        ("https://[2002:a9fe:a9fe::]/x", "non-public"),  # 6to4
+        ("https://[::127.0.0.1]/x", "non-public"),  # IPv4-compatible
     ],
 )
 def test_unsafe_urls_are_refused_at_registration(app_factory, url, message):
@@ -278,3 +283,95 @@ def test_the_outbox_holds_no_address_or_link_for_mails(app, client):
         text = json.dumps(message.payload)
         assert "secret.person" not in text and "confirm/" not in text
         assert message.payload["mail"] == "confirm"
+
+
+def test_one_bad_message_does_not_stop_the_others(app, client, outbox, monkeypatch):
+    from consentsvc import mailer
+
+    from .conftest import signup
+
+    real_send = mailer.send
+
+    def send(outgoing):
+        if outgoing.message.recipients == ["broken@example.nl"]:
+            raise ValueError("something nobody expected")
+        real_send(outgoing)
+
+    monkeypatch.setattr(mailer, "send", send)
+    signup(client, "broken@example.nl")
+    signup(client, "fine@example.nl")
+    report = deliver(app)
+    assert (report.delivered, report.retried) == (1, 1)
+    assert [m.recipients for m in outbox.recorded] == [["fine@example.nl"]]
+    with app.app_context():
+        broken = db.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
+        )
+        assert (broken.attempts, broken.last_error) == (1, "ValueError")
+
+
+def test_a_worker_stops_before_its_lease_can_run_out(app, monkeypatch):
+    slow = Receiver()
+    slow.secret = register(app, slow.url)
+    original = slow.server.RequestHandlerClass.do_POST
+
+    def do_post(handler):
+        time.sleep(0.6)
+        original(handler)
+
+    slow.server.RequestHandlerClass.do_POST = do_post
+    monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=2))
+    monkeypatch.setattr(outbox, "SEND_BUDGET", timedelta(seconds=1))
+    try:
+        for email in ("a@example.nl", "b@example.nl", "c@example.nl"):
+            change_something(app, email)
+        report = deliver(app)
+        assert report.delivered < 3
+        waiting = [m for m in webhooks(app) if m.delivered_at is None]
+        # What it did not try, it gave back untouched, for the next worker.
+        assert waiting and all(m.leased_until is None and m.attempts == 0 for m in waiting)
+        while deliver(app).handled:
+            pass
+        assert len({webhook_id for webhook_id, _ in slow.received}) == 3
+    finally:
+        slow.stop()
+
+
+def test_a_slow_body_does_not_hold_the_worker(app):
+    trickle = Receiver()
+    trickle.secret = register(app, trickle.url)
+    left_early, finished = [], threading.Event()
+
+    def do_post(handler):
+        handler.rfile.read(int(handler.headers["Content-Length"]))
+        handler.send_response(200)
+        handler.send_header("Content-Length", "40")
+        handler.end_headers()
+        try:
+            for _ in range(40):
+                handler.wfile.write(b".")
+                handler.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            left_early.append(True)
+        finally:
+            finished.set()
+
+    trickle.server.RequestHandlerClass.do_POST = do_post
+    try:
+        change_something(app)
+        assert deliver(app).delivered == 1
+        assert finished.wait(10)
+        assert left_early == [True]  # the worker hung up once it had the status
+    finally:
+        trickle.stop()
+
+
+def test_delivered_webhooks_keep_no_address(app, receiver):
+    receiver.secret = register(app, receiver.url)
+    change_something(app)
+    deliver(app)
+    [message] = webhooks(app)
+    assert message.delivered_at is not None
+    assert "email" not in message.payload["data"]
+    assert message.payload["data"]["purpose"] == "newsletter"

@@ -130,8 +130,9 @@ INFO: Schema = {
         "their URL instead); a key belongs to one library and a list of "
         "purposes, and sees nothing else (403 for other purposes, 404 for other libraries' "
         'people). Errors are JSON: `{"error": {"code", "message", "field"?}}`.\n\n'
-        "Each key may make `CONSENTSVC_API_RATE_LIMIT` calls to each operation (default 600 a "
-        "minute); beyond that the answer is 429 with `Retry-After` in seconds. Bodies may be up to "
+        "Each key may make `CONSENTSVC_API_RATE_LIMIT` calls to all operations together "
+        "(default 600 a minute); beyond that the answer is 429 with `Retry-After` in seconds. "
+        "Bodies may be up to "
         "`CONSENTSVC_API_MAX_CONTENT_LENGTH` bytes (default 4 MiB), else 413.\n\n"
         "The service also calls you: see `webhooks`, signed per Standard Webhooks "
         "(https://www.standardwebhooks.com)."
@@ -778,7 +779,7 @@ PATHS: Schema = {
             },
             "responses": {
                 "200": _ok("Processed.", _ref("ProviderResult"), limited=True),
-                **_errors("400", "403", "404", "413", "429"),
+                **_errors("400", "404", "413", "429"),
             },
         },
     },
@@ -838,7 +839,8 @@ WEBHOOK_RESPONSES: Schema = {
     "410": {"description": "Gone: the endpoint is disabled and gets nothing more."},
     "default": {
         "description": (
-            "Anything else, a time-out (10 s) or a refused connection: retried after "
+            "Anything else, no status line within 10 s (5 s to connect) or a refused "
+            "connection: retried after "
             + ", ".join(f"{delay} s" for delay in outbox.RETRY_DELAYS)
             + " (each ±10 %), then given up."
         )

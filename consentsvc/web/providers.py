@@ -65,8 +65,8 @@ def postmark(request: Request, purpose: str | None) -> list[Event]:
     if not isinstance(body, dict) or "RecordType" not in body:
         raise BadPayload("expected a Postmark webhook object with RecordType")
     record = body["RecordType"]
-    ident = (
-        f"postmark:{record}:{body.get('ID') or body.get('MessageID')}:{body.get('ChangedAt', '')}"
+    ident = _event_id(
+        "postmark", record, body.get("ID") or body.get("MessageID"), body.get("ChangedAt", "")
     )
     if record == "Bounce" and body.get("Type") == "HardBounce":
         return [Event(ident, "hard_bounce", _text(body, "Email"))]
