@@ -129,6 +129,8 @@ def setup_library(
                 double_opt_in=doi,
                 self_service=self_service,
                 is_mail=code != "direct_debit",
+                # Payment records are kept seven years (fiscal duty), also after it stops.
+                retention_days_after_withdrawal=7 * 365 if code == "direct_debit" else None,
                 list_id=f"{code.replace('_', '-')}.{slug}.{host}",
                 position=position,
             )

@@ -13,17 +13,30 @@ import hmac
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import email_validator
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import ARRAY, Integer, String, any_, bindparam, null, select, union_all
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    Integer,
+    String,
+    any_,
+    bindparam,
+    delete,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import outbox
 from .models import (
+    AuditEntry,
+    ConsentDecision,
     ConsentEvent,
     ConsentState,
     ConsentText,
@@ -44,6 +57,7 @@ class Action:
     GRANTED = "granted"
     WITHDRAWN = "withdrawn"
     OBJECTED = "objected"
+    ERASED = "erased"
 
 
 class Status:
@@ -51,6 +65,7 @@ class Status:
     GRANTED = "granted"
     WITHDRAWN = "withdrawn"
     OBJECTED = "objected"
+    ERASED = "erased"
 
 
 class Channel:
@@ -74,6 +89,7 @@ STATUS_AFTER = {
     Action.GRANTED: Status.GRANTED,
     Action.WITHDRAWN: Status.WITHDRAWN,
     Action.OBJECTED: Status.OBJECTED,
+    Action.ERASED: Status.ERASED,
 }
 
 
@@ -89,6 +105,12 @@ class InvalidEmail(LedgerError):
 
 class UnknownPurpose(LedgerError):
     code = "unknown_purpose"
+
+
+class Restricted(LedgerError):
+    """The person's data is frozen (restriction of processing): nothing may start."""
+
+    code = "restricted"
 
 
 class NotSelfService(LedgerError):
@@ -252,6 +274,8 @@ def signup(
     purposes = _self_service_purposes(library, purpose_codes)
     subject = subject_for(session, library, email, language)
     lock(session, subject)
+    if subject.restricted_at is not None:
+        raise Restricted(subject.id)
     now = utcnow()
     subject.last_activity_at = now
     evidence = _evidence(session, subject, proof)
@@ -278,7 +302,12 @@ def signup(
 
 
 def confirm(
-    session: Session, subject: Subject, request_ids: Iterable[int], proof: Proof | None = None
+    session: Session,
+    subject: Subject,
+    request_ids: Iterable[int],
+    proof: Proof | None = None,
+    *,
+    suppression_key: str | None = None,
 ) -> list[str]:
     """Grant every purpose still pending from these requests; return their codes.
 
@@ -297,6 +326,15 @@ def confirm(
         confirmed.append(request.purpose.code)
     if confirmed:
         subject.last_activity_at = now
+        if suppression_key:
+            # A confirmed double opt-in proves the mailbox works and wants mail: it lifts an
+            # earlier suppression (after erasure, a complaint or a bounce) for this library.
+            session.execute(
+                delete(Suppression).where(
+                    Suppression.library_id == subject.library_id,
+                    Suppression.email_hmac == email_hmac(suppression_key, subject.email),
+                )
+            )
     return confirmed
 
 
@@ -333,6 +371,8 @@ def grant(
     if channel == Channel.PREFERENCE_CENTRE and not purpose.self_service:
         raise NotSelfService(purpose_code)
     lock(session, subject)
+    if subject.restricted_at is not None:
+        raise Restricted(subject.id)
     if status_of(session, subject, purpose) == Status.GRANTED:
         return None
     text = _shown_text(session, purpose, language or subject.language, text_id)
@@ -467,6 +507,8 @@ REASON_BY_STATUS = {
     Status.GRANTED: "granted",
     Status.WITHDRAWN: "withdrawn",
     Status.OBJECTED: "objected",
+    Status.ERASED: "erased",
+    "restricted": "restricted",
 }
 
 # SQLite takes at most 32766 parameters a statement; two per address, with room to spare.
@@ -500,13 +542,13 @@ def check_many(
     for start in range(0, len(wanted), chunk_size):
         chunk = wanted[start : start + chunk_size]
         hashes = {email_hmac(suppression_key, e): e for e in chunk}
-        for email, subject_id, status, digest in session.execute(
+        for email, subject_id, status, restricted, digest in session.execute(
             _check_statement(library, purpose, chunk, list(hashes), postgres)
         ):
             if digest is not None:
                 suppressed.add(hashes[digest])
             else:
-                status_by_email[email] = (subject_id, status)
+                status_by_email[email] = (subject_id, "restricted" if restricted else status)
     decisions = []
     for raw, email in zip(emails, normalised, strict=True):
         if email is None:
@@ -539,6 +581,7 @@ def _check_statement(
             Subject.email,
             Subject.id,
             ConsentState.status,
+            Subject.restricted_at.is_not(None).label("restricted"),
             null().cast(String).label("email_hmac"),
         )
         .outerjoin(
@@ -548,7 +591,11 @@ def _check_statement(
         .where(Subject.library_id == library.id, email_match)
     )
     suppressions = select(
-        null().cast(String), null().cast(Integer), null().cast(String), Suppression.email_hmac
+        null().cast(String),
+        null().cast(Integer),
+        null().cast(String),
+        null().cast(Boolean),
+        Suppression.email_hmac,
     ).where(Suppression.library_id == library.id, hash_match)
     return union_all(states, suppressions)
 
@@ -582,11 +629,38 @@ def suppress(
     return True
 
 
-def export(session: Session, subject: Subject) -> dict[str, Any]:
-    """Everything held about one person, as plain JSON-ready data."""
+def export(
+    session: Session, subject: Subject, *, suppression_key: str | None = None
+) -> dict[str, Any]:
+    """Everything held about one person, as plain JSON-ready data (see docs/export.schema.json).
+
+    With the suppression key it also says whether the address is suppressed.
+    """
     evidence = {
         e.id: e for e in session.scalars(select(Evidence).where(Evidence.subject_id == subject.id))
     }
+    suppression = None
+    if suppression_key and subject.erased_at is None:
+        suppression = session.scalar(
+            select(Suppression).where(
+                Suppression.library_id == subject.library_id,
+                Suppression.email_hmac == email_hmac(suppression_key, subject.email),
+            )
+        )
+    # Decisions keep allowed subject ids as a JSON list; read them here rather than in SQL,
+    # which has no portable "list contains" for SQLite and PostgreSQL alike.
+    decisions = [
+        d
+        for d in session.scalars(
+            select(ConsentDecision)
+            .where(ConsentDecision.library_id == subject.library_id)
+            .order_by(ConsentDecision.checked_at)
+        )
+        if subject.id in d.allowed_subject_ids
+    ]
+    reads = session.scalars(
+        select(AuditEntry).where(AuditEntry.subject_id == subject.id).order_by(AuditEntry.id)
+    )
     return {
         "library": subject.library.slug,
         "subject": {
@@ -595,7 +669,31 @@ def export(session: Session, subject: Subject) -> dict[str, Any]:
             "language": subject.language,
             "created_at": subject.created_at.isoformat(),
             "last_activity_at": subject.last_activity_at.isoformat(),
+            "restricted_at": _iso_or_none(subject.restricted_at),
+            "erased_at": _iso_or_none(subject.erased_at),
         },
+        "suppression": (
+            {"reason": suppression.reason, "since": suppression.created_at.isoformat()}
+            if suppression
+            else None
+        ),
+        "mailings_allowed": [
+            {
+                "decision_id": d.id,
+                "purpose_id": d.purpose_id,
+                "checked_at": d.checked_at.isoformat(),
+            }
+            for d in decisions
+        ],
+        "staff_access": [
+            {
+                "at": entry.at.isoformat(),
+                "staff": entry.staff.name,
+                "action": entry.action,
+                "reason": entry.reason,
+            }
+            for entry in reads
+        ],
         "consents": [
             {
                 "purpose": s.purpose.code,
@@ -621,6 +719,91 @@ def export(session: Session, subject: Subject) -> dict[str, Any]:
             for e in reversed(history(session, subject))
         ],
     }
+
+
+@dataclass
+class Erasure:
+    erased: bool
+    # Purposes whose records must be kept for now, with the date the duty ends.
+    kept: dict[str, datetime] = field(default_factory=dict)
+    withdrawn: list[str] = field(default_factory=list)
+
+
+def erase(
+    session: Session,
+    subject: Subject,
+    *,
+    suppression_key: str,
+    actor: str,
+    identification: str,
+) -> Erasure:
+    """Erase a person: their data and evidence go, the ledger rows stay without them, and a
+    keyed hash of the address is suppressed so it is never mailed again.
+
+    Where a legal retention duty still holds (a purpose's retention_days_after_withdrawal,
+    e.g. seven years for direct debit) the person stays on record: mail stops and the
+    address is suppressed, and the result says what is kept and until when.
+    """
+    lock(session, subject)
+    now = utcnow()
+    proof = Proof(details={"identification": identification[:200]})
+    result = Erasure(erased=False)
+    for state in state_of(session, subject):
+        days = state.purpose.retention_days_after_withdrawal
+        if days and state.status is not None:
+            since = now if state.status == Status.GRANTED else state.changed_at or now
+            if since + timedelta(days=days) > now:
+                result.kept[state.purpose.code] = since + timedelta(days=days)
+    result.withdrawn = withdraw_all(
+        session, subject, channel=Channel.STAFF, actor=actor, proof=proof
+    )
+    suppress(
+        session,
+        subject.library,
+        subject.email,
+        "erased",
+        suppression_key=suppression_key,
+        actor=actor,
+    )
+    if result.kept:
+        return result
+    old_email = subject.email
+    for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject.id)):
+        row.ip_address = row.user_agent = row.origin = None
+        row.details = {}
+    # The erasure's own proof: who did it and how the person was identified.
+    evidence = _evidence(session, subject, proof)
+    for state in state_of(session, subject):
+        if state.status is not None:
+            _record(
+                session, subject, state.purpose, Action.ERASED, Channel.STAFF, now,
+                actor=actor, evidence=evidence, announce=False,
+            )  # fmt: skip
+    outbox.forget_address(session, subject.library_id, old_email)
+    outbox.enqueue_event(
+        session,
+        subject.library_id,
+        "subject.erased",
+        {"library": subject.library.slug, "email": old_email, "erased_at": _iso_or_none(now)},
+    )
+    subject.email = f"erased:{subject.id}"
+    subject.card_number = None
+    subject.erased_at = now
+    subject.restricted_at = None
+    session.flush()
+    result.erased = True
+    return result
+
+
+def restrict(session: Session, subject: Subject) -> None:
+    """Freeze the person: checks refuse with reason 'restricted', nothing new can start."""
+    lock(session, subject)
+    subject.restricted_at = subject.restricted_at or utcnow()
+
+
+def lift_restriction(session: Session, subject: Subject) -> None:
+    lock(session, subject)
+    subject.restricted_at = None
 
 
 def verify(session: Session) -> list[tuple[int, int, str]]:
@@ -716,6 +899,7 @@ def _record(
     actor: str | None = None,
     evidence: Evidence | None = None,
     request_id: int | None = None,
+    announce: bool = True,
 ) -> ConsentEvent:
     event = ConsentEvent(
         subject_id=subject.id,
@@ -738,7 +922,7 @@ def _record(
     state.consent_text_id = event.consent_text_id
     state.changed_at = now
     state.last_event_id = event.id
-    if action != Action.REQUESTED:
+    if announce and action != Action.REQUESTED:
         # Senders hear of every change that decides whether a person may be mailed; the
         # row is part of this transaction, so no change goes unannounced.
         outbox.enqueue_event(
@@ -756,6 +940,10 @@ def _record(
         )
     session.flush()
     return event
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _text_json(text: ConsentText | None) -> dict[str, Any] | None:

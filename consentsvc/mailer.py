@@ -89,7 +89,7 @@ def send_queued(payload: dict[str, Any]) -> None:
     """Compose and send a queued mail; raises outbox.RetryLater when the server fails."""
     session = current_app.extensions["sqlalchemy"].session
     subject = session.get(Subject, payload["subject_id"])
-    if subject is None:
+    if subject is None or subject.erased_at is not None:
         raise outbox.GiveUp("the person is no longer known")
     outgoing = compose(session, subject, payload)
     if outgoing is None:

@@ -123,6 +123,21 @@ def add_endpoint(
     return endpoint
 
 
+def forget_address(session: Session, library_id: int, email: str) -> None:
+    """Take an erased person's address out of webhooks that still wait."""
+    waiting = session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.library_id == library_id,
+            OutboxMessage.channel == "webhook",
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.dead_at.is_(None),
+        )
+    )
+    for message in waiting:
+        if message.payload.get("data", {}).get("email") == email:
+            _forget_address(message)
+
+
 def endpoint_counts(session: Session, endpoint_id: int) -> dict[str, int]:
     """How many messages for an endpoint wait, were delivered, or were given up."""
     rows = session.execute(

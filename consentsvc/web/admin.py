@@ -5,6 +5,7 @@ Every look at a person and every change is written to the audit trail.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -23,12 +24,13 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from .. import ledger, mailer, staff
 from ..extensions import db, limiter, login_manager
 from ..ledger import Channel, LedgerError, Proof
-from ..models import ConsentText, StaffRole, StaffUser, Subject
+from ..models import AuditEntry, ConsentText, StaffRole, StaffUser, Subject
 from .errors import render_error
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -187,6 +189,103 @@ def stop(subject_id: int) -> Response | str | tuple[str, int]:
     staff.audit(db.session, current_user, action, subject=person, detail=code, reason=note)
     db.session.commit()
     return redirect(url_for(".subject", subject_id=person.id, done=action), 303)
+
+
+PRIVACY = (StaffRole.PRIVACY_OFFICER,)
+
+
+@bp.post("/subjects/<int:subject_id>/export")
+@roles(*PRIVACY)
+def export(subject_id: int) -> Response | str | tuple[str, int]:
+    """Everything held about the person: JSON to hand over, or a page to print."""
+    person = _subject(subject_id)
+    identification = _identification(person)
+    if not isinstance(identification, str):
+        return identification
+    staff.audit(db.session, current_user, "export", subject=person, reason=identification)
+    db.session.commit()
+    data = ledger.export(db.session, person, suppression_key=current_app.config["SUPPRESSION_KEY"])
+    if request.form.get("format") == "json":
+        response = current_app.response_class(
+            json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json"
+        )
+        response.headers["Content-Disposition"] = f'attachment; filename="export-{person.id}.json"'
+        return response
+    return render_template("admin/export.html", person=person, data=data)
+
+
+@bp.post("/subjects/<int:subject_id>/erase")
+@roles(*PRIVACY)
+def erase(subject_id: int) -> str | tuple[str, int]:
+    """Erase the person, keeping only what a legal duty requires."""
+    person = _subject(subject_id)
+    identification = _identification(person)
+    if not isinstance(identification, str):
+        return identification
+    if request.form.get("confirm") != "yes":
+        return _subject_page(person, errors={"confirm": _("Tick the box to confirm.")}), 400
+    result = ledger.erase(
+        db.session, person,
+        suppression_key=current_app.config["SUPPRESSION_KEY"],
+        actor=f"staff:{current_user.id}", identification=identification,
+    )  # fmt: skip
+    staff.audit(
+        db.session, current_user, "erase" if result.erased else "erase.partial",
+        subject=person, reason=identification,
+    )  # fmt: skip
+    db.session.commit()
+    return render_template("admin/erased.html", person=person, result=result)
+
+
+@bp.post("/subjects/<int:subject_id>/restriction")
+@roles(*PRIVACY)
+def restriction(subject_id: int) -> Response | str | tuple[str, int]:
+    """Freeze the person's consents, or lift the freeze."""
+    person = _subject(subject_id)
+    reason = request.form.get("reason", "").strip()
+    if not reason:
+        return _subject_page(person, errors={"reason": _("Write why.")}), 400
+    if request.form.get("lift") == "yes":
+        ledger.lift_restriction(db.session, person)
+        action = "restriction.lifted"
+    else:
+        ledger.restrict(db.session, person)
+        action = "restriction"
+    staff.audit(db.session, current_user, action, subject=person, reason=reason)
+    db.session.commit()
+    return redirect(url_for(".subject", subject_id=person.id, done=action), 303)
+
+
+@bp.get("/audit")
+@roles(*PRIVACY)
+def audit_log() -> str:
+    """Who looked at or changed what, newest first; filter by staff member or person."""
+    query = select(AuditEntry).where(AuditEntry.library_id == current_user.library_id)
+    staff_id = request.args.get("staff", type=int)
+    subject_id = request.args.get("subject", type=int)
+    if staff_id:
+        query = query.where(AuditEntry.staff_id == staff_id)
+    if subject_id:
+        query = query.where(AuditEntry.subject_id == subject_id)
+    entries = db.session.scalars(query.order_by(AuditEntry.id.desc()).limit(200)).all()
+    colleagues = db.session.scalars(
+        select(StaffUser)
+        .where(StaffUser.library_id == current_user.library_id)
+        .order_by(StaffUser.name)
+    ).all()
+    return render_template(
+        "admin/audit.html", entries=entries, colleagues=colleagues,
+        staff_id=staff_id, subject_id=subject_id,
+    )  # fmt: skip
+
+
+def _identification(person: Subject) -> str | tuple[str, int]:
+    """How the person was identified; asked before any export, erasure or correction."""
+    identification = request.form.get("identification", "").strip()[:200]
+    if not identification:
+        message = _("Write how you identified the person, e.g. 'pass and date of birth checked'.")
+        return _subject_page(person, errors={"identification": message}), 400
+    return identification
 
 
 def _subject(subject_id: int) -> Subject:

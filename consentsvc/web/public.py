@@ -153,7 +153,10 @@ def confirm(token: str) -> str | tuple[str, int]:
 def confirm_post(token: str) -> str | tuple[str, int]:
     """Record the grant with the wording that was shown at signup."""
     link, subject = _confirm_link(token)
-    confirmed = ledger.confirm(db.session, subject, link.request_ids, _proof())
+    confirmed = ledger.confirm(
+        db.session, subject, link.request_ids, _proof(),
+        suppression_key=current_app.config["SUPPRESSION_KEY"],
+    )  # fmt: skip
     db.session.commit()
     if not confirmed:
         return _confirm_used(subject)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 38b395de16b6
+Revision ID: 28eede5825e9
 Revises: 
-Create Date: 2026-11-22 04:47:57.957441
+Create Date: 2026-11-22 05:04:35.454369
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import consentsvc.models
 
 
 # revision identifiers, used by Alembic.
-revision = '38b395de16b6'
+revision = '28eede5825e9'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -98,6 +98,8 @@ def upgrade():
     sa.Column('last_confirm_mail_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('recent_confirm_mails', sa.Integer(), nullable=False),
     sa.Column('last_link_mail_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('restricted_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('erased_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['library_id'], ['library.id'], name=op.f('fk_subject_library_id_library')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subject')),
     sa.UniqueConstraint('library_id', 'email', name=op.f('uq_subject_library_id'))

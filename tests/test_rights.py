@@ -1,0 +1,248 @@
+"""Members' rights from the console: access, erasure, restriction; roles and libraries."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from sqlalchemy import String, Text, select
+
+from consentsvc import clients, ledger
+from consentsvc.extensions import db
+from consentsvc.models import ConsentEvent, Library, Subject
+
+from .conftest import csrf_token
+from .test_admin import log_in, person
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "export.schema.json").read_text())
+
+
+def rich_person(app, email="jan.de.vries@example.nl"):
+    """Someone with a confirmed newsletter, an evidence trail and a card number."""
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        result = ledger.signup(
+            db.session, library, email, ["newsletter", "acquisitions"], language="nl",
+            channel="web_form",
+            proof=ledger.Proof(ip_address="192.0.2.44", user_agent="Firefox", origin="https://www.example.nl"),
+        )  # fmt: skip
+        ledger.confirm(db.session, result.subject, result.request_ids)
+        result.subject.card_number = "2100012345678"
+        db.session.commit()
+        return result.subject.id
+
+
+def post(client, url, **data):
+    return client.post(url, data={**data, "csrf_token": csrf_token(client, "/admin/")})
+
+
+# URLs of the console and the roles that may use them.
+MATRIX = [
+    ("get", "/admin/", {"desk", "privacy_officer", "admin"}),
+    ("get", "/admin/subjects/{id}", {"desk", "privacy_officer", "admin"}),
+    ("post", "/admin/subjects/{id}/stop", {"desk", "privacy_officer", "admin"}),
+    ("post", "/admin/subjects/{id}/export", {"privacy_officer"}),
+    ("post", "/admin/subjects/{id}/erase", {"privacy_officer"}),
+    ("post", "/admin/subjects/{id}/restriction", {"privacy_officer"}),
+    ("get", "/admin/audit", {"privacy_officer"}),
+]
+
+
+@pytest.mark.parametrize("role", ["desk", "privacy_officer", "admin"])
+@pytest.mark.parametrize(("method", "url", "allowed"), MATRIX)
+def test_role_matrix(app, role, method, url, allowed):
+    client = log_in(app, role)
+    subject_id = person(app)
+    url = url.format(id=subject_id)
+    # Incomplete forms: allowed roles get a 400 asking for more, others a 403.
+    response = client.get(url) if method == "get" else post(client, url, purpose="newsletter")
+    if role in allowed:
+        assert response.status_code in (200, 400), (role, url)
+    else:
+        assert response.status_code == 403, (role, url)
+        assert "Niet toegestaan" in response.get_data(as_text=True)
+
+
+def test_export_holds_everything_and_matches_its_schema(app):
+    subject_id = rich_person(app)
+    client = log_in(app, "privacy_officer")
+    client.get(f"/admin/subjects/{subject_id}")
+    missing = post(client, f"/admin/subjects/{subject_id}/export", format="json")
+    assert missing.status_code == 400
+    assert "Schrijf hoe je de persoon hebt herkend" in missing.get_data(as_text=True)
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        _client, key = clients.create(db.session, library, "Laposta", ["newsletter"])
+        db.session.commit()
+    app.test_client().post(
+        "/api/v1/consent/check",
+        json={"purpose": "newsletter", "recipients": ["jan.de.vries@example.nl"]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    response = post(
+        client, f"/admin/subjects/{subject_id}/export",
+        format="json", identification="pas en geboortedatum gecontroleerd",
+    )  # fmt: skip
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    data = response.json
+    jsonschema.validate(data, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert data["subject"]["card_number"] == "2100012345678"
+    assert [e["action"] for e in data["events"]] == ["requested", "requested", "granted", "granted"]
+    assert data["events"][0]["evidence"]["ip_address"] == "192.0.2.44"
+    assert len(data["mailings_allowed"]) == 1
+    assert [(a["action"], a["reason"]) for a in data["staff_access"]] == [
+        ("view", None),
+        ("export", "pas en geboortedatum gecontroleerd"),
+    ]
+    page = post(
+        client, f"/admin/subjects/{subject_id}/export", format="html", identification="pas",
+    ).get_data(as_text=True)  # fmt: skip
+    assert "jan.de.vries@example.nl" in page and "192.0.2.44" in page
+
+
+def test_erasure_leaves_no_trace_of_the_address_but_keeps_the_ledger(app):
+    subject_id = rich_person(app)
+    client = log_in(app, "privacy_officer")
+    with app.app_context():
+        events_before = db.session.scalar(select(ConsentEvent.id).order_by(ConsentEvent.id.desc()))
+    unconfirmed = post(client, f"/admin/subjects/{subject_id}/erase", identification="pas gezien")
+    assert unconfirmed.status_code == 400
+    response = post(
+        client, f"/admin/subjects/{subject_id}/erase", identification="pas gezien", confirm="yes"
+    )
+    assert "zijn gewist" in response.get_data(as_text=True)
+
+    with app.app_context():
+        # The address, card number and evidence appear in no text column of any table.
+        for table in db.metadata.sorted_tables:
+            columns = [
+                c
+                for c in table.columns
+                if isinstance(c.type, String | Text) or c.type.__class__.__name__ == "JSON"
+            ]
+            for column in columns:
+                found = db.session.execute(
+                    select(table.c.id if "id" in table.c else column).where(
+                        column.cast(Text).like("%jan.de.vries%")
+                        | column.cast(Text).like("%2100012345678%")
+                        | column.cast(Text).like("%192.0.2.44%")
+                    )
+                ).first()
+                assert found is None, f"{table.name}.{column.name}"
+        # The ledger rows remain, now ending in 'erased'.
+        subject = db.session.get(Subject, subject_id)
+        assert subject.erased_at is not None
+        actions = [e.action for e in reversed(ledger.history(db.session, subject))]
+        assert actions[:4] == ["requested", "requested", "granted", "granted"]
+        assert actions[-2:] == ["erased", "erased"]
+        assert (
+            db.session.scalar(select(ConsentEvent.id).order_by(ConsentEvent.id.desc()))
+            > events_before
+        )
+        assert ledger.verify(db.session) == []
+
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        [decision] = ledger.check_many(
+            db.session, library, "newsletter", ["jan.de.vries@example.nl"],
+            suppression_key=app.config["SUPPRESSION_KEY"],
+        )  # fmt: skip
+        assert (decision.allowed, decision.reason) == (False, "suppressed")
+
+
+def test_erasure_is_partial_while_a_retention_duty_holds(app):
+    subject_id = rich_person(app)
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id)
+        ledger.grant(db.session, subject, "direct_debit", channel="staff", actor="staff:1")
+        db.session.commit()
+    client = log_in(app, "privacy_officer")
+    page = post(
+        client, f"/admin/subjects/{subject_id}/erase", identification="pas", confirm="yes"
+    ).get_data(as_text=True)
+    assert "wettelijke bewaarplicht" in page
+    assert "direct_debit" in page
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id)
+        assert subject.erased_at is None
+        states = {s.purpose.code: s.status for s in ledger.state_of(db.session, subject)}
+        assert states["newsletter"] == "withdrawn" and states["direct_debit"] == "granted"
+
+
+def test_restriction_stops_mail_and_new_consent_until_lifted(app):
+    subject_id = rich_person(app)
+    client = log_in(app, "privacy_officer")
+    post(client, f"/admin/subjects/{subject_id}/restriction", reason="betwist de gegevens")
+
+    def check():
+        with app.app_context():
+            library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+            return ledger.check_many(
+                db.session, library, "newsletter", ["jan.de.vries@example.nl"],
+                suppression_key=app.config["SUPPRESSION_KEY"],
+            )[0]  # fmt: skip
+
+    assert (check().allowed, check().reason) == (False, "restricted")
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id)
+        with pytest.raises(ledger.Restricted):
+            ledger.grant(db.session, subject, "direct_marketing", channel="staff")
+        # Stopping mail always works, restricted or not.
+        assert ledger.withdraw(db.session, subject, "acquisitions", channel="one_click")
+        db.session.commit()
+    post(client, f"/admin/subjects/{subject_id}/restriction", reason="opgelost", lift="yes")
+    assert check().allowed is True
+
+
+def test_the_audit_log_shows_who_looked(app):
+    subject_id = rich_person(app)
+    desk = log_in(app, "desk")
+    desk.get(f"/admin/subjects/{subject_id}")
+    officer = log_in(app, "privacy_officer")
+    page = officer.get(f"/admin/audit?subject={subject_id}").get_data(as_text=True)
+    assert "<strong>Anna</strong>: view" in page
+
+
+def test_no_console_page_of_one_library_shows_another(app):
+    subject_id = rich_person(app)
+    client = log_in(app, "privacy_officer", library="zoetermeer")
+    for method, url, _allowed in MATRIX:
+        if "{id}" not in url:
+            continue
+        url = url.format(id=subject_id)
+        response = (
+            client.get(url)
+            if method == "get"
+            else post(
+                client,
+                url,
+                identification="x",
+                confirm="yes",
+                reason="x",
+                note="x",
+                purpose="newsletter",
+            )
+        )
+        assert response.status_code == 404, url
+    with app.app_context():
+        assert db.session.get(Subject, subject_id).erased_at is None
+    assert "jan.de.vries" not in client.get("/admin/audit").get_data(as_text=True)
+
+
+def test_signing_up_anew_lifts_the_suppression_of_an_erased_address(app, outbox):
+    from .conftest import link_in, signup
+
+    subject_id = rich_person(app)
+    officer = log_in(app, "privacy_officer")
+    post(officer, f"/admin/subjects/{subject_id}/erase", identification="pas", confirm="yes")
+    member = app.test_client()
+    signup(member, "jan.de.vries@example.nl")
+    member.post(link_in(outbox[-1], "confirm"))
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        [decision] = ledger.check_many(
+            db.session, library, "newsletter", ["jan.de.vries@example.nl"],
+            suppression_key=app.config["SUPPRESSION_KEY"],
+        )  # fmt: skip
+        assert (decision.allowed, decision.reason) == (True, "granted")
+        assert decision.subject_id != subject_id  # a new person, not the erased one
