@@ -21,6 +21,8 @@ DEFAULTS: dict[str, Any] = {
     "SUPPRESSION_KEY": "",
     "CONFIRM_MAX_AGE": 7 * DAY,
     "PREFERENCES_MAX_AGE": 30 * DAY,
+    # A link to a copy of one's own data works this long.
+    "DOWNLOAD_MAX_AGE": 2 * DAY,
     # The same person is mailed at most once per kind of mail in this many seconds.
     "MAIL_COOLDOWN": 60 * 60,
     # SMTP. Without MAIL_SERVER, mails are written to MAIL_DIR and a short line is printed.

@@ -82,6 +82,15 @@ def preference_link(session: Session, subject: Subject, kind: str = "preference_
     return True
 
 
+def data_copy(session: Session, subject: Subject) -> bool:
+    """Queue a mail with a link to a copy of everything held, if the cool-down allows one."""
+    if not _cooled(subject.last_link_mail_at):
+        return False
+    subject.last_link_mail_at = utcnow()
+    _queue(session, subject, "data_copy")
+    return True
+
+
 # -- sending (from the worker) ------------------------------------------------------------------
 
 
@@ -111,7 +120,10 @@ def compose(session: Session, subject: Subject, payload: dict[str, Any]) -> Outg
         link = absolute_url("public.confirm", token=token)
         titles = _titles([r.purpose for r in requests], subject.language)
         return _compose(subject, kind, link, titles=titles)
-    link = absolute_url("public.preferences", token=tokens.make_preferences(subject.id))
+    if kind == "data_copy":
+        link = absolute_url("public.download", token=tokens.make_download(subject.id))
+    else:
+        link = absolute_url("public.preferences", token=tokens.make_preferences(subject.id))
     return _compose(subject, kind, link)
 
 
@@ -147,6 +159,9 @@ SUBJECT_LINES = {
     "preference_link": lambda library: gettext(
         "Your link to your mail settings at %(library)s", library=library
     ),
+    "data_copy": lambda library: gettext(
+        "Your data at %(library)s: your download link", library=library
+    ),
 }
 
 
@@ -162,6 +177,7 @@ def _compose(subject: Subject, kind: str, link: str, **context: object) -> Outgo
             link=link,
             days=current_app.config["CONFIRM_MAX_AGE"] // DAY,
             preference_days=current_app.config["PREFERENCES_MAX_AGE"] // DAY,
+            download_days=current_app.config["DOWNLOAD_MAX_AGE"] // DAY,
             **context,
         )
         message = Message(

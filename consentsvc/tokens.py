@@ -18,6 +18,7 @@ SALTS = {
     "confirm": "consentsvc.confirm.v1",
     "preferences": "consentsvc.preferences.v1",
     "unsubscribe": "consentsvc.unsubscribe.v1",
+    "download": "consentsvc.download.v1",
 }
 
 
@@ -59,6 +60,15 @@ def make_preferences(subject_id: int) -> str:
 def read_preferences(token: str, *, expired_ok: bool = False) -> int:
     max_age = None if expired_ok else current_app.config["PREFERENCES_MAX_AGE"]
     return _load("preferences", token, max_age)
+
+
+def make_download(subject_id: int) -> str:
+    """A link to a copy of everything held about the person (right of access)."""
+    return _serializer("download").dumps(subject_id)
+
+
+def read_download(token: str) -> int:
+    return _load("download", token, current_app.config["DOWNLOAD_MAX_AGE"])
 
 
 def make_unsubscribe(subject_id: int, purpose_id: int) -> str:
@@ -122,7 +132,7 @@ def _well_formed(kind: str, payload: Any) -> bool:
     def is_id(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
-    if kind == "preferences":
+    if kind in ("preferences", "download"):
         return is_id(payload)
     if not (isinstance(payload, list) and len(payload) == 2 and is_id(payload[0])):
         return False

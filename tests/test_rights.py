@@ -246,3 +246,35 @@ def test_signing_up_anew_lifts_the_suppression_of_an_erased_address(app, outbox)
         )  # fmt: skip
         assert (decision.allowed, decision.reason) == (True, "granted")
         assert decision.subject_id != subject_id  # a new person, not the erased one
+
+
+def test_member_gets_a_copy_of_their_data_by_a_signed_link(app, outbox):
+    from consentsvc import tokens
+
+    from .conftest import link_in
+
+    subject_id = rich_person(app)
+    log_in(app, "desk").get(f"/admin/subjects/{subject_id}")
+    with app.app_context():
+        prefs = f"/preferences/{tokens.make_preferences(subject_id)}"
+    member = app.test_client()
+    assert "Mail mij een kopie van mijn gegevens" in member.get(prefs).get_data(as_text=True)
+    assert "Kijk in je mail" in member.post(prefs + "/data").get_data(as_text=True)
+    mail = outbox[-1]
+    assert mail.subject == "Je gegevens bij Bibliotheek Borne: je link"
+    assert not mail.attachments  # a link, never an attachment
+    link = link_in(mail, "download")
+    page = member.get(link).get_data(as_text=True)
+    assert "jan.de.vries@example.nl" in page and "2100012345678" in page
+    assert "vanaf internetadres 192.0.2.44" in page
+    assert "Anna" in page  # the desk employee who opened the record
+    data = member.get(link + "?format=json").json
+    jsonschema.validate(data, SCHEMA, format_checker=jsonschema.FormatChecker())
+    # Another kind of token does not open it, and the link expires.
+    assert member.get(prefs.replace("/preferences/", "/download/")).status_code == 400
+    app.config["DOWNLOAD_MAX_AGE"] = 0
+    import time
+
+    time.sleep(1.1)
+    expired = member.get(link)
+    assert expired.status_code == 410

@@ -6,6 +6,7 @@ nothing on GET, so link scanners that fetch every link in a mail do no harm.
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -50,7 +51,7 @@ def _stop(stop: Stop) -> tuple[str, int]:
 
 # First path segments that can never be a library's slug.
 RESERVED_SLUGS = frozenset(
-    {"admin", "api", "confirm", "healthz", "preferences", "static", "unsubscribe"}
+    {"admin", "api", "confirm", "download", "healthz", "preferences", "static", "unsubscribe"}
 )
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -281,6 +282,48 @@ def preferences_history(token: str) -> str | tuple[str, int]:
     )
 
 
+@bp.post("/preferences/<token>/data")
+@csrf.exempt
+@limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
+def preferences_data(token: str) -> str | tuple[str, int]:
+    """Mail a link to a copy of everything the library holds about the member."""
+    subject = _preference_subject(token)
+    ledger.lock(db.session, subject)
+    mailer.data_copy(db.session, subject)
+    db.session.commit()
+    return render_template("public/link_sent.html", library=subject.library, resend=True)
+
+
+@bp.get("/download/<token>")
+def download(token: str) -> Response | str | tuple[str, int]:
+    """Everything held about the member: a page to read, or ?format=json to keep."""
+    try:
+        subject = _subject_or_stop(tokens.read_download(token))
+    except tokens.ExpiredToken:
+        return render_error(
+            410, _("This link has expired"),
+            _("Ask for a new copy on the page with your mail settings."),
+        )  # fmt: skip
+    except tokens.InvalidToken:
+        return _bad_link()
+    data = ledger.export(db.session, subject, suppression_key=current_app.config["SUPPRESSION_KEY"])
+    if request.args.get("format") == "json":
+        response = current_app.response_class(
+            json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json"
+        )
+        response.headers["Content-Disposition"] = 'attachment; filename="mijn-gegevens.json"'
+        return response
+    return render_template(
+        "public/download.html",
+        library=subject.library,
+        subject=subject,
+        data=data,
+        events=ledger.history(db.session, subject),
+        titles={p.id: _title(p) for p in subject.library.purposes},
+        token=token,
+    )
+
+
 @bp.post("/preferences/<token>/resend")
 @csrf.exempt
 @limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
@@ -443,6 +486,8 @@ def _library(slug: str) -> Library:
 
 def _subject(subject_id: int) -> Subject | None:
     subject = db.session.get(Subject, subject_id)
+    if subject is not None and subject.erased_at is not None:
+        return None  # links of an erased person lead nowhere
     if subject is not None:
         g.library = subject.library
         use_member_language(subject.language)

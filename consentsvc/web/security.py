@@ -21,7 +21,9 @@ CSP = "; ".join(
     ]
 )
 
-TOKEN_PATH = re.compile(r"/(confirm|preferences|unsubscribe|api/v1/providers/\w+)/[^/\s?\"']+")
+TOKEN_PATH = re.compile(
+    r"/(confirm|preferences|unsubscribe|download|api/v1/providers/\w+)/[^/\s?\"']+"
+)
 ADDRESS = re.compile(r"[\w.+-]+@([\w-]+\.[\w.-]+)")
 
 
