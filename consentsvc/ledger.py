@@ -795,6 +795,40 @@ def erase(
     return result
 
 
+class AddressTaken(LedgerError):
+    code = "address_taken"
+
+
+def request_email_change(session: Session, subject: Subject, new_email: str) -> str:
+    """Note a corrected address; it takes effect only when a mail to it is confirmed."""
+    new_email = normalise_email(new_email)
+    lock(session, subject)
+    other = find_subject(session, subject.library, new_email)
+    if other is not None and other.id != subject.id:
+        raise AddressTaken(new_email)
+    subject.pending_email = new_email
+    return new_email
+
+
+def confirm_email_change(session: Session, subject: Subject, fingerprint: str) -> bool:
+    """Use the corrected address; consents move with the person. False if nothing waits."""
+    lock(session, subject)
+    pending = subject.pending_email
+    if not pending or email_fingerprint(pending) != fingerprint:
+        return False
+    if find_subject(session, subject.library, pending) is not None:
+        subject.pending_email = None
+        return False
+    subject.email, subject.pending_email = pending, None
+    subject.last_activity_at = utcnow()
+    return True
+
+
+def email_fingerprint(email: str) -> str:
+    """Names one address in a link without showing it."""
+    return hashlib.sha256(email.encode()).hexdigest()[:16]
+
+
 def restrict(session: Session, subject: Subject) -> None:
     """Freeze the person: checks refuse with reason 'restricted', nothing new can start."""
     lock(session, subject)

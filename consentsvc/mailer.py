@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from . import outbox, tokens
 from .config import DAY
 from .extensions import mail
-from .ledger import SignupResult, current_text, still_pending
+from .ledger import SignupResult, current_text, email_fingerprint, still_pending
 from .models import ConsentEvent, Purpose, Subject, utcnow
 
 # A signup that makes something newly pending is news and is mailed, but never more than
@@ -91,6 +91,11 @@ def data_copy(session: Session, subject: Subject) -> bool:
     return True
 
 
+def email_change(session: Session, subject: Subject) -> None:
+    """Queue the mail to a corrected address that asks to confirm it (no cool-down: staff)."""
+    _queue(session, subject, "email_change")
+
+
 # -- sending (from the worker) ------------------------------------------------------------------
 
 
@@ -120,6 +125,14 @@ def compose(session: Session, subject: Subject, payload: dict[str, Any]) -> Outg
         link = absolute_url("public.confirm", token=token)
         titles = _titles([r.purpose for r in requests], subject.language)
         return _compose(subject, kind, link, titles=titles)
+    if kind == "email_change":
+        if not subject.pending_email:
+            return None  # confirmed or replaced in the meantime
+        fingerprint = email_fingerprint(subject.pending_email)
+        link = absolute_url(
+            "public.email_change", token=tokens.make_email_change(subject.id, fingerprint)
+        )
+        return _compose(subject, kind, link, to=subject.pending_email)
     if kind == "data_copy":
         link = absolute_url("public.download", token=tokens.make_download(subject.id))
     else:
@@ -159,6 +172,9 @@ SUBJECT_LINES = {
     "preference_link": lambda library: gettext(
         "Your link to your mail settings at %(library)s", library=library
     ),
+    "email_change": lambda library: gettext(
+        "Confirm your new e-mail address at %(library)s", library=library
+    ),
     "data_copy": lambda library: gettext(
         "Your data at %(library)s: your download link", library=library
     ),
@@ -169,7 +185,9 @@ def _queue(session: Session, subject: Subject, kind: str, **params: Any) -> None
     outbox.enqueue_mail(session, subject.library_id, kind, subject.id, **params)
 
 
-def _compose(subject: Subject, kind: str, link: str, **context: object) -> Outgoing:
+def _compose(
+    subject: Subject, kind: str, link: str, to: str | None = None, **context: object
+) -> Outgoing:
     library = subject.library
     with force_locale(subject.language):
         values = dict(
@@ -182,7 +200,7 @@ def _compose(subject: Subject, kind: str, link: str, **context: object) -> Outgo
         )
         message = Message(
             subject=SUBJECT_LINES[kind](library.name),
-            recipients=[subject.email],
+            recipients=[to or subject.email],
             body=render_template(f"email/{kind}.txt", **values),
             html=render_template(f"email/{kind}.html", **values),
             extra_headers={

@@ -91,6 +91,8 @@ class Subject(db.Model):
     # Confirmation mails since the last quiet cool-down period (see mailer).
     recent_confirm_mails: Mapped[int] = mapped_column(default=0)
     last_link_mail_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A corrected address waits here until a mail to it is confirmed (rectification).
+    pending_email: Mapped[str | None] = mapped_column(String(254))
     # Restriction (GDPR art. 18): no check allows, nothing starts, until the FG lifts it.
     restricted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Erasure keeps the row (the ledger points at it) but nothing that identifies the person.

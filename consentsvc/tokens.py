@@ -19,6 +19,7 @@ SALTS = {
     "preferences": "consentsvc.preferences.v1",
     "unsubscribe": "consentsvc.unsubscribe.v1",
     "download": "consentsvc.download.v1",
+    "email_change": "consentsvc.email-change.v1",
 }
 
 
@@ -69,6 +70,16 @@ def make_download(subject_id: int) -> str:
 
 def read_download(token: str) -> int:
     return _load("download", token, current_app.config["DOWNLOAD_MAX_AGE"])
+
+
+def make_email_change(subject_id: int, fingerprint: str) -> str:
+    """A link, sent to a corrected address, that puts the address in use."""
+    return _serializer("email_change").dumps([subject_id, fingerprint])
+
+
+def read_email_change(token: str) -> tuple[int, str]:
+    subject_id, fingerprint = _load("email_change", token, current_app.config["CONFIRM_MAX_AGE"])
+    return subject_id, fingerprint
 
 
 def make_unsubscribe(subject_id: int, purpose_id: int) -> str:
@@ -138,4 +149,6 @@ def _well_formed(kind: str, payload: Any) -> bool:
         return False
     if kind == "confirm":
         return isinstance(payload[1], list) and all(is_id(v) for v in payload[1])
+    if kind == "email_change":
+        return isinstance(payload[1], str) and len(payload[1]) == 16
     return is_id(payload[1])

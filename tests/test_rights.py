@@ -44,6 +44,7 @@ MATRIX = [
     ("post", "/admin/subjects/{id}/export", {"privacy_officer"}),
     ("post", "/admin/subjects/{id}/erase", {"privacy_officer"}),
     ("post", "/admin/subjects/{id}/restriction", {"privacy_officer"}),
+    ("post", "/admin/subjects/{id}/email", {"privacy_officer"}),
     ("get", "/admin/audit", {"privacy_officer"}),
 ]
 
@@ -278,3 +279,38 @@ def test_member_gets_a_copy_of_their_data_by_a_signed_link(app, outbox):
     time.sleep(1.1)
     expired = member.get(link)
     assert expired.status_code == 410
+
+
+def test_correcting_an_address_needs_a_confirmation_from_the_new_one(app, outbox):
+    from .conftest import link_in
+
+    subject_id = rich_person(app)
+    officer = log_in(app, "privacy_officer")
+    url = f"/admin/subjects/{subject_id}/email"
+    assert post(officer, url, email="nieuw@example.nl").status_code == 400  # no identification
+    response = post(officer, url, email="Nieuw@Example.nl", identification="pas gezien")
+    assert response.status_code == 303
+    mail = outbox[-1]
+    assert mail.recipients == ["nieuw@example.nl"]
+    assert mail.subject == "Bevestig je nieuwe e-mailadres bij Bibliotheek Borne"
+    link = link_in(mail, "email")
+    member = app.test_client()
+    assert "Ja, gebruik dit adres" in member.get(link).get_data(as_text=True)
+    with app.app_context():
+        assert (
+            db.session.get(Subject, subject_id).email == "jan.de.vries@example.nl"
+        )  # GET changed nothing
+    assert "We gebruiken nu nieuw@example.nl" in member.post(link).get_data(as_text=True)
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id)
+        assert (subject.email, subject.pending_email) == ("nieuw@example.nl", None)
+        states = {s.purpose.code: s.status for s in ledger.state_of(db.session, subject)}
+        assert states["newsletter"] == "granted"  # consent moves with the person
+    assert "niets te bevestigen" in member.post(link).get_data(as_text=True)
+    # An address another member already has is refused.
+    other = person(app, "piet@example.nl")
+    taken = post(
+        officer, f"/admin/subjects/{other}/email", email="nieuw@example.nl", identification="pas"
+    )
+    assert taken.status_code == 400
+    assert "heeft dit adres al" in taken.get_data(as_text=True)

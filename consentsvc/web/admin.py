@@ -237,6 +237,31 @@ def erase(subject_id: int) -> str | tuple[str, int]:
     return render_template("admin/erased.html", person=person, result=result)
 
 
+@bp.post("/subjects/<int:subject_id>/email")
+@roles(*PRIVACY)
+def correct_email(subject_id: int) -> Response | str | tuple[str, int]:
+    """Correct the address; a mail to the new one must be confirmed before it is used."""
+    person = _subject(subject_id)
+    identification = _identification(person)
+    if not isinstance(identification, str):
+        return identification
+    try:
+        ledger.request_email_change(db.session, person, request.form.get("email", ""))
+    except ledger.AddressTaken:
+        db.session.rollback()
+        message = _("Another person in this library already has this address.")
+        return _subject_page(person, errors={"email": message}), 400
+    except LedgerError:
+        db.session.rollback()
+        return _subject_page(
+            person, errors={"email": _("This is not a valid e-mail address.")}
+        ), 400
+    mailer.email_change(db.session, person)
+    staff.audit(db.session, current_user, "rectification", subject=person, reason=identification)
+    db.session.commit()
+    return redirect(url_for(".subject", subject_id=person.id, done="rectification"), 303)
+
+
 @bp.post("/subjects/<int:subject_id>/restriction")
 @roles(*PRIVACY)
 def restriction(subject_id: int) -> Response | str | tuple[str, int]:

@@ -51,7 +51,17 @@ def _stop(stop: Stop) -> tuple[str, int]:
 
 # First path segments that can never be a library's slug.
 RESERVED_SLUGS = frozenset(
-    {"admin", "api", "confirm", "download", "healthz", "preferences", "static", "unsubscribe"}
+    {
+        "admin",
+        "api",
+        "confirm",
+        "download",
+        "email",
+        "healthz",
+        "preferences",
+        "static",
+        "unsubscribe",
+    }
 )
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -322,6 +332,32 @@ def download(token: str) -> Response | str | tuple[str, int]:
         titles={p.id: _title(p) for p in subject.library.purposes},
         token=token,
     )
+
+
+@bp.route("/email/<token>", methods=["GET", "POST"])
+@csrf.exempt  # the signed token is the proof
+def email_change(token: str) -> str | tuple[str, int]:
+    """Confirm a corrected e-mail address: GET shows a button, POST puts it in use."""
+    try:
+        subject_id, fingerprint = tokens.read_email_change(token)
+    except tokens.ExpiredToken:
+        return render_error(410, _("This link has expired"), _("Ask the library again."))
+    except tokens.InvalidToken:
+        return _bad_link()
+    subject = _subject_or_stop(subject_id)
+    waiting = bool(subject.pending_email) and (
+        ledger.email_fingerprint(subject.pending_email) == fingerprint
+    )
+    if request.method == "POST" and waiting:
+        changed = ledger.confirm_email_change(db.session, subject, fingerprint)
+        db.session.commit()
+        return render_template(
+            "public/email_changed.html", library=subject.library, changed=changed, subject=subject
+        )
+    return render_template(
+        "public/email_change.html", library=subject.library, waiting=waiting, subject=subject,
+        token=token,
+    )  # fmt: skip
 
 
 @bp.post("/preferences/<token>/resend")

@@ -22,7 +22,7 @@ CSP = "; ".join(
 )
 
 TOKEN_PATH = re.compile(
-    r"/(confirm|preferences|unsubscribe|download|api/v1/providers/\w+)/[^/\s?\"']+"
+    r"/(confirm|preferences|unsubscribe|download|email|api/v1/providers/\w+)/[^/\s?\"']+"
 )
 ADDRESS = re.compile(r"[\w.+-]+@([\w-]+\.[\w.-]+)")
 

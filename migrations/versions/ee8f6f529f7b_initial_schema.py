@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 28eede5825e9
+Revision ID: ee8f6f529f7b
 Revises: 
-Create Date: 2026-11-22 05:04:35.454369
+Create Date: 2026-11-22 05:14:27.998211
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import consentsvc.models
 
 
 # revision identifiers, used by Alembic.
-revision = '28eede5825e9'
+revision = 'ee8f6f529f7b'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -98,6 +98,7 @@ def upgrade():
     sa.Column('last_confirm_mail_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('recent_confirm_mails', sa.Integer(), nullable=False),
     sa.Column('last_link_mail_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('pending_email', sa.String(length=254), nullable=True),
     sa.Column('restricted_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('erased_at', consentsvc.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['library_id'], ['library.id'], name=op.f('fk_subject_library_id_library')),
