@@ -16,7 +16,7 @@ from sqlalchemy import select
 from . import clients, ledger, mailer, outbox, staff
 from .database import reading_only
 from .extensions import db
-from .models import ApiClient, LegalBasis, Library, Purpose, StaffRole, WebhookEndpoint
+from .models import ApiClient, LegalBasis, Library, StaffRole, WebhookEndpoint
 
 
 def _create_app() -> Flask:
@@ -153,19 +153,10 @@ def purpose_create(
     library = _library_or_fail(slug)
     if not re.match(r"^[a-z][a-z0-9_]{1,39}$", code):
         raise click.ClickException("a code is 2-40 lower-case letters, digits or underscores")
-    purpose = next((p for p in library.purposes if p.code == code), None)
-    if purpose is None:
-        purpose = Purpose(
-            library=library,
-            code=code,
-            legal_basis=basis,
-            double_opt_in=not no_double_opt_in,
-            self_service=not desk_only,
-            list_id=f"{code.replace('_', '-')}.{library.slug}.lists.example.org",
-            position=len(library.purposes),
-        )
-        db.session.add(purpose)
-        db.session.flush()
+    purpose = ledger.add_purpose(
+        db.session, library, code,
+        legal_basis=basis, double_opt_in=not no_double_opt_in, self_service=not desk_only,
+    )  # fmt: skip
     for language, title, body in (("nl", title_nl, text_nl), ("en", title_en, text_en)):
         text = ledger.add_text(db.session, purpose, language, title, body)
         click.echo(f"{code} [{language}] version {text.version} sha256 {text.sha256[:12]}")

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import ledger
-from .models import LegalBasis, Library, Purpose
+from .models import LegalBasis, Library
 
 LIBRARIES = [
     ("borne", "Bibliotheek Borne", "#00666e"),
@@ -119,23 +119,15 @@ def setup_library(
         )
         session.add(library)
         session.flush()
-    for position, (code, (basis, doi, self_service, texts)) in enumerate(PURPOSES.items()):
-        purpose = next((p for p in library.purposes if p.code == code), None)
-        if purpose is None:
-            purpose = Purpose(
-                library=library,
-                code=code,
-                legal_basis=basis,
-                double_opt_in=doi,
-                self_service=self_service,
-                is_mail=code != "direct_debit",
-                # Payment records are kept seven years (fiscal duty), also after it stops.
-                retention_days_after_withdrawal=7 * 365 if code == "direct_debit" else None,
-                list_id=f"{code.replace('_', '-')}.{slug}.{host}",
-                position=position,
-            )
-            session.add(purpose)
-            session.flush()
+    for code, (basis, doi, self_service, texts) in PURPOSES.items():
+        purpose = ledger.add_purpose(
+            session, library, code,
+            legal_basis=basis, double_opt_in=doi, self_service=self_service,
+            is_mail=code != "direct_debit",
+            # Payment records are kept seven years (fiscal duty), also after it stops.
+            retention_days_after_withdrawal=7 * 365 if code == "direct_debit" else None,
+            list_host=host,
+        )  # fmt: skip
         for language, (title, body) in texts.items():
             ledger.add_text(session, purpose, language, title, body.format(library=library.name))
     return library

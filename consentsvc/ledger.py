@@ -204,6 +204,38 @@ def current_text(purpose: Purpose, language: str) -> ConsentText | None:
     return None
 
 
+def add_purpose(
+    session: Session,
+    library: Library,
+    code: str,
+    *,
+    legal_basis: str = LegalBasis.CONSENT,
+    double_opt_in: bool = True,
+    self_service: bool = True,
+    is_mail: bool = True,
+    retention_days_after_withdrawal: int | None = None,
+    list_host: str = "lists.example.org",
+) -> Purpose:
+    """Give the library a purpose (or return the one it has with this code)."""
+    existing = next((p for p in library.purposes if p.code == code), None)
+    if existing is not None:
+        return existing
+    purpose = Purpose(
+        library=library,
+        code=code,
+        legal_basis=legal_basis,
+        double_opt_in=double_opt_in,
+        self_service=self_service,
+        is_mail=is_mail,
+        retention_days_after_withdrawal=retention_days_after_withdrawal,
+        list_id=f"{code.replace('_', '-')}.{library.slug}.{list_host}",
+        position=len(library.purposes),
+    )
+    session.add(purpose)
+    session.flush()
+    return purpose
+
+
 def add_text(
     session: Session, purpose: Purpose, language: str, title: str, body: str
 ) -> ConsentText:
