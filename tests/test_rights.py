@@ -1,6 +1,7 @@
 """Members' rights from the console: access, erasure, restriction; roles and libraries."""
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -32,8 +33,8 @@ def rich_person(app, email="jan.de.vries@example.nl"):
         return result.subject.id
 
 
-def post(client, url, **data):
-    return client.post(url, data={**data, "csrf_token": csrf_token(client, "/admin/")})
+def post(client, path, **data):
+    return client.post(path, data={**data, "csrf_token": csrf_token(client, "/admin/")})
 
 
 # URLs of the console and the roles that may use them.
@@ -46,6 +47,10 @@ MATRIX = [
     ("post", "/admin/subjects/{id}/restriction", {"privacy_officer"}),
     ("post", "/admin/subjects/{id}/email", {"privacy_officer"}),
     ("get", "/admin/audit", {"privacy_officer"}),
+    ("get", "/admin/clients", {"admin"}),
+    ("post", "/admin/clients", {"admin"}),
+    ("get", "/admin/webhooks", {"admin"}),
+    ("post", "/admin/webhooks", {"admin"}),
 ]
 
 
@@ -314,3 +319,39 @@ def test_correcting_an_address_needs_a_confirmation_from_the_new_one(app, outbox
     )
     assert taken.status_code == 400
     assert "heeft dit adres al" in taken.get_data(as_text=True)
+
+
+def test_admin_makes_and_revokes_a_key_that_works(app):
+    admin = log_in(app, "admin")
+    page = post(admin, "/admin/clients", name="Spotler", purpose="newsletter").get_data(
+        as_text=True
+    )
+    assert "hij staat hier maar één keer" in page
+    key = re.search(r"<code>(csk_[^<]+)</code>", page).group(1)
+    check = {"purpose": "newsletter", "recipients": ["a@example.nl"]}
+    api = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert api.post("/api/v1/consent/check", json=check, headers=headers).status_code == 200
+    assert "Laatst gebruikt" in admin.get("/admin/clients").get_data(as_text=True)
+    with app.app_context():
+        client_id = db.session.scalar(select(clients.ApiClient.id))
+    post(admin, f"/admin/clients/{client_id}/revoke")
+    assert api.post("/api/v1/consent/check", json=check, headers=headers).status_code == 401
+    # Another library's admin cannot touch it.
+    other = log_in(app, "admin", library="zoetermeer")
+    assert post(other, f"/admin/clients/{client_id}/revoke").status_code == 404
+    assert "Spotler" not in other.get("/admin/clients").get_data(as_text=True)
+
+
+def test_admin_adds_a_webhook_only_to_a_safe_address(app):
+    admin = log_in(app, "admin")
+    refused = post(admin, "/admin/webhooks", url="http://10.0.0.5/hook", event="consent.withdrawn")
+    assert refused.status_code == 400
+    assert "only https" in refused.get_data(as_text=True)
+    page = post(
+        admin, "/admin/webhooks", url="https://1.1.1.1/hook", event="consent.withdrawn"
+    ).get_data(as_text=True)
+    assert "whsec_" in page
+    assert "wachtend 0, bezorgd 0, opgegeven 0" in admin.get("/admin/webhooks").get_data(
+        as_text=True
+    )

@@ -27,10 +27,18 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from .. import ledger, mailer, staff
+from .. import clients, ledger, mailer, outbox, staff
 from ..extensions import db, limiter, login_manager
 from ..ledger import Channel, LedgerError, Proof
-from ..models import AuditEntry, ConsentText, StaffRole, StaffUser, Subject
+from ..models import (
+    ApiClient,
+    AuditEntry,
+    ConsentText,
+    StaffRole,
+    StaffUser,
+    Subject,
+    WebhookEndpoint,
+)
 from .errors import render_error
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -301,6 +309,112 @@ def audit_log() -> str:
     return render_template(
         "admin/audit.html", entries=entries, colleagues=colleagues,
         staff_id=staff_id, subject_id=subject_id,
+    )  # fmt: skip
+
+
+ADMIN = (StaffRole.ADMIN,)
+
+
+@bp.get("/clients")
+@roles(*ADMIN)
+def api_clients() -> str:
+    """The library's API keys: who, which purposes, when last used."""
+    return _clients_page()
+
+
+@bp.post("/clients")
+@roles(*ADMIN)
+def create_client() -> str | tuple[str, int]:
+    """Make a key for a mailing processor or the website; it is shown once."""
+    name = request.form.get("name", "").strip()[:100]
+    codes = request.form.getlist("purpose")
+    if not name or not codes:
+        return _clients_page(error=_("Give a name and at least one purpose.")), 400
+    try:
+        client, key = clients.create(db.session, current_user.library, name, codes)
+    except LedgerError:
+        db.session.rollback()
+        return _clients_page(error=_("Give a name and at least one purpose.")), 400
+    staff.audit(db.session, current_user, "client.create", detail=f"client {client.id}")
+    db.session.commit()
+    return _clients_page(new_key=key, new_client=client)
+
+
+@bp.post("/clients/<int:client_id>/revoke")
+@roles(*ADMIN)
+def revoke_client(client_id: int) -> Response:
+    """Stop a key at once."""
+    client = db.session.get(ApiClient, client_id)
+    if client is None or client.library_id != current_user.library_id:
+        abort(404)
+    clients.revoke(db.session, client)
+    staff.audit(db.session, current_user, "client.revoke", detail=f"client {client.id}")
+    db.session.commit()
+    return redirect(url_for(".api_clients"), 303)
+
+
+@bp.get("/webhooks")
+@roles(*ADMIN)
+def webhooks() -> str:
+    """Where signed webhooks go, and how their deliveries fare."""
+    return _webhooks_page()
+
+
+@bp.post("/webhooks")
+@roles(*ADMIN)
+def add_webhook() -> str | tuple[str, int]:
+    """Register a receiver; its signing secret is shown once."""
+    config = current_app.config
+    try:
+        endpoint = outbox.add_endpoint(
+            db.session, current_user.library_id, request.form.get("url", "").strip(),
+            request.form.getlist("event"),
+            allow_http=config["WEBHOOK_ALLOW_HTTP"],
+            allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
+        )  # fmt: skip
+    except ValueError as exc:
+        db.session.rollback()
+        return _webhooks_page(error=str(exc)), 400
+    staff.audit(db.session, current_user, "webhook.add", detail=f"endpoint {endpoint.id}")
+    db.session.commit()
+    return _webhooks_page(new_endpoint=endpoint)
+
+
+@bp.post("/webhooks/<int:endpoint_id>/remove")
+@roles(*ADMIN)
+def remove_webhook(endpoint_id: int) -> Response:
+    """Stop sending to a receiver (its history stays)."""
+    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or endpoint.library_id != current_user.library_id:
+        abort(404)
+    endpoint.active = False
+    endpoint.disabled_reason = "removed"
+    staff.audit(db.session, current_user, "webhook.remove", detail=f"endpoint {endpoint.id}")
+    db.session.commit()
+    return redirect(url_for(".webhooks"), 303)
+
+
+def _clients_page(**extra: Any) -> str:
+    rows = db.session.scalars(
+        select(ApiClient)
+        .where(ApiClient.library_id == current_user.library_id)
+        .order_by(ApiClient.id)
+    ).all()
+    return render_template(
+        "admin/clients.html", clients=rows, purposes=current_user.library.purposes, **extra
+    )
+
+
+def _webhooks_page(**extra: Any) -> str:
+    endpoints = db.session.scalars(
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.library_id == current_user.library_id)
+        .order_by(WebhookEndpoint.id)
+    ).all()
+    counts = {e.id: outbox.endpoint_counts(db.session, e.id) for e in endpoints}
+    return render_template(
+        "admin/webhooks.html", endpoints=endpoints, counts=counts,
+        event_types=outbox.EVENT_TYPES, **extra,
     )  # fmt: skip
 
 
