@@ -58,6 +58,7 @@ class Action:
     WITHDRAWN = "withdrawn"
     OBJECTED = "objected"
     ERASED = "erased"
+    RECONFIRM_REQUESTED = "reconfirm_requested"
 
 
 class Status:
@@ -66,6 +67,7 @@ class Status:
     WITHDRAWN = "withdrawn"
     OBJECTED = "objected"
     ERASED = "erased"
+    RECONFIRM_REQUESTED = "reconfirm_requested"
 
 
 class Channel:
@@ -90,6 +92,7 @@ STATUS_AFTER = {
     Action.WITHDRAWN: Status.WITHDRAWN,
     Action.OBJECTED: Status.OBJECTED,
     Action.ERASED: Status.ERASED,
+    Action.RECONFIRM_REQUESTED: Status.RECONFIRM_REQUESTED,
 }
 
 
@@ -380,11 +383,43 @@ def still_pending(
         if (
             request is not None
             and request.subject_id == subject.id
-            and request.action == Action.REQUESTED
-            and status_of(session, subject, request.purpose) == Status.PENDING
+            and (request.action, status_of(session, subject, request.purpose))
+            in (
+                (Action.REQUESTED, Status.PENDING),
+                (Action.RECONFIRM_REQUESTED, Status.RECONFIRM_REQUESTED),
+            )
         ):
             waiting.append(request)
     return waiting
+
+
+def request_reconfirmation(
+    session: Session, purpose: Purpose, text: ConsentText, *, actor: str
+) -> dict[int, int]:
+    """After a material change of wording, ask everyone who agreed in that language to
+    agree again (the wording in other languages did not change).
+
+    Returns {subject id: reconfirm request id}. Whether their mail pauses meanwhile is the
+    library's choice (Library.pause_until_reconfirmed).
+    """
+    now = utcnow()
+    holders = session.scalars(
+        select(Subject)
+        .join(ConsentState, ConsentState.subject_id == Subject.id)
+        .where(
+            ConsentState.purpose_id == purpose.id,
+            ConsentState.status == Status.GRANTED,
+            Subject.language == text.language,
+        )
+    ).all()
+    requests = {}
+    for subject in holders:
+        event = _record(
+            session, subject, purpose, Action.RECONFIRM_REQUESTED, Channel.STAFF, now,
+            text=text, actor=actor, announce=False,
+        )  # fmt: skip
+        requests[subject.id] = event.id
+    return requests
 
 
 def grant(
@@ -429,7 +464,8 @@ def withdraw(
     interest. Returns None when nothing was running."""
     purpose = purpose_by_code(subject.library, purpose_code)
     lock(session, subject)
-    if status_of(session, subject, purpose) not in (Status.GRANTED, Status.PENDING):
+    running = (Status.GRANTED, Status.PENDING, Status.RECONFIRM_REQUESTED)
+    if status_of(session, subject, purpose) not in running:
         return None
     action = (
         Action.OBJECTED
@@ -540,6 +576,7 @@ REASON_BY_STATUS = {
     Status.WITHDRAWN: "withdrawn",
     Status.OBJECTED: "objected",
     Status.ERASED: "erased",
+    Status.RECONFIRM_REQUESTED: "reconfirm_requested",
     "restricted": "restricted",
 }
 
@@ -590,9 +627,10 @@ def check_many(
         if email in suppressed:
             decisions.append(Decision(raw, False, "suppressed", subject_id))
             continue
-        decisions.append(
-            Decision(raw, status == Status.GRANTED, REASON_BY_STATUS[status], subject_id)
+        allowed = status == Status.GRANTED or (
+            status == Status.RECONFIRM_REQUESTED and not library.pause_until_reconfirmed
         )
+        decisions.append(Decision(raw, allowed, REASON_BY_STATUS[status], subject_id))
     return decisions
 
 

@@ -91,6 +91,11 @@ def data_copy(session: Session, subject: Subject) -> bool:
     return True
 
 
+def reconfirm(session: Session, subject: Subject, request_id: int) -> None:
+    """Queue the mail that asks to agree to changed wording (once per change: no cool-down)."""
+    _queue(session, subject, "reconfirm", request_ids=[request_id])
+
+
 def email_change(session: Session, subject: Subject) -> None:
     """Queue the mail to a corrected address that asks to confirm it (no cool-down: staff)."""
     _queue(session, subject, "email_change")
@@ -117,7 +122,7 @@ def send_queued(payload: dict[str, Any]) -> None:
 def compose(session: Session, subject: Subject, payload: dict[str, Any]) -> Outgoing | None:
     """The mail for a queued payload, or None when there is nothing left to mail about."""
     kind = payload["mail"]
-    if kind == "confirm":
+    if kind in ("confirm", "reconfirm"):
         requests = still_pending(session, subject, payload.get("request_ids", []))
         if not requests:
             return None  # confirmed or withdrawn in the meantime
@@ -171,6 +176,9 @@ SUBJECT_LINES = {
     ),
     "preference_link": lambda library: gettext(
         "Your link to your mail settings at %(library)s", library=library
+    ),
+    "reconfirm": lambda library: gettext(
+        "%(library)s changed its wording: do you still want this mail?", library=library
     ),
     "email_change": lambda library: gettext(
         "Confirm your new e-mail address at %(library)s", library=library

@@ -65,6 +65,8 @@ class Library(db.Model):
     colour: Mapped[str] = mapped_column(String(7), default="#1f4e79")
     # Origins (scheme://host[:port]) whose pages may post the signup form cross-site.
     allowed_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # After a material change of wording, whether mail pauses until the person reconfirms.
+    pause_until_reconfirmed: Mapped[bool] = mapped_column(default=True)
     default_language: Mapped[str] = mapped_column(String(2), default="nl")
     # Months per data category, e.g. {"contact_after_membership": 6}; read by the retention job.
     retention: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)

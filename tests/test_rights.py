@@ -51,6 +51,8 @@ MATRIX = [
     ("post", "/admin/clients", {"admin"}),
     ("get", "/admin/webhooks", {"admin"}),
     ("post", "/admin/webhooks", {"admin"}),
+    ("get", "/admin/purposes", {"admin"}),
+    ("post", "/admin/purposes/1/texts", {"admin"}),
 ]
 
 
@@ -355,3 +357,46 @@ def test_admin_adds_a_webhook_only_to_a_safe_address(app):
     assert "wachtend 0, bezorgd 0, opgegeven 0" in admin.get("/admin/webhooks").get_data(
         as_text=True
     )
+
+
+def test_a_material_change_asks_holders_to_agree_again(app, outbox):
+    from .conftest import link_in
+
+    dutch = rich_person(app)  # agreed to the newsletter in Dutch
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        english = ledger.signup(
+            db.session, library, "anne@example.nl", ["newsletter"], language="en", channel="x"
+        )
+        ledger.confirm(db.session, english.subject, english.request_ids)
+        english.subject.language = "en"
+        db.session.commit()
+        newsletter_id = ledger.purpose_by_code(library, "newsletter").id
+    admin = log_in(app, "admin")
+    response = post(
+        admin, f"/admin/purposes/{newsletter_id}/texts", language="nl", title="Nieuwsbrief",
+        body="Nu ook met tips van andere bibliotheken.", material="yes",
+    )  # fmt: skip
+    assert response.status_code == 303 and "asked=1" in response.headers["Location"]
+    [mail] = [m for m in outbox if m.subject.startswith("Bibliotheek Borne heeft een tekst")]
+    assert mail.recipients == ["jan.de.vries@example.nl"]
+
+    def decision(email):
+        with app.app_context():
+            library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+            return ledger.check_many(
+                db.session, library, "newsletter", [email],
+                suppression_key=app.config["SUPPRESSION_KEY"],
+            )[0]  # fmt: skip
+
+    paused = decision("jan.de.vries@example.nl")
+    assert (paused.allowed, paused.reason) == (False, "reconfirm_requested")
+    assert decision("anne@example.nl").allowed  # her English wording did not change
+    app.test_client().post(link_in(mail, "confirm"))
+    assert decision("jan.de.vries@example.nl").allowed
+    with app.app_context():
+        subject = db.session.get(Subject, dutch)
+        grant = ledger.history(db.session, subject)[0]
+        assert grant.consent_text.body == "Nu ook met tips van andere bibliotheken."
+        assert grant.consent_text.version == 2
+        assert ledger.verify(db.session) == []

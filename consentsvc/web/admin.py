@@ -28,12 +28,14 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from .. import clients, ledger, mailer, outbox, staff
+from ..config import LANGUAGES
 from ..extensions import db, limiter, login_manager
 from ..ledger import Channel, LedgerError, Proof
 from ..models import (
     ApiClient,
     AuditEntry,
     ConsentText,
+    Purpose,
     StaffRole,
     StaffUser,
     Subject,
@@ -392,6 +394,42 @@ def remove_webhook(endpoint_id: int) -> Response:
     staff.audit(db.session, current_user, "webhook.remove", detail=f"endpoint {endpoint.id}")
     db.session.commit()
     return redirect(url_for(".webhooks"), 303)
+
+
+@bp.get("/purposes")
+@roles(*ADMIN)
+def purposes() -> str:
+    """The library's purposes with every version of their wording."""
+    return render_template("admin/purposes.html", purposes=current_user.library.purposes)
+
+
+@bp.post("/purposes/<int:purpose_id>/texts")
+@roles(*ADMIN)
+def add_text(purpose_id: int) -> Response | str | tuple[str, int]:
+    """A new version of the wording; a material change asks every holder to agree again."""
+    purpose = db.session.get(Purpose, purpose_id)
+    if purpose is None or purpose.library_id != current_user.library_id:
+        abort(404)
+    form = request.form
+    language = form.get("language")
+    title, body = form.get("title", "").strip()[:200], form.get("body", "").strip()[:5000]
+    if language not in LANGUAGES or not title or not body:
+        error = _("Choose a language and write a title and a text.")
+        return render_template(
+            "admin/purposes.html", purposes=current_user.library.purposes, error=error
+        ), 400
+    text = ledger.add_text(db.session, purpose, language, title, body)
+    asked = 0
+    if form.get("material") == "yes":
+        actor = f"staff:{current_user.id}"
+        requests = ledger.request_reconfirmation(db.session, purpose, text, actor=actor)
+        for subject_id, request_id in requests.items():
+            mailer.reconfirm(db.session, db.session.get(Subject, subject_id), request_id)
+        asked = len(requests)
+    detail = f"{purpose.code} {language} v{text.version}" + (f", {asked} asked" if asked else "")
+    staff.audit(db.session, current_user, "text.add", detail=detail)
+    db.session.commit()
+    return redirect(url_for(".purposes", added=text.id, asked=asked), 303)
 
 
 def _clients_page(**extra: Any) -> str:

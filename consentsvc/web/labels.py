@@ -11,6 +11,8 @@ STATUS = {
     "granted": _l("On"),
     "withdrawn": _l("Off"),
     "objected": _l("Off (you objected)"),
+    "reconfirm_requested": _l("Waiting for you to agree to the new text"),
+    "erased": _l("Off"),
 }
 
 ACTION = {
@@ -18,6 +20,8 @@ ACTION = {
     "granted": _l("Permission given"),
     "withdrawn": _l("Unsubscribed"),
     "objected": _l("Objected"),
+    "reconfirm_requested": _l("Asked to agree to a new text"),
+    "erased": _l("Erased"),
 }
 
 CHANNEL = {

@@ -384,7 +384,9 @@ def _preference_context(subject: Subject, token: str, saved: str | None) -> dict
         "token": token,
         "rows": [(s, ledger.current_text(s.purpose, language)) for s in states],
         "saved": saved if saved in {s.purpose.code for s in states} | {"all", "language"} else None,
-        "anything_running": any(s.status in ("granted", "pending") for s in states),
+        "anything_running": any(
+            s.status in ("granted", "pending", "reconfirm_requested") for s in states
+        ),
     }
 
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: ee8f6f529f7b
+Revision ID: b4a7948aacd1
 Revises: 
-Create Date: 2026-11-22 05:14:27.998211
+Create Date: 2026-11-22 05:35:55.749193
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import consentsvc.models
 
 
 # revision identifiers, used by Alembic.
-revision = 'ee8f6f529f7b'
+revision = 'b4a7948aacd1'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -27,6 +27,7 @@ def upgrade():
     sa.Column('isil', sa.String(length=20), nullable=True),
     sa.Column('colour', sa.String(length=7), nullable=False),
     sa.Column('allowed_origins', sa.JSON(), nullable=False),
+    sa.Column('pause_until_reconfirmed', sa.Boolean(), nullable=False),
     sa.Column('default_language', sa.String(length=2), nullable=False),
     sa.Column('retention', sa.JSON(), nullable=False),
     sa.Column('created_at', consentsvc.models.UTCDateTime(timezone=True), nullable=False),
