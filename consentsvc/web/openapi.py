@@ -543,7 +543,16 @@ SCHEMAS: Schema = {
         "properties": {
             "library": {"type": "string"},
             "email": {"type": "string"},
-            "reason": {"type": "string", "enum": ["complaint", "hard_bounce"]},
+            "reason": {"type": "string", "enum": ["complaint", "hard_bounce", "erased"]},
+        },
+    },
+    "SubjectErased": {
+        "type": "object",
+        "required": ["library", "email", "erased_at"],
+        "properties": {
+            "library": {"type": "string"},
+            "email": {"type": "string"},
+            "erased_at": {"type": "string", "format": "date-time"},
         },
     },
 }
@@ -898,7 +907,13 @@ WEBHOOKS: Schema = {
     ),
     "suppression.added": _webhook(
         "suppression.added",
-        "An address complained or hard-bounced: send it nothing from this library again.",
+        "An address complained, hard-bounced or was erased: send it nothing from this "
+        "library again.",
         "SuppressionAdded",
+    ),
+    "subject.erased": _webhook(
+        "subject.erased",
+        "The library erased this person at their request: delete your copy of the address.",
+        "SubjectErased",
     ),
 }
