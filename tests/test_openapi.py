@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from consentsvc import clients, ledger, outbox
 from consentsvc.extensions import db
-from consentsvc.models import Library, OutboxMessage
+from consentsvc.models import Library, OutboxMessage, Subject
 from consentsvc.web.openapi import document
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -61,12 +61,8 @@ def test_document_is_valid_and_describes_every_api_route(app, client):
         ("/api/v1/providers/{provider}/{key}", "get"),
         ("/api/v1/providers/{provider}/{key}", "post"),
     }
-    assert set(spec["webhooks"]) == {
-        "consent.granted",
-        "consent.withdrawn",
-        "consent.objected",
-        "suppression.added",
-    }
+    # Every event type an endpoint can subscribe to is described.
+    assert set(spec["webhooks"]) == set(outbox.EVENT_TYPES)
     assert spec["servers"][0]["url"] == "http://localhost"
 
 
@@ -198,12 +194,26 @@ def test_answers_and_webhooks_about_real_people_conform(api, app):
         media_type="application/x-www-form-urlencoded",
     )
     assert mailchimp.json()["results"] == ["processed"]
-
     spec = schema.raw_schema
     with app.app_context():
         payloads = db.session.scalars(
             select(OutboxMessage.payload).where(OutboxMessage.channel == "webhook")
         ).all()
-    assert {p["type"] for p in payloads} == set(spec["webhooks"])
     for payload in payloads:
         payload_validator(spec, payload["type"]).validate(payload)
+    # An erasure announces itself (and takes the address out of webhooks still waiting).
+    with app.app_context():
+        someone = db.session.scalars(select(Subject)).first()
+        ledger.erase(
+            db.session, someone, suppression_key=app.config["SUPPRESSION_KEY"],
+            actor="staff:1", identification="test",
+        )  # fmt: skip
+        db.session.commit()
+
+    with app.app_context():
+        erased = db.session.scalars(
+            select(OutboxMessage.payload).where(OutboxMessage.event_type == "subject.erased")
+        ).all()
+    for payload in erased:
+        payload_validator(spec, payload["type"]).validate(payload)
+    assert {p["type"] for p in [*payloads, *erased]} == set(spec["webhooks"])
