@@ -19,7 +19,11 @@ _hasher = PasswordHasher()
 
 
 class StaffError(ValueError):
-    pass
+    """Refused input; `code` names the reason for the console's translated message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def create(
@@ -27,15 +31,15 @@ def create(
 ) -> StaffUser:
     """Add a staff member; the password is stored as an argon2 hash."""
     if role not in StaffRole.ALL:
-        raise StaffError(f"role must be one of {', '.join(StaffRole.ALL)}")
+        raise StaffError("role", f"role must be one of {', '.join(StaffRole.ALL)}")
     if len(password) < MIN_PASSWORD:
-        raise StaffError(f"a password needs at least {MIN_PASSWORD} characters")
+        raise StaffError("password", f"a password needs at least {MIN_PASSWORD} characters")
     try:
         email = normalise_email(email)
     except InvalidEmail:
-        raise StaffError("not a valid e-mail address") from None
+        raise StaffError("email", "not a valid e-mail address") from None
     if session.scalar(select(StaffUser.id).where(StaffUser.email == email)):
-        raise StaffError("there is already a staff member with this address")
+        raise StaffError("taken", "there is already a staff member with this address")
     user = StaffUser(
         library_id=library.id,
         email=email,

@@ -53,6 +53,8 @@ MATRIX = [
     ("post", "/admin/webhooks", {"admin"}),
     ("get", "/admin/purposes", {"admin"}),
     ("post", "/admin/purposes/1/texts", {"admin"}),
+    ("get", "/admin/staff", {"admin"}),
+    ("post", "/admin/staff", {"admin"}),
 ]
 
 
@@ -400,3 +402,43 @@ def test_a_material_change_asks_holders_to_agree_again(app, outbox):
         assert grant.consent_text.body == "Nu ook met tips van andere bibliotheken."
         assert grant.consent_text.version == 2
         assert ledger.verify(db.session) == []
+
+
+def test_admin_adds_and_closes_staff_accounts(app):
+    admin = log_in(app, "admin")
+    weak = post(
+        admin,
+        "/admin/staff",
+        name="Bas",
+        email="bas@bibliotheek.example",
+        role="desk",
+        password="kort",
+    )
+    assert weak.status_code == 400
+    assert "minstens 12 tekens" in weak.get_data(as_text=True)
+    added = post(
+        admin, "/admin/staff", name="Bas", email="bas@bibliotheek.example", role="desk",
+        password="een lang genoeg wachtwoord",
+    )  # fmt: skip
+    assert "Bas kan nu inloggen." in added.get_data(as_text=True)
+    bas = app.test_client()
+    login = {"email": "bas@bibliotheek.example", "password": "een lang genoeg wachtwoord"}
+    assert (
+        bas.post(
+            "/admin/login", data={**login, "csrf_token": csrf_token(bas, "/admin/login")}
+        ).status_code
+        == 303
+    )
+    with app.app_context():
+        from consentsvc.models import StaffUser
+
+        bas_id = db.session.scalar(
+            select(StaffUser.id).where(StaffUser.email == "bas@bibliotheek.example")
+        )
+        admin_id = db.session.scalar(select(StaffUser.id).where(StaffUser.role == "admin"))
+    post(admin, f"/admin/staff/{bas_id}/deactivate")
+    # A closed account is logged out and cannot log in again.
+    assert bas.get("/admin/").status_code == 302
+    again = bas.post("/admin/login", data={**login, "csrf_token": csrf_token(bas, "/admin/login")})
+    assert again.status_code == 401
+    assert post(admin, f"/admin/staff/{admin_id}/deactivate").status_code == 400

@@ -432,6 +432,66 @@ def add_text(purpose_id: int) -> Response | str | tuple[str, int]:
     return redirect(url_for(".purposes", added=text.id, asked=asked), 303)
 
 
+STAFF_ERRORS = {
+    "role": _l("Choose a role."),
+    "password": _l("A password needs at least 12 characters."),
+    "email": _l("This is not a valid e-mail address."),
+    "taken": _l("There is already a staff member with this address."),
+}
+
+
+@bp.get("/staff")
+@roles(*ADMIN)
+def staff_members() -> str:
+    """The library's staff accounts."""
+    return _staff_page()
+
+
+@bp.post("/staff")
+@roles(*ADMIN)
+def add_staff() -> str | tuple[str, int]:
+    """Add a colleague; they log in with the password given here and should change it."""
+    form = request.form
+    name = form.get("name", "").strip()[:100]
+    if not name:
+        return _staff_page(error=_("Give a name.")), 400
+    try:
+        user = staff.create(
+            db.session, current_user.library, form.get("email", ""), name,
+            form.get("role", ""), form.get("password", ""),
+        )  # fmt: skip
+    except staff.StaffError as exc:
+        db.session.rollback()
+        return _staff_page(error=STAFF_ERRORS[exc.code]), 400
+    staff.audit(db.session, current_user, "staff.add", detail=f"staff {user.id} {user.role}")
+    db.session.commit()
+    return _staff_page(added=user)
+
+
+@bp.post("/staff/<int:staff_id>/deactivate")
+@roles(*ADMIN)
+def deactivate_staff(staff_id: int) -> Response | str | tuple[str, int]:
+    """Close an account at once (its audit trail stays)."""
+    user = db.session.get(StaffUser, staff_id)
+    if user is None or user.library_id != current_user.library_id:
+        abort(404)
+    if user.id == current_user.id:
+        return _staff_page(error=_("You cannot close your own account.")), 400
+    user.active = False
+    staff.audit(db.session, current_user, "staff.deactivate", detail=f"staff {user.id}")
+    db.session.commit()
+    return redirect(url_for(".staff_members"), 303)
+
+
+def _staff_page(**extra: Any) -> str:
+    colleagues = db.session.scalars(
+        select(StaffUser)
+        .where(StaffUser.library_id == current_user.library_id)
+        .order_by(StaffUser.name)
+    ).all()
+    return render_template("admin/staff.html", colleagues=colleagues, roles=StaffRole.ALL, **extra)
+
+
 def _clients_page(**extra: Any) -> str:
     rows = db.session.scalars(
         select(ApiClient)
