@@ -607,7 +607,7 @@ def check_many(
     status_by_email: dict[str, tuple[int, str | None]] = {}
     suppressed: set[str] = set()
     postgres = session.get_bind().dialect.name == "postgresql"
-    chunk_size = len(wanted) or 1 if postgres else SQLITE_CHUNK
+    chunk_size = (len(wanted) or 1) if postgres else SQLITE_CHUNK
     for start in range(0, len(wanted), chunk_size):
         chunk = wanted[start : start + chunk_size]
         hashes = {email_hmac(suppression_key, e): e for e in chunk}

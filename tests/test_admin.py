@@ -1,6 +1,7 @@
 """The staff console: login, roles, libraries kept apart, search, recording, audit."""
 
 import re
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -195,7 +196,7 @@ def test_staff_sessions_expire(app_factory):
     client = log_in(app)
     cookie = client.get_cookie("session")
     assert cookie is not None and cookie.expires is not None
-    remaining = cookie.expires.timestamp() - __import__("time").time()
+    remaining = cookie.expires.timestamp() - time.time()
     assert 0 < remaining <= 61
 
 
