@@ -6,14 +6,13 @@ import json
 import re
 import sys
 import time
-from urllib.parse import urlsplit
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from . import clients, ledger, mailer, outbox, staff
+from . import clients, ledger, libraries, mailer, outbox, staff
 from .database import reading_only
 from .extensions import db
 from .models import ApiClient, LegalBasis, Library, StaffRole, WebhookEndpoint
@@ -24,8 +23,6 @@ def _create_app() -> Flask:
 
     return create_app()
 
-
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 
 main = FlaskGroup(create_app=_create_app, help="Consent and newsletter preferences.")
 
@@ -102,19 +99,14 @@ library_group = AppGroup("library", help="Set up a library.")
 def library_create(slug: str, name: str, colour: str, origins: tuple[str, ...]) -> None:
     """Create a library with the four standard purposes and their Dutch and English wording."""
     from .demo import setup_library
-    from .web.public import COLOUR, RESERVED_SLUGS
 
-    if slug in RESERVED_SLUGS or not SLUG.match(slug):
-        raise click.ClickException("a slug is 2-40 lower-case letters, digits or dashes")
-    if not COLOUR.match(colour):
-        raise click.ClickException("the colour must look like #1f4e79")
-    for origin in origins:
-        parts = urlsplit(origin)
-        if parts.scheme not in ("https", "http") or not parts.netloc or parts.path not in ("", "/"):
-            raise click.ClickException(f"not an origin: {origin!r} (like https://www.example.nl)")
-    library = setup_library(
-        db.session, slug, name, colour=colour, origins=[o.rstrip("/") for o in origins]
-    )
+    try:
+        slug = libraries.check_slug(db.session, slug)
+        colour = libraries.check_colour(colour)
+        origins = tuple(libraries.check_origin(o) for o in origins)
+    except libraries.SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    library = setup_library(db.session, slug, name, colour=colour, origins=list(origins))
     db.session.commit()
     click.echo(f"{library.slug}: {library.name}, signup page at /{library.slug}/signup")
 
@@ -273,20 +265,26 @@ staff_group = AppGroup("staff", help="Staff accounts for the console at /admin."
 
 
 @staff_group.command("create")
-@click.option("--library", "slug", required=True)
+@click.option("--library", "slug", required=True, help="The home library's slug.")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
 @click.option("--role", type=click.Choice(StaffRole.ALL), required=True)
+@click.option("--also", "also", multiple=True, help="Admins only: another library they look after.")
 @click.password_option(help="At least 12 characters; asked for when not given.")
-def staff_create(slug: str, email: str, name: str, role: str, password: str) -> None:
+def staff_create(
+    slug: str, email: str, name: str, role: str, also: tuple[str, ...], password: str
+) -> None:
     """Create a staff account (the first one; the rest can follow from the console)."""
     library = _library_or_fail(slug)
     try:
         user = staff.create(db.session, library, email, name, role, password)
+        for other in also:
+            staff.add_library(user, _library_or_fail(other))
     except staff.StaffError as exc:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
-    click.echo(f"staff {user.id}: {user.name} ({user.role}) for {slug}; log in at /admin/login")
+    where = ", ".join(lib.slug for lib in user.libraries)
+    click.echo(f"staff {user.id}: {user.name} ({user.role}) for {where}; log in at /admin/login")
 
 
 subject = AppGroup("subject", help="Look at one person's data.")

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import ledger
+from .libraries import DEFAULT_RETENTION
 from .models import LegalBasis, Library
 
 LIBRARIES = [
@@ -115,7 +116,7 @@ def setup_library(
             name=name,
             colour=colour,
             allowed_origins=origins or [],
-            retention={"contact_after_membership": 6, "payment": 84, "inactive": 84},
+            retention=dict(DEFAULT_RETENTION),
         )
         session.add(library)
         session.flush()

@@ -309,8 +309,19 @@ class StaffRole:
     ALL = (DESK, PRIVACY_OFFICER, ADMIN)
 
 
+staff_library = db.Table(
+    "staff_library",
+    db.Column("staff_id", ForeignKey("staff_user.id"), primary_key=True),
+    db.Column("library_id", ForeignKey("library.id"), primary_key=True),
+)
+
+
 class StaffUser(db.Model):
-    """A library employee who uses the console; belongs to one library."""
+    """A library employee who uses the console.
+
+    Everyone belongs to one home library; an admin may also look after other libraries
+    (`other_libraries`), and switches between them in the console.
+    """
 
     id: Mapped[int] = mapped_column(primary_key=True)
     library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
@@ -324,8 +335,22 @@ class StaffUser(db.Model):
     # Repeated wrong passwords lock the account for a while (see staff.py).
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A second step at login (RFC 6238, 30-second codes); the last step used cannot be reused.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     library: Mapped[Library] = relationship()
+    other_libraries: Mapped[list[Library]] = relationship(secondary=staff_library)
+
+    @property
+    def libraries(self) -> list[Library]:
+        """Every library this person may work in, the home library first."""
+        extra = sorted(
+            (lib for lib in self.other_libraries if lib.id != self.library_id),
+            key=lambda lib: lib.name,
+        )
+        return [self.library, *extra]
 
     # Flask-Login's interface.
     @property

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import base64
+import hashlib
+import hmac
+import secrets
+import struct
+import time
+from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -71,16 +78,14 @@ def login(session: Session, email: str, password: str) -> StaffUser | None:
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILURES:
-            user.locked_until = now + LOCK
-            user.failed_logins = 0
+        _count_failure(user, now)
         return None
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
+    if user.totp_secret is None:
+        _logged_in(user, now)
+    # else: failures keep counting until the code is right too, so a known password does not
+    # reset the lock-out between guesses of the code.
     return user
 
 
@@ -89,12 +94,18 @@ def audit(
     staff: StaffUser,
     action: str,
     *,
+    library: Library | None = None,
     subject: Subject | None = None,
     detail: str | None = None,
     reason: str | None = None,
 ) -> AuditEntry:
+    """Write down who did what; in the person's library, else the one worked in."""
+    if subject is not None:
+        library_id = subject.library_id
+    else:
+        library_id = library.id if library is not None else staff.library_id
     entry = AuditEntry(
-        library_id=staff.library_id,
+        library_id=library_id,
         staff_id=staff.id,
         action=action,
         subject_id=subject.id if subject else None,
@@ -103,6 +114,19 @@ def audit(
     )
     session.add(entry)
     return entry
+
+
+def _logged_in(user: StaffUser, now: datetime) -> None:
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+
+
+def _count_failure(user: StaffUser, now: datetime) -> None:
+    user.failed_logins += 1
+    if user.failed_logins >= MAX_FAILURES:
+        user.locked_until = now + LOCK
+        user.failed_logins = 0
 
 
 def search(session: Session, library: Library, query: str, limit: int = 20) -> list[Subject]:
@@ -123,3 +147,100 @@ def search(session: Session, library: Library, query: str, limit: int = 20) -> l
             .limit(limit)
         )
     )
+
+
+def password_is(user: StaffUser, password: str) -> bool:
+    """Whether this is the staff member's password (asked again before sensitive changes)."""
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def change_password(user: StaffUser, current: str, new: str) -> None:
+    """Set a new password after checking the current one."""
+    if not password_is(user, current):
+        raise StaffError("current", "the current password is wrong")
+    if len(new) < MIN_PASSWORD:
+        raise StaffError("password", f"a password needs at least {MIN_PASSWORD} characters")
+    if new == current:
+        raise StaffError("same", "the new password is the same as the old one")
+    user.password_hash = _hasher.hash(new)
+    user.password_changed_at = utcnow()
+
+
+def may_work_in(user: StaffUser, library_id: int) -> bool:
+    """Whether the staff member may see and change this library's data."""
+    return any(lib.id == library_id for lib in user.libraries)
+
+
+def add_library(user: StaffUser, library: Library) -> None:
+    """Let an admin look after one more library."""
+    if user.role != StaffRole.ADMIN:
+        raise StaffError("role", "only admins can look after several libraries")
+    if not may_work_in(user, library.id):
+        user.other_libraries.append(library)
+
+
+# Second step at login: time-based one-time codes (RFC 6238 with SHA-1, 6 digits, 30 s),
+# which every authenticator app reads from an otpauth:// address.
+TOTP_STEP = 30
+TOTP_DIGITS = 6
+
+
+def new_totp_secret() -> str:
+    """A fresh random secret in base32, as authenticator apps expect it."""
+    return base64.b32encode(secrets.token_bytes(20)).decode("ascii")
+
+
+def totp_uri(secret: str, account: str, issuer: str) -> str:
+    """The otpauth:// address an authenticator app takes (as text or as a QR code)."""
+    label = quote(f"{issuer}:{account}", safe="")
+    return f"otpauth://totp/{label}?secret={secret}&issuer={quote(issuer, safe='')}"
+
+
+def totp_code(secret: str, step: int) -> str:
+    """The code for one 30-second step (RFC 4226 dynamic truncation)."""
+    key = base64.b32decode(secret)
+    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    number = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(number % 10**TOTP_DIGITS).zfill(TOTP_DIGITS)
+
+
+def totp_matches(
+    secret: str, code: str, last_step: int | None, now: float | None = None
+) -> int | None:
+    """The step the code belongs to (one step of clock drift either way), or None.
+
+    A step at or before `last_step` is refused, so a code seen over a shoulder cannot be used
+    a second time.
+    """
+    code = "".join(code.split())
+    if len(code) != TOTP_DIGITS or not code.isdigit():
+        return None
+    current = int((time.time() if now is None else now) // TOTP_STEP)
+    for step in (current - 1, current, current + 1):
+        if last_step is not None and step <= last_step:
+            continue
+        if hmac.compare_digest(totp_code(secret, step), code):
+            return step
+    return None
+
+
+def check_second_step(user: StaffUser, code: str) -> bool:
+    """Check a login code; wrong codes count towards the lock-out like wrong passwords."""
+    now = utcnow()
+    if (
+        not user.active
+        or user.totp_secret is None
+        or (user.locked_until and user.locked_until > now)
+    ):
+        return False
+    step = totp_matches(user.totp_secret, code, user.totp_last_step)
+    if step is None:
+        _count_failure(user, now)
+        return False
+    user.totp_last_step = step
+    _logged_in(user, now)
+    return True

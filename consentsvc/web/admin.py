@@ -6,10 +6,13 @@ Every look at a person and every change is written to the audit trail.
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
+import segno
 from flask import (
     Blueprint,
     abort,
@@ -24,17 +27,20 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
+from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from .. import clients, ledger, mailer, outbox, staff
+from .. import clients, ledger, libraries, mailer, outbox, staff
 from ..config import LANGUAGES
+from ..demo import setup_library
 from ..extensions import db, limiter, login_manager
 from ..ledger import Channel, LedgerError, Proof
 from ..models import (
     ApiClient,
     AuditEntry,
     ConsentText,
+    Library,
     Purpose,
     StaffRole,
     StaffUser,
@@ -70,7 +76,7 @@ def roles(*allowed: str) -> Callable[[View], View]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if current_user.role not in allowed:
                 abort(403)
-            g.library = current_user.library
+            g.library = _working_library()
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -78,13 +84,49 @@ def roles(*allowed: str) -> Callable[[View], View]:
     return decorate
 
 
+def _working_library() -> Library:
+    """The library chosen in the console; staff of one library always work in their own."""
+    wanted = session.get("library_id")
+    if wanted is not None and wanted != current_user.library_id:
+        for library in current_user.libraries:
+            if library.id == wanted:
+                return library
+    return current_user.library
+
+
+ROLE_LABELS = {
+    StaffRole.DESK: _l("Desk"),
+    StaffRole.PRIVACY_OFFICER: _l("Privacy officer"),
+    StaffRole.ADMIN: _l("Administrator"),
+}
+RETENTION_LABELS = {
+    "contact_after_membership": _l("Contact details, after membership ends"),
+    "payment": _l("Payment data"),
+    "inactive": _l("Everything, after the last activity"),
+}
+
+
+@bp.context_processor
+def _console_context() -> dict[str, Any]:
+    return {
+        "library": g.get("library"),
+        "role_labels": ROLE_LABELS,
+        "retention_labels": RETENTION_LABELS,
+    }
+
+
+def _audit(action: str, **details: Any) -> None:
+    staff.audit(db.session, current_user, action, library=g.library, **details)
+
+
 ANY_STAFF = StaffRole.ALL
+SECOND_STEP_SECONDS = 300
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["STAFF_LOGIN_RATE_LIMIT"], methods=["POST"])
 def login() -> Response | str | tuple[str, int]:
-    """Log in with e-mail address and password."""
+    """Log in with e-mail address and password (and a code, for those who set one up)."""
     if request.method == "GET":
         return render_template("admin/login.html", failed=False)
     user = staff.login(db.session, request.form.get("email", ""), request.form.get("password", ""))
@@ -92,6 +134,33 @@ def login() -> Response | str | tuple[str, int]:
     if user is None:
         # One message for every reason, so it tells nothing about which accounts exist.
         return render_template("admin/login.html", failed=True), 401
+    if user.totp_secret is not None:
+        session["second_step"] = {"id": user.id, "at": int(time.time())}
+        return redirect(url_for(".login_code"), 303)
+    return _logged_in(user)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["STAFF_LOGIN_RATE_LIMIT"], methods=["POST"])
+def login_code() -> Response | str | tuple[str, int]:
+    """The second step: the 6-digit code from the staff member's authenticator app."""
+    pending = session.get("second_step") or {}
+    user = db.session.get(StaffUser, pending.get("id", 0))
+    if user is None or time.time() - pending.get("at", 0) > SECOND_STEP_SECONDS:
+        session.pop("second_step", None)
+        return redirect(url_for(".login"), 303)
+    if request.method == "GET":
+        return render_template("admin/login_code.html", failed=False)
+    passed = staff.check_second_step(user, request.form.get("code", ""))
+    db.session.commit()
+    if not passed:
+        return render_template("admin/login_code.html", failed=True), 401
+    session.pop("second_step", None)
+    return _logged_in(user)
+
+
+def _logged_in(user: StaffUser) -> Response:
+    session.pop("library_id", None)
     login_user(user)
     session.permanent = True  # ends after STAFF_SESSION_SECONDS
     return redirect(url_for(".search"), 303)
@@ -110,9 +179,9 @@ def logout() -> Response:
 def search() -> str:
     """Find a person by (the start of) their e-mail address or card number."""
     query = request.args.get("q", "").strip()[:254]
-    results = staff.search(db.session, current_user.library, query) if query else []
+    results = staff.search(db.session, g.library, query) if query else []
     if query:
-        staff.audit(db.session, current_user, "search", detail=f"{len(results)} found")
+        _audit("search", detail=f"{len(results)} found")
         db.session.commit()
     return render_template("admin/search.html", query=query, results=results)
 
@@ -122,7 +191,7 @@ def search() -> str:
 def subject(subject_id: int) -> str:
     """One person: the state per purpose, the whole timeline, and what staff can record."""
     person = _subject(subject_id)
-    staff.audit(db.session, current_user, "view", subject=person)
+    _audit("view", subject=person)
     db.session.commit()
     return _subject_page(person)
 
@@ -166,9 +235,7 @@ def record_consent(subject_id: int) -> Response | str | tuple[str, int]:
             actor=actor, proof=proof,
         )  # fmt: skip
         done = "granted"
-    staff.audit(
-        db.session, current_user, f"consent.{done}", subject=person, detail=code, reason=note
-    )
+    _audit(f"consent.{done}", subject=person, detail=code, reason=note)
     db.session.commit()
     return redirect(url_for(".subject", subject_id=person.id, done=done), 303)
 
@@ -196,7 +263,7 @@ def stop(subject_id: int) -> Response | str | tuple[str, int]:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
     action = "objection" if objection else "withdrawal"
-    staff.audit(db.session, current_user, action, subject=person, detail=code, reason=note)
+    _audit(action, subject=person, detail=code, reason=note)
     db.session.commit()
     return redirect(url_for(".subject", subject_id=person.id, done=action), 303)
 
@@ -212,7 +279,7 @@ def export(subject_id: int) -> Response | str | tuple[str, int]:
     identification = _identification(person)
     if not isinstance(identification, str):
         return identification
-    staff.audit(db.session, current_user, "export", subject=person, reason=identification)
+    _audit("export", subject=person, reason=identification)
     db.session.commit()
     data = ledger.export(db.session, person, suppression_key=current_app.config["SUPPRESSION_KEY"])
     if request.form.get("format") == "json":
@@ -239,8 +306,7 @@ def erase(subject_id: int) -> str | tuple[str, int]:
         suppression_key=current_app.config["SUPPRESSION_KEY"],
         actor=f"staff:{current_user.id}", identification=identification,
     )  # fmt: skip
-    staff.audit(
-        db.session, current_user, "erase" if result.erased else "erase.partial",
+    _audit("erase" if result.erased else "erase.partial",
         subject=person, reason=identification,
     )  # fmt: skip
     db.session.commit()
@@ -267,7 +333,7 @@ def correct_email(subject_id: int) -> Response | str | tuple[str, int]:
             person, errors={"email": _("This is not a valid e-mail address.")}
         ), 400
     mailer.email_change(db.session, person)
-    staff.audit(db.session, current_user, "rectification", subject=person, reason=identification)
+    _audit("rectification", subject=person, reason=identification)
     db.session.commit()
     return redirect(url_for(".subject", subject_id=person.id, done="rectification"), 303)
 
@@ -286,7 +352,7 @@ def restriction(subject_id: int) -> Response | str | tuple[str, int]:
     else:
         ledger.restrict(db.session, person)
         action = "restriction"
-    staff.audit(db.session, current_user, action, subject=person, reason=reason)
+    _audit(action, subject=person, reason=reason)
     db.session.commit()
     return redirect(url_for(".subject", subject_id=person.id, done=action), 303)
 
@@ -295,7 +361,7 @@ def restriction(subject_id: int) -> Response | str | tuple[str, int]:
 @roles(*PRIVACY)
 def audit_log() -> str:
     """Who looked at or changed what, newest first; filter by staff member or person."""
-    query = select(AuditEntry).where(AuditEntry.library_id == current_user.library_id)
+    query = select(AuditEntry).where(AuditEntry.library_id == g.library.id)
     staff_id = request.args.get("staff", type=int)
     subject_id = request.args.get("subject", type=int)
     if staff_id:
@@ -304,9 +370,7 @@ def audit_log() -> str:
         query = query.where(AuditEntry.subject_id == subject_id)
     entries = db.session.scalars(query.order_by(AuditEntry.id.desc()).limit(200)).all()
     colleagues = db.session.scalars(
-        select(StaffUser)
-        .where(StaffUser.library_id == current_user.library_id)
-        .order_by(StaffUser.name)
+        select(StaffUser).where(StaffUser.library_id == g.library.id).order_by(StaffUser.name)
     ).all()
     return render_template(
         "admin/audit.html", entries=entries, colleagues=colleagues,
@@ -333,11 +397,11 @@ def create_client() -> str | tuple[str, int]:
     if not name or not codes:
         return _clients_page(error=_("Give a name and at least one purpose.")), 400
     try:
-        client, key = clients.create(db.session, current_user.library, name, codes)
+        client, key = clients.create(db.session, g.library, name, codes)
     except LedgerError:
         db.session.rollback()
         return _clients_page(error=_("Give a name and at least one purpose.")), 400
-    staff.audit(db.session, current_user, "client.create", detail=f"client {client.id}")
+    _audit("client.create", detail=f"client {client.id}")
     db.session.commit()
     return _clients_page(new_key=key, new_client=client)
 
@@ -347,10 +411,10 @@ def create_client() -> str | tuple[str, int]:
 def revoke_client(client_id: int) -> Response:
     """Stop a key at once."""
     client = db.session.get(ApiClient, client_id)
-    if client is None or client.library_id != current_user.library_id:
+    if client is None or client.library_id != g.library.id:
         abort(404)
     clients.revoke(db.session, client)
-    staff.audit(db.session, current_user, "client.revoke", detail=f"client {client.id}")
+    _audit("client.revoke", detail=f"client {client.id}")
     db.session.commit()
     return redirect(url_for(".api_clients"), 303)
 
@@ -369,7 +433,7 @@ def add_webhook() -> str | tuple[str, int]:
     config = current_app.config
     try:
         endpoint = outbox.add_endpoint(
-            db.session, current_user.library_id, request.form.get("url", "").strip(),
+            db.session, g.library.id, request.form.get("url", "").strip(),
             request.form.getlist("event"),
             allow_http=config["WEBHOOK_ALLOW_HTTP"],
             allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
@@ -377,7 +441,7 @@ def add_webhook() -> str | tuple[str, int]:
     except ValueError as exc:
         db.session.rollback()
         return _webhooks_page(error=str(exc)), 400
-    staff.audit(db.session, current_user, "webhook.add", detail=f"endpoint {endpoint.id}")
+    _audit("webhook.add", detail=f"endpoint {endpoint.id}")
     db.session.commit()
     return _webhooks_page(new_endpoint=endpoint)
 
@@ -387,11 +451,11 @@ def add_webhook() -> str | tuple[str, int]:
 def remove_webhook(endpoint_id: int) -> Response:
     """Stop sending to a receiver (its history stays)."""
     endpoint = db.session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.library_id != current_user.library_id:
+    if endpoint is None or endpoint.library_id != g.library.id:
         abort(404)
     endpoint.active = False
     endpoint.disabled_reason = "removed"
-    staff.audit(db.session, current_user, "webhook.remove", detail=f"endpoint {endpoint.id}")
+    _audit("webhook.remove", detail=f"endpoint {endpoint.id}")
     db.session.commit()
     return redirect(url_for(".webhooks"), 303)
 
@@ -400,7 +464,7 @@ def remove_webhook(endpoint_id: int) -> Response:
 @roles(*ADMIN)
 def purposes() -> str:
     """The library's purposes with every version of their wording."""
-    return render_template("admin/purposes.html", purposes=current_user.library.purposes)
+    return render_template("admin/purposes.html", purposes=g.library.purposes)
 
 
 @bp.post("/purposes/<int:purpose_id>/texts")
@@ -408,16 +472,14 @@ def purposes() -> str:
 def add_text(purpose_id: int) -> Response | str | tuple[str, int]:
     """A new version of the wording; a material change asks every holder to agree again."""
     purpose = db.session.get(Purpose, purpose_id)
-    if purpose is None or purpose.library_id != current_user.library_id:
+    if purpose is None or purpose.library_id != g.library.id:
         abort(404)
     form = request.form
     language = form.get("language")
     title, body = form.get("title", "").strip()[:200], form.get("body", "").strip()[:5000]
     if language not in LANGUAGES or not title or not body:
         error = _("Choose a language and write a title and a text.")
-        return render_template(
-            "admin/purposes.html", purposes=current_user.library.purposes, error=error
-        ), 400
+        return render_template("admin/purposes.html", purposes=g.library.purposes, error=error), 400
     text = ledger.add_text(db.session, purpose, language, title, body)
     asked = 0
     if form.get("material") == "yes":
@@ -427,7 +489,7 @@ def add_text(purpose_id: int) -> Response | str | tuple[str, int]:
             mailer.reconfirm(db.session, db.session.get(Subject, subject_id), request_id)
         asked = len(requests)
     detail = f"{purpose.code} {language} v{text.version}" + (f", {asked} asked" if asked else "")
-    staff.audit(db.session, current_user, "text.add", detail=detail)
+    _audit("text.add", detail=detail)
     db.session.commit()
     return redirect(url_for(".purposes", added=text.id, asked=asked), 303)
 
@@ -457,13 +519,22 @@ def add_staff() -> str | tuple[str, int]:
         return _staff_page(error=_("Give a name.")), 400
     try:
         user = staff.create(
-            db.session, current_user.library, form.get("email", ""), name,
+            db.session, g.library, form.get("email", ""), name,
             form.get("role", ""), form.get("password", ""),
         )  # fmt: skip
     except staff.StaffError as exc:
         db.session.rollback()
         return _staff_page(error=STAFF_ERRORS[exc.code]), 400
-    staff.audit(db.session, current_user, "staff.add", detail=f"staff {user.id} {user.role}")
+    extra = [
+        lib for lib in current_user.libraries
+        if str(lib.id) in form.getlist("also") and lib.id != g.library.id
+    ]  # fmt: skip
+    if extra and user.role != StaffRole.ADMIN:
+        db.session.rollback()
+        return _staff_page(error=_("Only administrators can look after several libraries.")), 400
+    for lib in extra:
+        staff.add_library(user, lib)
+    _audit("staff.add", detail=f"staff {user.id} {user.role}")
     db.session.commit()
     return _staff_page(added=user)
 
@@ -473,40 +544,34 @@ def add_staff() -> str | tuple[str, int]:
 def deactivate_staff(staff_id: int) -> Response | str | tuple[str, int]:
     """Close an account at once (its audit trail stays)."""
     user = db.session.get(StaffUser, staff_id)
-    if user is None or user.library_id != current_user.library_id:
+    if user is None or user.library_id != g.library.id:
         abort(404)
     if user.id == current_user.id:
         return _staff_page(error=_("You cannot close your own account.")), 400
     user.active = False
-    staff.audit(db.session, current_user, "staff.deactivate", detail=f"staff {user.id}")
+    _audit("staff.deactivate", detail=f"staff {user.id}")
     db.session.commit()
     return redirect(url_for(".staff_members"), 303)
 
 
 def _staff_page(**extra: Any) -> str:
     colleagues = db.session.scalars(
-        select(StaffUser)
-        .where(StaffUser.library_id == current_user.library_id)
-        .order_by(StaffUser.name)
+        select(StaffUser).where(StaffUser.library_id == g.library.id).order_by(StaffUser.name)
     ).all()
     return render_template("admin/staff.html", colleagues=colleagues, roles=StaffRole.ALL, **extra)
 
 
 def _clients_page(**extra: Any) -> str:
     rows = db.session.scalars(
-        select(ApiClient)
-        .where(ApiClient.library_id == current_user.library_id)
-        .order_by(ApiClient.id)
+        select(ApiClient).where(ApiClient.library_id == g.library.id).order_by(ApiClient.id)
     ).all()
-    return render_template(
-        "admin/clients.html", clients=rows, purposes=current_user.library.purposes, **extra
-    )
+    return render_template("admin/clients.html", clients=rows, purposes=g.library.purposes, **extra)
 
 
 def _webhooks_page(**extra: Any) -> str:
     endpoints = db.session.scalars(
         select(WebhookEndpoint)
-        .where(WebhookEndpoint.library_id == current_user.library_id)
+        .where(WebhookEndpoint.library_id == g.library.id)
         .order_by(WebhookEndpoint.id)
     ).all()
     counts = {e.id: outbox.endpoint_counts(db.session, e.id) for e in endpoints}
@@ -528,7 +593,7 @@ def _identification(person: Subject) -> str | tuple[str, int]:
 def _subject(subject_id: int) -> Subject:
     person = db.session.get(Subject, subject_id)
     # Another library's person does not exist, as far as this staff member can tell.
-    if person is None or person.library_id != current_user.library_id:
+    if person is None or person.library_id != g.library.id:
         abort(404)
     return person
 
@@ -548,3 +613,164 @@ def _subject_page(person: Subject, errors: dict[str, str] | None = None) -> str:
         errors=errors or {},
         done=request.args.get("done"),
     )
+
+
+# -- the staff member's own account -----------------------------------------------------------
+
+ACCOUNT_ERRORS = {
+    "current": _l("Your current password is not right."),
+    "password": _l("A password needs at least 12 characters."),
+    "same": _l("Choose a password that differs from the old one."),
+    "repeat": _l("The two new passwords are not the same."),
+    "code": _l("This code is not right. Wait for the next code and try again."),
+}
+
+
+@bp.get("/account")
+@roles(*ANY_STAFF)
+def account() -> str:
+    """Your own account: change your password, set up or remove the login code."""
+    return _account_page()
+
+
+@bp.post("/account/password")
+@roles(*ANY_STAFF)
+def change_password() -> Response | str | tuple[str, int]:
+    """Change your own password; the current one is asked first."""
+    form = request.form
+    if form.get("new", "") != form.get("repeat", ""):
+        return _account_page(error=ACCOUNT_ERRORS["repeat"]), 400
+    try:
+        staff.change_password(current_user, form.get("current", ""), form.get("new", ""))
+    except staff.StaffError as exc:
+        db.session.rollback()
+        return _account_page(error=ACCOUNT_ERRORS[exc.code]), 400
+    _audit("account.password")
+    db.session.commit()
+    return redirect(url_for(".account", done="password"), 303)
+
+
+@bp.post("/account/code")
+@roles(*ANY_STAFF)
+def login_code_setup() -> Response | str | tuple[str, int]:
+    """Set up a login code app (shown as a QR code and as text), or switch it off."""
+    form = request.form
+    if form.get("action") == "remove":
+        if not staff.password_is(current_user, form.get("current", "")):
+            return _account_page(error=ACCOUNT_ERRORS["current"]), 400
+        current_user.totp_secret = None
+        current_user.totp_last_step = None
+        _audit("account.code_removed")
+        db.session.commit()
+        return redirect(url_for(".account", done="code_removed"), 303)
+    if form.get("action") == "start":
+        return _account_page(new_secret=staff.new_totp_secret())
+    secret = form.get("secret", "")
+    if not re.fullmatch(r"[A-Z2-7]{32}", secret):
+        abort(400)
+    step = staff.totp_matches(secret, form.get("code", ""), None)
+    if step is None:
+        return _account_page(new_secret=secret, error=ACCOUNT_ERRORS["code"]), 400
+    current_user.totp_secret = secret
+    current_user.totp_last_step = step
+    _audit("account.code_added")
+    db.session.commit()
+    return redirect(url_for(".account", done="code_added"), 303)
+
+
+def _account_page(new_secret: str | None = None, **extra: Any) -> str:
+    qr = None
+    if new_secret is not None:
+        uri = staff.totp_uri(new_secret, current_user.email, f"consentsvc {g.library.name}")
+        # segno writes only path data and the (escaped) title: safe to put in the page as is.
+        svg = segno.make(uri, error="m").svg_inline(
+            scale=4, border=2, omitsize=True, light="#fff", title=_("QR code for your app")
+        )
+        qr = Markup(svg)  # noqa: S704
+    return render_template(
+        "admin/account.html", new_secret=new_secret, qr=qr,
+        done=request.args.get("done"), **extra,
+    )  # fmt: skip
+
+
+# -- libraries: settings, switching, adding ---------------------------------------------------
+
+SETTINGS_ERRORS = {
+    "name": _l("Give the library's name."),
+    "colour": _l("Give a colour like #1f4e79, dark enough for white text on it."),
+    "origins": _l("Give each website as https://www.example.nl, one per line."),
+    "default_language": _l("Choose a language."),
+    "retention": _l("Give each retention period in months, from 1 to 240."),
+    "slug": _l("A short name is 2 to 40 lower-case letters, digits or dashes, and not in use."),
+}
+
+
+@bp.get("/library")
+@roles(*ADMIN)
+def library_settings() -> str:
+    """The library's settings: name, colour, signup websites, language, retention, pauses."""
+    return _library_page()
+
+
+@bp.post("/library")
+@roles(*ADMIN)
+def save_library_settings() -> Response | str | tuple[str, int]:
+    """Save the settings; nothing changes unless every one of them is right."""
+    form = request.form
+    try:
+        settings = libraries.parse(
+            name=form.get("name", ""),
+            colour=form.get("colour", ""),
+            origins=form.get("origins", "")[:5000].splitlines(),
+            default_language=form.get("default_language", ""),
+            pause_until_reconfirmed=form.get("pause_until_reconfirmed") == "yes",
+            retention={c: form.get(f"retention_{c}", "") for c in libraries.RETENTION_CATEGORIES},
+        )
+    except libraries.SettingsError as exc:
+        return _library_page(errors={exc.field: SETTINGS_ERRORS[exc.field]}, form=form), 400
+    changed = libraries.apply(g.library, settings)
+    if changed:
+        _audit("library.settings", detail=", ".join(changed))
+    db.session.commit()
+    return redirect(url_for(".library_settings", done="saved"), 303)
+
+
+@bp.post("/library/switch")
+@roles(*ANY_STAFF)
+def switch_library() -> Response:
+    """Work in another library you look after."""
+    wanted = request.form.get("library", type=int)
+    if wanted is None or not staff.may_work_in(current_user, wanted):
+        abort(404)
+    session["library_id"] = wanted
+    return redirect(url_for(".search"), 303)
+
+
+@bp.post("/libraries")
+@roles(*ADMIN)
+def add_library() -> Response | str | tuple[str, int]:
+    """Start a new library with the standard purposes; you look after it from then on."""
+    form = request.form
+    try:
+        slug = libraries.check_slug(db.session, form.get("slug", "").strip().lower())
+        settings = libraries.parse(
+            name=form.get("name", ""), colour=form.get("colour") or libraries.DEFAULT_COLOUR,
+            origins=[], default_language="nl", pause_until_reconfirmed=True,
+            retention=libraries.DEFAULT_RETENTION,
+        )  # fmt: skip
+    except libraries.SettingsError as exc:
+        field = "new_" + exc.field
+        return _library_page(errors={field: SETTINGS_ERRORS[exc.field]}, form=form), 400
+    library = setup_library(db.session, slug, settings.name, colour=settings.colour)
+    staff.add_library(current_user, library)
+    staff.audit(db.session, current_user, "library.add", library=library, detail=slug)
+    db.session.commit()
+    session["library_id"] = library.id
+    return redirect(url_for(".library_settings", done="added"), 303)
+
+
+def _library_page(errors: dict[str, str] | None = None, form: Any = None) -> str:
+    return render_template(
+        "admin/library.html", categories=libraries.RETENTION_CATEGORIES,
+        languages=LANGUAGES, done=request.args.get("done"), errors=errors or {}, form=form,
+    )  # fmt: skip

@@ -7,7 +7,6 @@ nothing on GET, so link scanners that fetch every link in a mail do no harm.
 from __future__ import annotations
 
 import json
-import re
 from urllib.parse import urlsplit
 
 from flask import (
@@ -29,6 +28,7 @@ from .. import ledger, mailer, tokens
 from ..config import LANGUAGES
 from ..extensions import csrf, db, htmx, limiter
 from ..ledger import Channel, LedgerError, Proof
+from ..libraries import COLOUR, DEFAULT_COLOUR, RESERVED_SLUGS
 from ..models import Library, Purpose, Subject
 from .errors import render_error
 from .i18n import current_language, use_member_language
@@ -49,23 +49,6 @@ def _stop(stop: Stop) -> tuple[str, int]:
     return stop.page
 
 
-# First path segments that can never be a library's slug.
-RESERVED_SLUGS = frozenset(
-    {
-        "admin",
-        "api",
-        "confirm",
-        "download",
-        "email",
-        "healthz",
-        "preferences",
-        "static",
-        "unsubscribe",
-    }
-)
-COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-
-
 @bp.get("/healthz")
 def healthz() -> dict[str, str]:
     """Say whether the service and its database answer."""
@@ -77,7 +60,7 @@ def healthz() -> dict[str, str]:
 def theme(library: str) -> Response:
     """Serve the library's colour as CSS, so pages need no inline style."""
     lib = _library(library)
-    colour = lib.colour if COLOUR.match(lib.colour) else "#1f4e79"
+    colour = lib.colour if COLOUR.match(lib.colour) else DEFAULT_COLOUR
     response = Response(f":root {{ --brand: {colour}; }}\n", mimetype="text/css")
     response.cache_control.max_age = 300
     return response
