@@ -215,3 +215,18 @@ def test_staff_create_command(app):
               "--name", "B", "--role", "desk", "--password", "short"]
     )  # fmt: skip
     assert short.exit_code == 1 and "at least 12" in short.output
+
+
+def test_search_while_typing_returns_only_the_results(app):
+    client = log_in(app, "desk")
+    subject_id = person(app)
+    fragment = client.get("/admin/?q=jan", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert fragment.lstrip().startswith('<div id="results"')
+    assert "<html" not in fragment
+    assert f'href="/admin/subjects/{subject_id}"' in fragment
+    # Two characters search nothing and leave no trace; three are a search, and audited.
+    short = client.get("/admin/?q=ja", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Typ minstens 3 tekens." in short
+    assert audit_actions(app) == ["search"]
+    page = client.get("/admin/?q=jan").get_data(as_text=True)
+    assert 'hx-get="/admin/"' in page and 'id="results"' in page

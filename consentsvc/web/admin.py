@@ -27,6 +27,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
+from jinja2_fragments.flask import render_block
 from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -34,7 +35,7 @@ from werkzeug.wrappers import Response
 from .. import clients, ledger, libraries, mailer, outbox, staff
 from ..config import LANGUAGES
 from ..demo import setup_library
-from ..extensions import db, limiter, login_manager
+from ..extensions import db, htmx, limiter, login_manager
 from ..ledger import Channel, LedgerError, Proof
 from ..models import (
     ApiClient,
@@ -180,9 +181,12 @@ def search() -> str:
     """Find a person by (the start of) their e-mail address or card number."""
     query = request.args.get("q", "").strip()[:254]
     results = staff.search(db.session, g.library, query) if query else []
-    if query:
+    if len(query) >= staff.MIN_QUERY:
         _audit("search", detail=f"{len(results)} found")
         db.session.commit()
+    if htmx and not htmx.boosted:
+        # Searching while typing: only the results change.
+        return render_block("admin/search.html", "results", query=query, results=results)
     return render_template("admin/search.html", query=query, results=results)
 
 
