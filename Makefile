@@ -7,7 +7,7 @@ HTMX := consentsvc/static/vendor/htmx.min.js
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup assets translations lint messages
+.PHONY: run test setup assets translations lint messages browser
 
 run: setup
 	$(BIN)/consentsvc db upgrade
@@ -19,7 +19,19 @@ run: setup
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-setup: $(VENV)/.installed assets translations
+setup: $(VENV)/.installed assets translations browser
+
+# The browser tests use Debian's chromium; Playwright's own browser download does not work here.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get install -y -qq chromium >/dev/null 2>&1 \
+				|| { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+		else \
+			echo "chromium is missing: install it (apt-get install chromium) to run the browser tests."; \
+		fi; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
