@@ -11,7 +11,7 @@ PORT ?= 5000
 
 run: setup
 	$(BIN)/consentsvc db upgrade
-	$(BIN)/consentsvc demo
+	$(BIN)/consentsvc demo --people 50
 	@echo "Open http://$(HOST):$(PORT)/borne/signup - mails land in instance/mail/ and are printed below."
 	$(BIN)/consentsvc worker & worker=$$!; trap 'kill $$worker' EXIT INT TERM; \
 		$(BIN)/consentsvc run --host $(HOST) --port $(PORT)

@@ -73,13 +73,21 @@ def worker(once: bool, batch: int) -> None:
 
 
 @click.command()
+@click.option(
+    "--people", default=0, show_default=True, help="Also add this many demo members to each."
+)
 @with_appcontext
-def demo() -> None:
-    """Seed two demo libraries with the four purposes and their wording."""
-    from .demo import seed
+def demo(people: int) -> None:
+    """Seed two demo libraries with the four purposes and their wording (and demo members)."""
+    from .demo import seed, seed_people
 
     for library in seed(db.session):
-        click.echo(f"{library.slug}: {library.name} ({len(library.purposes)} purposes)")
+        added = seed_people(db.session, library, people) if people else 0
+        click.echo(
+            f"{library.slug}: {library.name} ({len(library.purposes)} purposes"
+            + (f", {added} demo members added" if people else "")
+            + ")"
+        )
     db.session.commit()
 
 

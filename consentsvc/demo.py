@@ -132,3 +132,44 @@ def setup_library(
         for language, (title, body) in texts.items():
             ledger.add_text(session, purpose, language, title, body.format(library=library.name))
     return library
+
+
+FIRST_NAMES = ("jan", "fatima", "pieter", "sanne", "mohamed", "anouk", "kees", "lotte", "ayse")
+LAST_NAMES = ("jansen", "de.vries", "bakker", "el.amrani", "visser", "smit", "yilmaz", "mulder")
+
+
+def seed_people(session: Session, library: Library, count: int) -> int:
+    """Give a demo library members with real-looking histories, to try the console on.
+
+    Addresses use example.nl (reserved, never delivered). Running it twice adds nobody new.
+    Each member signed up on the website and confirmed; some also get acquisitions mails,
+    some stopped the newsletter later, some object to direct marketing, some pay by direct
+    debit (agreed at the desk), and each has a card number to search on.
+    """
+    added = 0
+    for number in range(count):
+        first = FIRST_NAMES[number % len(FIRST_NAMES)]
+        last = LAST_NAMES[(number // len(FIRST_NAMES)) % len(LAST_NAMES)]
+        email = f"{first}.{last}{number // 72 or ''}@example.nl"
+        if ledger.find_subject(session, library, email) is not None:
+            continue
+        codes = ["newsletter", "acquisitions"] if number % 3 == 0 else ["newsletter"]
+        proof = ledger.Proof(origin=f"https://www.{library.slug}.example.nl", user_agent="demo")
+        result = ledger.signup(
+            session, library, email, codes, language="en" if number % 7 == 0 else "nl",
+            channel=ledger.Channel.WEB_FORM, proof=proof,
+        )  # fmt: skip
+        person = result.subject
+        ledger.confirm(session, person, result.request_ids)
+        person.card_number = f"2{library.id:03d}{number:09d}"
+        if number % 5 == 0:
+            ledger.withdraw(session, person, "newsletter", channel=ledger.Channel.PREFERENCE_CENTRE)
+        if number % 4 == 0:
+            ledger.object_to(session, person, "direct_marketing", channel=ledger.Channel.STAFF)
+        if number % 6 == 0:
+            ledger.grant(
+                session, person, "direct_debit", channel=ledger.Channel.STAFF,
+                proof=ledger.Proof(details={"how": "desk", "note": "machtiging getekend"}),
+            )  # fmt: skip
+        added += 1
+    return added

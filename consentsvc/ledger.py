@@ -965,8 +965,10 @@ def lock(session: Session, subject: Subject) -> None:
     """Take the person's row for this transaction and reload it.
 
     Serialises writers per person on PostgreSQL (SQLite already writes one at a time), and
-    the reload means cool-down stamps written by a concurrent request are seen.
+    the reload means cool-down stamps written by a concurrent request are seen. Changes not
+    yet written are flushed first: a refresh would silently throw them away.
     """
+    session.flush()
     session.refresh(subject, with_for_update=True)
 
 

@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 from flask_migrate import upgrade
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from consentsvc.extensions import db
 
@@ -42,6 +42,29 @@ def test_demo_is_idempotent(app, runner):
     assert "borne: Bibliotheek Borne (4 purposes)" in second.output
     with app.app_context():
         assert db.session.scalar(text("SELECT count(*) FROM consent_text")) == 2 * 4 * 2
+
+
+def test_demo_members_to_try_the_console_on(app, runner):
+    first = runner.invoke(args=["demo", "--people", "80"])
+    assert "borne: Bibliotheek Borne (4 purposes, 80 demo members added)" in first.output
+    again = runner.invoke(args=["demo", "--people", "80"])
+    assert "(4 purposes, 0 demo members added)" in again.output
+    with app.app_context():
+        from consentsvc import ledger, staff
+        from consentsvc.models import Library, Subject
+
+        borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        people = db.session.scalars(select(Subject).where(Subject.library_id == borne.id)).all()
+        assert len(people) == 80 and len({p.email for p in people}) == 80
+        assert len(staff.search(db.session, borne, people[0].card_number[:8])) == 20
+        assert ledger.verify(db.session) == []
+        statuses = {
+            (state.purpose.code, state.status)
+            for person in people
+            for state in ledger.state_of(db.session, person)
+        }
+        assert {("newsletter", "granted"), ("newsletter", "withdrawn")} <= statuses
+        assert {("direct_marketing", "objected"), ("direct_debit", "granted")} <= statuses
 
 
 def test_subject_export_of_an_unknown_person(runner):
