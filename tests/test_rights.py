@@ -6,11 +6,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from sqlalchemy import String, Text, select
+from sqlalchemy import String, Text, func, select
 
 from consentsvc import clients, ledger, outbox, staff
 from consentsvc.extensions import db
-from consentsvc.models import ConsentEvent, Library, Subject
+from consentsvc.models import AuditEntry, ConsentEvent, Library, Subject
 
 from .conftest import csrf_token
 from .test_admin import log_in, person
@@ -480,3 +480,19 @@ def test_admin_adds_and_closes_staff_accounts(app):
     again = bas.post("/admin/login", data={**login, "csrf_token": csrf_token(bas, "/admin/login")})
     assert again.status_code == 401
     assert post(admin, f"/admin/staff/{admin_id}/deactivate").status_code == 400
+
+
+@pytest.mark.parametrize("url", [url for method, url, _ in MATRIX if method == "post"])
+def test_every_console_form_needs_its_csrf_token(app, url):
+    """Without the form's token nothing happens, for htmx requests too."""
+    client = log_in(app, "admin")
+    ids = matrix_ids(app)
+    url = url.format(id=person(app), **ids)
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(AuditEntry))
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.post(url, data={"purpose": "newsletter", "note": "x"}, headers=headers)
+        assert response.status_code == 400, url
+        assert "Dit formulier is verlopen" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == before
