@@ -31,6 +31,12 @@ def register_extensions(app: Flask) -> None:
     from .extensions import babel, csrf, db, htmx, limiter, login_manager, mail, migrate
     from .web.i18n import select_locale
 
+    # A connection that died while idle (database restarted, network gone for a moment) is
+    # noticed and replaced before a request uses it, so the service recovers without a restart.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_pre_ping": True,
+        **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+    }
     db.init_app(app)
     with app.app_context():
         tune_engine(db.engine)

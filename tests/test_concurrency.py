@@ -1,12 +1,24 @@
-"""Two requests at once for the same new address make one person, with both requests kept."""
+"""Requests at once: many members, double clicks, several processes; nothing lost or doubled."""
 
+import contextlib
+import itertools
+import socket
+import subprocess
 import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 from sqlalchemy import func, select
 
-from consentsvc import ledger
+from consentsvc import create_app, ledger, tokens
 from consentsvc.extensions import db
-from consentsvc.models import ConsentEvent, Subject
+from consentsvc.models import ConsentEvent, ConsentState, Library, Subject
+
+from .conftest import TEST_CONFIG, csrf_token
+from .test_admin import log_in, person
+from .test_faults import BIN, service_env
 
 
 def test_simultaneous_signups_for_one_new_address(app):
@@ -37,3 +49,311 @@ def test_simultaneous_signups_for_one_new_address(app):
         assert db.session.scalar(select(func.count()).select_from(Subject)) == 1
         assert db.session.scalar(select(func.count()).select_from(ConsentEvent)) == 4
         assert ledger.verify(db.session) == []
+
+
+# -- many members at once ---------------------------------------------------------------------
+
+HOT_SUBJECTS = 5
+THREADS = 50
+
+
+def _pending_people(app, count):
+    """People who signed up for newsletter and acquisitions and have not confirmed yet,
+    with the links their mails would carry."""
+    people = []
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        for number in range(count):
+            result = ledger.signup(
+                db.session, lib, f"hot{number}@example.nl", ["newsletter", "acquisitions"],
+                language="nl", channel=ledger.Channel.WEB_FORM,
+            )  # fmt: skip
+            db.session.commit()
+            subject_id = result.subject.id
+            people.append(
+                {
+                    "id": subject_id,
+                    "confirm": tokens.make_confirm(subject_id, result.request_ids),
+                    "preferences": tokens.make_preferences(subject_id),
+                }
+            )
+    return people
+
+
+def _run_together(count, work):
+    """Start `count` threads on `work(index)` at the same moment; return what went wrong."""
+    barrier = threading.Barrier(count)
+    problems = []
+
+    def run(index):
+        try:
+            barrier.wait(timeout=30)
+            work(index)
+        except Exception as exc:  # a crash in a thread must fail the test, not vanish
+            problems.append(f"thread {index}: {exc!r}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    return problems
+
+
+def _events_by_pair():
+    rows = db.session.execute(
+        select(ConsentEvent.subject_id, ConsentEvent.purpose_id, ConsentEvent.action).order_by(
+            ConsentEvent.id
+        )
+    )
+    pairs = defaultdict(list)
+    for subject_id, purpose_id, action in rows:
+        pairs[(subject_id, purpose_id)].append(action)
+    return pairs
+
+
+def test_fifty_members_at_once_lose_nothing(app):
+    """50 threads confirm, switch on and off, object and sign up, on five shared people and
+    on fifteen new ones. Every answer is a normal page; the ledger stays consistent."""
+    people = _pending_people(app, HOT_SUBJECTS)
+    answers = []
+    choices = [("newsletter", "on"), ("newsletter", "off"), ("acquisitions", "off"),
+               ("acquisitions", "on"), ("direct_marketing", "never")]  # fmt: skip
+
+    def work(index):
+        client = app.test_client(use_cookies=False)
+        member = people[index % HOT_SUBJECTS]
+        role = index % 10
+        if role < 3:
+            # The same confirmation link, clicked from several mail programs at once.
+            response = client.post(f"/confirm/{member['confirm']}")
+            answers.append(("confirm", member["id"], response.status_code))
+            assert response.status_code == 200
+        elif role < 7:
+            for step in range(3):
+                code, choice = choices[(index + step) % len(choices)]
+                response = client.post(
+                    f"/preferences/{member['preferences']}",
+                    data={"purpose": code, "choice": choice},
+                )
+                answers.append((choice, member["id"], response.status_code))
+                assert response.status_code == 303, response.status_code
+        else:
+            # New people; two addresses are signed up for by two threads at once.
+            email = f"new{index % 15 if role == 9 else index}@example.nl"
+            response = client.post(
+                "/borne/signup",
+                data={"email": email, "purpose": ["newsletter", "acquisitions"]},
+                headers={"Origin": "http://127.0.0.1:8000"},
+            )
+            answers.append(("signup", email, response.status_code))
+            assert response.status_code == 200
+
+    problems = _run_together(THREADS, work)
+    assert problems == []
+    assert len(answers) == 15 + 20 * 3 + 15
+
+    with app.app_context():
+        # State equals the fold of the events, for every person and purpose.
+        assert ledger.verify(db.session) == []
+        pairs = _events_by_pair()
+        states = db.session.scalar(select(func.count()).select_from(ConsentState))
+        assert states == len(pairs)
+        for (subject_id, purpose_id), actions in pairs.items():
+            # A lost update shows as the same change twice in a row: two requests that
+            # both read "off" and both wrote "on". The ledger's lock makes the second see
+            # the first and record nothing.
+            # (A second signup while still pending is a new request, so "requested" may
+            # repeat.)
+            repeated = [a for a, b in itertools.pairwise(actions) if a == b and a != "requested"]
+            assert repeated == [], (subject_id, purpose_id, actions)
+        for member in people:
+            granted_by_link = db.session.scalar(
+                select(func.count())
+                .select_from(ConsentEvent)
+                .where(
+                    ConsentEvent.subject_id == member["id"],
+                    ConsentEvent.request_id.is_not(None),
+                )
+            )
+            # Three simultaneous confirms of one link for two purposes: two grants at most,
+            # never one per click. (A preference change may have come first.)
+            assert granted_by_link <= 2
+        new_people = db.session.scalars(
+            select(Subject.email).where(Subject.email.like("new%"))
+        ).all()
+        assert sorted(new_people) == sorted(
+            {f"new{i % 15 if i % 10 == 9 else i}@example.nl" for i in range(50) if i % 10 >= 7}
+        )
+
+
+# -- the same form sent twice -------------------------------------------------------------------
+
+
+def _event_count(app, subject_id, action):
+    with app.app_context():
+        return db.session.scalar(
+            select(func.count())
+            .select_from(ConsentEvent)
+            .where(ConsentEvent.subject_id == subject_id, ConsentEvent.action == action)
+        )
+
+
+def _twice_at_once(send):
+    """Send the same form from two threads at the same moment, as a double click does."""
+    results = [None, None]
+
+    def work(index):
+        results[index] = send(index)
+
+    assert _run_together(2, work) == []
+    return results
+
+
+def test_double_confirm_records_one_grant(app):
+    member = _pending_people(app, 1)[0]
+    url = f"/confirm/{member['confirm']}"
+    first, second = _twice_at_once(lambda _i: app.test_client(use_cookies=False).post(url))
+    pages = sorted([first.get_data(as_text=True), second.get_data(as_text=True)], key=len)
+    assert {first.status_code, second.status_code} == {200}
+    # One click confirmed; the other is told there is nothing left, in the member's Dutch.
+    assert sum("Er is niets meer te bevestigen" in page for page in pages) == 1, pages
+    assert _event_count(app, member["id"], "granted") == 2  # newsletter and acquisitions
+    third = app.test_client().post(url)
+    assert "Er is niets meer te bevestigen" in third.get_data(as_text=True)
+    assert _event_count(app, member["id"], "granted") == 2
+
+
+def test_double_unsubscribe_records_one_withdrawal(app):
+    member = _pending_people(app, 1)[0]
+    app.test_client().post(f"/confirm/{member['confirm']}")
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        newsletter = ledger.purpose_by_code(lib, "newsletter")
+        url = f"/unsubscribe/{tokens.make_unsubscribe(member['id'], newsletter.id)}"
+    one_click = {"List-Unsubscribe": "One-Click"}
+    first, second = _twice_at_once(
+        lambda _i: app.test_client(use_cookies=False).post(url, data=one_click)
+    )
+    assert (first.status_code, second.status_code) == (200, 200)
+    for page in (first.get_data(as_text=True), second.get_data(as_text=True)):
+        # Both clicks get the same calm answer: the mail has stopped.
+        assert "Je bent afgemeld" in page and "Nieuwsbrief" in page
+    assert _event_count(app, member["id"], "withdrawn") == 1
+    app.test_client().post(url)
+    assert _event_count(app, member["id"], "withdrawn") == 1
+
+
+def test_double_staff_objection_records_one_event(app):
+    desk = log_in(app, "desk")
+    subject_id = person(app, "bezwaar@example.nl")
+    page = f"/admin/subjects/{subject_id}"
+    form = {
+        "purpose": "direct_marketing",
+        "objection": "yes",
+        "note": "Belde op, wil geen aanbiedingen",
+        "csrf_token": csrf_token(desk, page),
+    }
+    # The second tab of the same logged-in desk worker, with the same session.
+    other = app.test_client()
+    other.set_cookie("session", desk.get_cookie("session").value)
+    first, second = _twice_at_once(lambda i: (desk, other)[i].post(f"{page}/stop", data=form))
+    assert (first.status_code, second.status_code) == (303, 303)
+    assert _event_count(app, subject_id, "objected") == 1
+    shown = desk.get(first.headers["Location"]).get_data(as_text=True)
+    assert "bezwaar@example.nl" in shown
+    # The timeline shows the objection once, not twice.
+    assert shown.count("Bezwaar gemaakt") == 1
+
+
+# -- several processes writing one SQLite file ----------------------------------------------------
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_gunicorn_workers_share_one_sqlite_file(tmp_path):
+    """Four gunicorn workers write to one SQLite file at once: no "database is locked",
+    no 5xx, and the ledger stays consistent."""
+    database = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    env = service_env(database, tmp_path)
+    for command in (["db", "upgrade"], ["demo"]):
+        done = subprocess.run(  # noqa: S603 - the project's own command
+            [BIN / "consentsvc", *command], env=env, capture_output=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+    members = []
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database, "MAIL_DIR": str(tmp_path)})
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        for number in range(8):
+            result = ledger.signup(
+                db.session, lib, f"lid{number}@example.nl", ["newsletter", "acquisitions"],
+                language="nl", channel=ledger.Channel.WEB_FORM,
+            )  # fmt: skip
+            ledger.confirm(db.session, result.subject, result.request_ids)
+            db.session.commit()
+            members.append(tokens.make_preferences(result.subject.id))
+        db.session.remove()
+        db.engine.dispose()
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(  # noqa: S603 - the project's own command
+            [BIN / "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}", "consentsvc:create_app()"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            assert server.poll() is None, log_path.read_text()
+            time.sleep(0.1)
+
+        def send(number):
+            with httpx.Client(base_url=base, timeout=60) as client:
+                if number % 3 == 0:
+                    response = client.post(
+                        "/borne/signup",
+                        data={"email": f"drukte{number}@example.nl", "purpose": "newsletter"},
+                        headers={"Origin": "http://127.0.0.1:8000"},
+                    )
+                else:
+                    code = ("newsletter", "acquisitions")[number % 2]
+                    choice = ("on", "off")[(number // 2) % 2]
+                    response = client.post(
+                        f"/preferences/{members[number % len(members)]}",
+                        data={"purpose": code, "choice": choice},
+                    )
+                return response.status_code
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(send, range(120)))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    log_text = log_path.read_text()
+    assert "database is locked" not in log_text
+    # A lock that outlasted the busy timeout would be answered 503 and logged as this.
+    assert "database unavailable" not in log_text
+    assert "Traceback" not in log_text
+    assert sorted(set(statuses)) == [200, 303], statuses
+    assert statuses.count(200) == 40
+    with app.app_context():
+        assert ledger.verify(db.session) == []
+        signed_up = db.session.scalar(
+            select(func.count()).select_from(Subject).where(Subject.email.like("drukte%"))
+        )
+        assert signed_up == 40
+        db.session.remove()
+        db.engine.dispose()

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from flask import Flask, Response, g, render_template, request
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ..extensions import htmx
+from ..extensions import db, htmx
+
+log = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait when the database does not answer.
+RETRY_AFTER = 30
 
 MESSAGES = {
     400: (_l("Something is wrong with this request"), _l("Please go back and try again.")),
@@ -29,6 +37,13 @@ MESSAGES = {
         _l("Something went wrong on our side"),
         _l("Please try again later. Does it keep happening? Then contact your library."),
     ),
+    503: (
+        _l("This is not possible right now"),
+        _l(
+            "We cannot reach our records for a moment. Nothing was changed. "
+            "Please try again in a few minutes."
+        ),
+    ),
 }
 
 
@@ -41,6 +56,7 @@ API_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
     500: "server_error",
+    503: "unavailable",
 }
 
 
@@ -97,3 +113,49 @@ def init_app(app: Flask) -> None:
         if request.path.startswith("/api/"):
             return _http(InternalServerError())
         return render_error(500)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DisconnectionError)
+    @app.errorhandler(PoolTimeout)
+    def _database_away(exc: Exception) -> Response | tuple[str, int, dict[str, str]]:
+        return database_unavailable(exc)
+
+
+def database_unavailable(exc: Exception) -> Response | tuple[str, int, dict[str, str]]:
+    """503 while the database cannot be reached: nothing was saved, and the API says so
+    rather than answering (a consent check must fail closed, never "allowed")."""
+    # Logged: the kind of failure, its code (SQLSTATE, or SQLite's name such as
+    # SQLITE_BUSY: a lock, not a lost connection) and the route's pattern. Never the path,
+    # which holds tokens, nor the driver's message, which may quote data.
+    rule = request.url_rule.rule if request.url_rule else "-"
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else None
+    code = getattr(driver_error, "sqlstate", None) or getattr(
+        driver_error, "sqlite_errorname", None
+    )
+    invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    log.warning(
+        "database unavailable (%s%s%s) on %s %s",
+        type(exc).__name__,
+        f" {code}" if code else "",
+        ", connection dropped" if invalidated else "",
+        request.method,
+        rule,
+    )
+    try:
+        db.session.rollback()
+    except Exception:
+        # The connection is gone; dropping it lets the pool open a fresh one later.
+        db.session.invalidate()
+    # The library was loaded before the failure; rendering its name would need the
+    # database again, so the page names no library.
+    g.pop("library", None)
+    headers = {"Retry-After": str(RETRY_AFTER)}
+    if request.path.startswith("/api/"):
+        title, _message = MESSAGES[503]
+        with force_locale("en"):
+            body = {"code": API_CODES[503], "message": str(title)}
+        return Response(
+            json.dumps({"error": body}), 503, headers=headers, mimetype="application/json"
+        )
+    page, status = render_error(503)
+    return page, status, headers
