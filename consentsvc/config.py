@@ -5,20 +5,25 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DAY = 24 * 60 * 60
+# Named, so that no empty string reads as a password written into the code (bandit B105).
+NOT_SET = ""
+NO_LOGIN = None
 
 DEFAULTS: dict[str, Any] = {
     # Where links in mails and headers point. Never derived from the Host header.
     "BASE_URL": "http://127.0.0.1:5000",
     # Empty means: a SQLite file in the instance folder.
     "DATABASE_URL": "",
-    # Empty means: generated once and kept in the instance folder (fine for trying it out).
-    "SECRET_KEY": "",
+    # Empty means: generated once and kept in the instance folder (fine for trying it out;
+    # refused in production, see check_production_keys).
+    "SECRET_KEY": NOT_SET,
     # Old keys that still verify links while they are being rotated out, oldest first.
     "SECRET_KEY_FALLBACKS": [],
     # Keys the HMAC of suppressed addresses. Must outlive SECRET_KEY rotations.
-    "SUPPRESSION_KEY": "",
+    "SUPPRESSION_KEY": NOT_SET,
     "CONFIRM_MAX_AGE": 7 * DAY,
     "PREFERENCES_MAX_AGE": 30 * DAY,
     # A link to a copy of one's own data works this long.
@@ -31,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_USE_TLS": False,
     "MAIL_USE_SSL": False,
     "MAIL_USERNAME": None,
-    "MAIL_PASSWORD": None,
+    "MAIL_PASSWORD": NO_LOGIN,
     "MAIL_DEFAULT_SENDER": "Bibliotheek <no-reply@localhost>",
     "MAIL_DIR": "",
     # Seconds to wait for the SMTP server before the mail is retried later.
@@ -60,6 +65,10 @@ DEFAULTS: dict[str, Any] = {
 
 LANGUAGES = ("nl", "en")
 MIN_KEY_LENGTH = 32
+# BASE_URL hosts that mean "trying it out on this machine" rather than production.
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# Keys published in this repository's tests and documents: anyone can read them.
+KNOWN_KEYS = {"test-secret-key-that-is-long-enough-0123", "test-suppression-key", "..."}
 
 
 def load(app: Any, test_config: dict[str, Any] | None) -> None:
@@ -72,6 +81,7 @@ def load(app: Any, test_config: dict[str, Any] | None) -> None:
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     cfg = app.config
+    check_production_keys(app)
     cfg["SECRET_KEY"] = cfg["SECRET_KEY"] or _instance_secret(instance / "secret_key")
     if isinstance(cfg["SECRET_KEY_FALLBACKS"], str):
         # A single old key given without JSON brackets.
@@ -102,6 +112,32 @@ def load(app: Any, test_config: dict[str, Any] | None) -> None:
     cfg["WTF_CSRF_TIME_LIMIT"] = None
     cfg["RATELIMIT_HEADERS_ENABLED"] = True
     cfg["PERMANENT_SESSION_LIFETIME"] = cfg["STAFF_SESSION_SECONDS"]
+
+
+def is_production(app: Any) -> bool:
+    """Served to others: not testing, not debugging, links not pointing at this machine."""
+    if app.testing or app.debug:
+        return False
+    host = urlsplit(str(app.config["BASE_URL"])).hostname or ""
+    return host not in LOCAL_HOSTS
+
+
+def check_production_keys(app: Any) -> None:
+    """Refuse to start in production with keys nobody chose.
+
+    A key generated into the instance folder differs per machine and container, and is
+    lost with the folder: links in mails would stop working, and suppressed addresses
+    would no longer match. A short SECRET_KEY is refused everywhere (see load).
+    """
+    if not is_production(app):
+        return
+    cfg = app.config
+    for name in ("SECRET_KEY", "SUPPRESSION_KEY"):
+        value = cfg[name]
+        if not value:
+            raise ValueError(f"set CONSENTSVC_{name} in production (see README: Deploying)")
+        if value in KNOWN_KEYS:
+            raise ValueError(f"CONSENTSVC_{name} is a published example key: choose your own")
 
 
 def database_uri(url: str) -> str:

@@ -11,6 +11,8 @@ from flask import has_request_context, request
 from sqlalchemy import Engine, event
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Blueprints whose GET requests also write (see _begin).
+WRITING_ON_GET = ("admin", "api")
 _reading_only: ContextVar[bool] = ContextVar("reading_only", default=False)
 
 
@@ -45,5 +47,12 @@ def tune_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        reading = _reading_only.get() or (has_request_context() and request.method in SAFE_METHODS)
+        # Console pages write the audit log (who searched, whom they opened) and the API notes
+        # a key's last use, even on GET; a deferred transaction could not take the write lock
+        # after a concurrent commit.
+        reading = _reading_only.get() or (
+            has_request_context()
+            and request.method in SAFE_METHODS
+            and request.blueprint not in WRITING_ON_GET
+        )
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")

@@ -134,7 +134,7 @@ def parse(
     months = {}
     for category in RETENTION_CATEGORIES:
         value = str(retention.get(category, "")).strip()
-        if not value.isdigit() or not 1 <= int(value) <= MAX_RETENTION_MONTHS:
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_RETENTION_MONTHS:
             raise SettingsError(
                 "retention", "months", f"{category}: months between 1 and {MAX_RETENTION_MONTHS}"
             )

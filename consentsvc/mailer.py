@@ -46,6 +46,14 @@ def absolute_url(endpoint: str, **values: object) -> str:
     return current_app.config["BASE_URL"] + path
 
 
+def one_line(text: str) -> str:
+    """Header text on one line: a line break in a name must never start a header of its own.
+
+    A library's name reaches the Subject; the command line takes it as typed.
+    """
+    return " ".join(text.split())
+
+
 def mask(email: str) -> str:
     """An address as it may appear in a log line: first letter and domain only."""
     local, _, domain = email.partition("@")
@@ -207,7 +215,7 @@ def _compose(
             **context,
         )
         message = Message(
-            subject=SUBJECT_LINES[kind](library.name),
+            subject=one_line(SUBJECT_LINES[kind](library.name)),
             recipients=[to or subject.email],
             body=render_template(f"email/{kind}.txt", **values),
             html=render_template(f"email/{kind}.html", **values),

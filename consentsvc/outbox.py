@@ -311,7 +311,7 @@ def _retry(message: OutboxMessage, error: str) -> bool:
         message.dead_at = utcnow()
         return False
     delay = RETRY_DELAYS[message.attempts - 1]
-    jitter = random.uniform(0.9, 1.1)  # noqa: S311 - spreads retries, not a secret
+    jitter = random.uniform(0.9, 1.1)  # noqa: S311 - spreads retries, not a secret  # nosec B311
     message.next_attempt_at = utcnow() + timedelta(seconds=delay * jitter)
     return True
 

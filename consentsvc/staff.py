@@ -218,7 +218,7 @@ def totp_matches(
     a second time.
     """
     code = "".join(code.split())
-    if len(code) != TOTP_DIGITS or not code.isdigit():
+    if len(code) != TOTP_DIGITS or not (code.isascii() and code.isdigit()):
         return None
     current = int((time.time() if now is None else now) // TOTP_STEP)
     for step in (current - 1, current, current + 1):

@@ -7,6 +7,7 @@ through Flask's SECRET_KEY_FALLBACKS: old links keep working until their key is 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,9 @@ SALTS = {
     "download": "consentsvc.download.v1",
     "email_change": "consentsvc.email-change.v1",
 }
+
+# payload.timestamp.signature; a leading dot marks a compressed payload (itsdangerous).
+TOKEN = re.compile(r"\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){2}")
 
 
 class InvalidToken(Exception):
@@ -126,7 +130,9 @@ def _sign_many(kind: str, payloads: list[Any]) -> list[str]:
 
 
 def _load(kind: str, token: str, max_age: int | None) -> Any:
-    if len(token) > 1000:
+    # Only what dumps() writes. itsdangerous drops non-ASCII characters and accepts padding
+    # before it decodes, so without this a changed link (…é…, …==) would still be accepted.
+    if len(token) > 1000 or not TOKEN.fullmatch(token):
         raise InvalidToken
     try:
         payload = _serializer(kind).loads(token, max_age=max_age)
@@ -141,7 +147,8 @@ def _load(kind: str, token: str, max_age: int | None) -> Any:
 
 def _well_formed(kind: str, payload: Any) -> bool:
     def is_id(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+        # Within a BIGINT: a larger number would make the database driver fail, not refuse.
+        return isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**63
 
     if kind in ("preferences", "download"):
         return is_id(payload)

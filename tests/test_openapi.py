@@ -82,6 +82,16 @@ RUNS = [
 ]
 
 
+API_CONFIG = {
+    # Valid by the document is not always accepted, and that is right: whether an address is
+    # real (e.g. .test domains are not), which purposes a key has and which processor's
+    # format a body must be in are beyond JSON Schema.
+    "checks": {"positive_data_acceptance": {"enabled": False}},
+    # Like most APIs, this one ignores query parameters it does not know.
+    "generation": {"allow-extra-parameters": False},
+}
+
+
 @pytest.fixture
 def api(app):
     """The API as schemathesis reads it from the app, and a key of Borne for two purposes."""
@@ -91,16 +101,7 @@ def api(app):
             db.session, borne, "Schemathesis", ["newsletter", "acquisitions"]
         )
         db.session.commit()
-    config = SchemathesisConfig.from_dict(
-        {
-            # Valid by the document is not always accepted, and that is right: whether an
-            # address is real (e.g. .test domains are not), which purposes a key has and which
-            # processor's format a body must be in are beyond JSON Schema.
-            "checks": {"positive_data_acceptance": {"enabled": False}},
-            # Like most APIs, this one ignores query parameters it does not know.
-            "generation": {"allow-extra-parameters": False},
-        }
-    )
+    config = SchemathesisConfig.from_dict(API_CONFIG)
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=config), key
 
 
@@ -217,3 +218,48 @@ def test_answers_and_webhooks_about_real_people_conform(api, app):
     for payload in erased:
         payload_validator(spec, payload["type"]).validate(payload)
     assert {p["type"] for p in [*payloads, *erased]} == set(spec["webhooks"])
+
+
+def test_links_lead_from_a_change_to_the_person(app, client):
+    spec = client.get("/api/openapi.json").json
+    for path in ("/api/v1/signups", "/api/v1/events"):
+        [response] = [
+            r for code, r in spec["paths"][path]["post"]["responses"].items() if "links" in r
+        ]
+        link = response["links"]["GetSubject"]
+        assert link["operationId"] == "getSubject"
+        assert link["parameters"] == {"email": "$request.body#/email"}
+
+
+def test_api_statefully(app, api):
+    """Sequences of calls that follow the document's links: a signup or an event, then the
+    person it was about. No call answers 5xx or outside the document."""
+    _schema, key = api
+    config = SchemathesisConfig.from_dict(
+        {
+            **API_CONFIG,
+            # Configured, not generated: schemathesis' own checks then know the key is valid
+            # and try the calls without it too (which must give 401).
+            "headers": {"Authorization": f"Bearer {key}"},
+        }
+    )
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=config)
+    seen = []
+
+    class WithKey(schema.as_state_machine()):
+        def after_call(self, response, case):
+            super().after_call(response, case)
+            seen.append((f"{case.method} {case.path}", response.status_code))
+
+    WithKey.run(
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=4,
+            deadline=None,
+            derandomize=True,  # the same sequences every run: a failure is one to look at
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    assert ("POST /api/v1/signups", 202) in seen
+    # The link was followed to a person who exists: not only 404s for random addresses.
+    assert ("GET /api/v1/subjects/{email}", 200) in seen

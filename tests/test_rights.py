@@ -496,3 +496,18 @@ def test_every_console_form_needs_its_csrf_token(app, url):
         assert "Dit formulier is verlopen" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == before
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999", "2147483648", "0"])
+def test_ids_out_of_range_are_not_found(app, number):
+    """Numbers no row can have are a plain 404, never a database overflow."""
+    clients_by_role = {role: log_in(app, role) for role in ("privacy_officer", "admin")}
+    for method, url, allowed in MATRIX:
+        if "{" not in url:
+            continue
+        client = clients_by_role["admin" if "admin" in allowed else "privacy_officer"]
+        url = re.sub(r"\{[a-z]+\}", number, url)
+        response = client.get(url) if method == "get" else post(client, url)
+        assert response.status_code == 404, url
+    audit = clients_by_role["privacy_officer"].get(f"/admin/audit?staff={number}&subject=²")
+    assert audit.status_code == 200

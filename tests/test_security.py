@@ -2,16 +2,23 @@
 
 import logging
 import re
+import threading
+from urllib.parse import quote
 
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
-from consentsvc import tokens
-from consentsvc.extensions import db
-from consentsvc.models import Subject
+from consentsvc import clients, create_app, ledger, outbox, tokens
+from consentsvc.cli import deliver_once
+from consentsvc.extensions import db, mail
+from consentsvc.models import StaffUser, Subject
 from consentsvc.web.security import RedactTokens
 
 from .conftest import link_in, signup
+from .test_admin import log_in
+from .test_outbox import Receiver
 
 
 @pytest.fixture
@@ -141,3 +148,313 @@ def test_dev_mail_goes_to_files_and_a_short_line(app_factory, tmp_path, capsys):
     assert files == [".eml", ".html"]
     eml = next((tmp_path / "mail").glob("*.eml")).read_text()
     assert "To: jan.de.vries@example.nl" in eml
+
+
+# -- every route --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def every_url(app, token_urls):
+    """Each rule of the app with sample arguments that reach the view itself, its methods,
+    and a logged-in admin to ask them with."""
+    staff = {role: log_in(app, role) for role in ("admin", "privacy_officer")}
+    with app.app_context():
+        subject = db.session.scalar(select(Subject).where(Subject.email == "jan@example.nl"))
+        library = subject.library
+        purpose = library.purposes[0]
+        _client, key = clients.create(db.session, library, "Headers", ["newsletter"])
+        endpoint = outbox.add_endpoint(
+            db.session, library.id, "http://127.0.0.1:9/hook", ["consent.granted"],
+            allow_http=True, allowed_networks=["127.0.0.0/8"],
+        )  # fmt: skip
+        subject.pending_email = "jan.nieuw@example.nl"
+        db.session.commit()
+        staff_id = db.session.scalar(select(func.max(StaffUser.id)))
+        with app.test_request_context():
+            tokens_by_prefix = {
+                "confirm": token_urls[0].split("/")[2],
+                "preferences": tokens.make_preferences(subject.id),
+                "unsubscribe": tokens.make_unsubscribe(subject.id, purpose.id),
+                "download": tokens.make_download(subject.id),
+                "email": tokens.make_email_change(
+                    subject.id, ledger.email_fingerprint("jan.nieuw@example.nl")
+                ),
+            }
+        values = {
+            "library": library.slug, "subject_id": subject.id, "purpose_id": purpose.id,
+            "client_id": _client.id, "staff_id": staff_id, "endpoint_id": endpoint.id,
+            "provider": "postmark", "key": key, "email": subject.email,
+            "filename": "css/site.css",
+        }  # fmt: skip
+    urls = []
+    for rule in app.url_map.iter_rules():
+        args = dict(values)
+        if "token" in rule.arguments:
+            args["token"] = tokens_by_prefix[rule.rule.split("/")[1]]
+        path = rule.rule
+        for name in rule.arguments:
+            path = re.sub(rf"<(?:[^<>:]+:)?{name}>", str(args[name]), path)
+        for method in sorted((rule.methods or set()) & {"GET", "POST"}):
+            urls.append((method, path))
+    return staff, {"Authorization": f"Bearer {key}"}, urls
+
+
+def assert_strict_headers(response, label):
+    headers = response.headers
+    csp = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
+    assert csp["default-src"] == "'none'", label
+    assert csp["frame-ancestors"] == "'none'", label
+    for directive, sources in csp.items():
+        assert "unsafe-" not in sources and "*" not in sources, (label, directive)
+        assert "data:" not in sources and "http:" not in sources, (label, directive)
+    assert headers["X-Content-Type-Options"] == "nosniff", label
+    assert headers["X-Frame-Options"] == "DENY", label
+    # Token pages must not hand their URL to another site; every page follows the same rule.
+    assert headers["Referrer-Policy"] == "no-referrer", label
+    if response.mimetype == "text/html":
+        assert headers["Cache-Control"] == "no-store", label
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_every_route_answers_with_strict_headers(every_url, scheme):
+    staff, auth, urls = every_url
+    methods = {method for method, _path in urls}
+    assert methods == {"GET", "POST"} and len(urls) > 50  # the whole map, not a sample
+    for method, path in urls:
+        label = f"{scheme} {method} {path}"
+        # POSTs go without a form token or body: refused, but refusals need the headers too.
+        base_url = f"{scheme}://localhost"
+        response = staff["admin"].open(path, method=method, headers=auth, base_url=base_url)
+        if method == "GET" and response.status_code == 403:
+            response.close()  # a page for the privacy officer only (the audit log)
+            response = staff["privacy_officer"].get(path, headers=auth, base_url=base_url)
+        response.close()
+        assert response.status_code < 500, label
+        if method == "GET":
+            assert response.status_code < 400, label  # the page itself, not an error page
+        assert_strict_headers(response, label)
+        hsts = response.headers.get("Strict-Transport-Security")
+        if scheme == "https":
+            assert hsts == "max-age=31536000", label
+        else:
+            assert hsts is None, label  # over plain HTTP it is meaningless (RFC 6797, 8.1)
+
+
+def test_hsts_follows_the_proxy_only_when_the_proxy_is_trusted(app_factory):
+    behind_proxy = app_factory(PROXY_COUNT=1, BASE_URL="https://consent.example").test_client()
+    secure = behind_proxy.get("/borne/signup", headers={"X-Forwarded-Proto": "https"})
+    assert secure.headers["Strict-Transport-Security"] == "max-age=31536000"
+    plain = behind_proxy.get("/borne/signup", base_url="http://localhost")
+    assert "Strict-Transport-Security" not in plain.headers
+    # Without a trusted proxy, anyone could send the header: it is ignored.
+    direct = app_factory(PROXY_COUNT=0).test_client()
+    spoofed = direct.get(
+        "/borne/signup", headers={"X-Forwarded-Proto": "https"}, base_url="http://localhost"
+    )
+    assert "Strict-Transport-Security" not in spoofed.headers
+
+
+# -- keys in production -------------------------------------------------------------------------
+
+
+PRODUCTION = {
+    "TESTING": False,
+    "BASE_URL": "https://toestemming.bibliotheek.example",
+    "SECRET_KEY": "a-production-secret-key-0123456789abcdef",
+    "SUPPRESSION_KEY": "a-production-suppression-key-0123456789",
+}
+
+
+def test_production_needs_keys_of_its_own(tmp_path, monkeypatch):
+    # Where a generated key is allowed, it must not be written into the checkout's instance/.
+    generated = "generated-into-the-instance-folder-0123456789"
+    monkeypatch.setattr("consentsvc.config._instance_secret", lambda path: generated)
+
+    def start(**changes):
+        config = {**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite'}", **changes}
+        return create_app(config)
+
+    app = start()
+    assert app.config["SECRET_KEY"] == PRODUCTION["SECRET_KEY"]
+    with pytest.raises(ValueError, match="set CONSENTSVC_SECRET_KEY in production"):
+        start(SECRET_KEY="")  # the default: a key generated into the instance folder
+    with pytest.raises(ValueError, match="set CONSENTSVC_SUPPRESSION_KEY in production"):
+        start(SUPPRESSION_KEY="")
+    with pytest.raises(ValueError, match="at least 32"):
+        start(SECRET_KEY="too-short")
+    with pytest.raises(ValueError, match="published example key"):
+        start(SECRET_KEY="test-secret-key-that-is-long-enough-0123")
+    with pytest.raises(ValueError, match="at least 32"):
+        start(SECRET_KEY_FALLBACKS=["old"])
+    # A plain-http address elsewhere is production too.
+    with pytest.raises(ValueError, match="set CONSENTSVC_SECRET_KEY"):
+        start(SECRET_KEY="", BASE_URL="http://consent.example")
+    # Trying it out on one's own machine, debugging or testing: a generated key is fine.
+    local = start(SECRET_KEY="", BASE_URL="http://127.0.0.1:5000")
+    assert local.config["SECRET_KEY"] == generated
+    assert start(SECRET_KEY="", DEBUG=True).config["SECRET_KEY"] == generated
+    assert start(SECRET_KEY="", TESTING=True).config["SECRET_KEY"] == generated
+
+
+def test_production_keys_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONSENTSVC_BASE_URL", "https://toestemming.bibliotheek.example")
+    monkeypatch.setenv("CONSENTSVC_DATABASE_URL", f"sqlite:///{tmp_path / 'e.sqlite'}")
+    monkeypatch.delenv("CONSENTSVC_SECRET_KEY", raising=False)
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    with pytest.raises(ValueError, match="set CONSENTSVC_SECRET_KEY in production"):
+        create_app()
+    monkeypatch.setenv("CONSENTSVC_SECRET_KEY", PRODUCTION["SECRET_KEY"])
+    monkeypatch.setenv("CONSENTSVC_SUPPRESSION_KEY", PRODUCTION["SUPPRESSION_KEY"])
+    assert create_app().config["SECRET_KEY"] == PRODUCTION["SECRET_KEY"]
+
+
+# -- secrets and logs ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(app_factory):
+    """The app behind Werkzeug's real server, whose access log lines go through logging."""
+    app = app_factory(WEBHOOK_ALLOW_HTTP=True, WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"])
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def form_token(page):
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+def test_a_full_run_logs_no_key_secret_token_password_or_address(served, caplog):
+    app, base = served
+    caplog.set_level(logging.DEBUG)
+    runner = app.test_cli_runner()
+    created = runner.invoke(
+        args=["clients", "create", "--library", "borne", "--name", "Laposta",
+              "--purposes", "newsletter"]
+    )  # fmt: skip
+    key = created.output.split("key (shown only now): ")[1].strip()
+    receiver = Receiver()
+    added = runner.invoke(args=["webhooks", "add", "--library", "borne", "--url", receiver.url])
+    secret = added.output.split("secret (shown only now): ")[1].strip()
+    receiver.secret = secret
+    password = "a staff password nobody may read"
+    runner.invoke(
+        args=["staff", "create", "--library", "borne", "--email", "femke.fg@bibliotheek.example",
+              "--name", "Femke", "--role", "privacy_officer", "--password", password]
+    )  # fmt: skip
+    member = "jan.geheim@example.nl"
+    auth = {"Authorization": f"Bearer {key}"}
+    secrets = {"key": key, "webhook secret": secret, "password": password, "address": member}
+
+    try:
+        with mail.record_messages() as mails, httpx.Client(base_url=base) as web:
+            page = web.get("/borne/signup")
+            web.post(
+                "/borne/signup",
+                data={"email": member, "purpose": "newsletter", "csrf_token": form_token(page)},
+            )
+            with app.app_context():
+                deliver_once()
+            confirm = link_in(mails[0], "confirm")
+            assert web.get(confirm).status_code == 200
+            done = web.post(confirm)
+            preferences = re.search(r'href="(/preferences/[^"?]+)', done.text).group(1)
+            assert web.get(preferences).status_code == 200
+            check = web.post(
+                "/api/v1/consent/check",
+                json={"purpose": "newsletter", "recipients": [member, "nobody@example.nl"]},
+                headers=auth,
+            )
+            unsubscribe = check.json()["results"][0]["headers"]["List-Unsubscribe"].strip("<>")
+            unsubscribe = unsubscribe.replace("http://localhost", "")
+            # An address in a path, as it is and percent-encoded as most HTTP clients send it.
+            assert web.get(f"/api/v1/subjects/{member}", headers=auth).status_code == 200
+            encoded = quote(member, safe="")
+            assert web.get(f"/api/v1/subjects/{encoded}", headers=auth).status_code == 200
+            assert (
+                web.get(
+                    f"/api/v1/subjects/{member}?x=1", headers={"Authorization": "Bearer csk_wrong"}
+                ).status_code
+                == 401
+            )
+            hook = f"/api/v1/providers/postmark/{key}"
+            assert web.get(hook).status_code == 200
+            bounce = {"RecordType": "Bounce", "Type": "HardBounce", "ID": 1, "Email": member}
+            assert web.post(f"{hook}?purpose=newsletter", json=bounce).status_code in (200, 400)
+            assert web.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+            login = web.get("/admin/login")
+            signed_in = web.post(
+                "/admin/login",
+                data={"email": "femke.fg@bibliotheek.example", "password": password,
+                      "csrf_token": form_token(login)},
+            )  # fmt: skip
+            assert signed_in.status_code == 303
+            wrong = web.post(
+                "/admin/login",
+                data={"email": "femke.fg@bibliotheek.example", "password": password + "x",
+                      "csrf_token": form_token(login)},
+            )  # fmt: skip
+            assert wrong.status_code == 401
+            with app.app_context():
+                report = deliver_once()
+                db.session.remove()
+            assert report.delivered >= 1 and receiver.received  # signed webhooks went out
+    finally:
+        receiver.stop()
+
+    secrets.update(
+        confirm=confirm.split("/")[2],
+        preferences=preferences.split("/")[2],
+        unsubscribe=unsubscribe.split("/")[2],
+        encoded_address=encoded,
+        local_part="jan.geheim",
+    )
+    # Leave out what this test's own HTTP client logs about its requests (the service's worker
+    # uses httpx too: its lines about webhook deliveries stay in).
+    port = base.rsplit(":", 1)[1]
+    logged = "\n".join(
+        record.getMessage() + "\n" + (record.exc_text or "")
+        for record in caplog.records
+        if not (record.name.startswith("httpcore") or port in record.getMessage())
+        or record.name == "werkzeug"
+    )
+    assert "HTTP Request: POST http://127.0.0.1:" in logged  # a webhook delivery
+    # The run did log, access lines included, so that silence is not mistaken for safety.
+    assert '"POST /api/v1/providers/postmark/…?purpose=newsletter HTTP/1.1" 200' in logged
+    assert '"GET /confirm/… HTTP/1.1" 200' in logged
+    assert "/api/v1/subjects/***@example.nl" in logged
+    for name, value in secrets.items():
+        assert value not in logged, f"{name} in the logs"
+
+
+def test_gunicorn_lines_lose_encoded_addresses_and_keys_too(app):
+    """gunicorn logs the request line as it came: percent-encoded, query string included."""
+    key = "csk_" + "k" * 43
+    atoms = {
+        "r": "GET /api/v1/subjects/Jan.de%2BVries%40b%C3%BCcher.example?x=1 HTTP/1.1",
+        "U": f"/api/v1/providers/sendgrid/{key}",
+        "q": "email=jan%40example.nl",
+        "f": "-",
+    }
+    record = logging.LogRecord(
+        "gunicorn.access", logging.INFO, __file__, 1, "%(r)s %(U)s %(q)s", (atoms,), None
+    )
+    for log_filter in logging.getLogger("gunicorn.access").filters:
+        log_filter.filter(record)
+    line = record.getMessage()
+    assert "Jan.de" not in line and "Vries" not in line and "jan%40" not in line, line
+    assert key not in line and "/api/v1/providers/sendgrid/…" in line
+    assert "***@b%C3%BCcher.example" in line
+
+
+def test_the_services_own_module_loggers_are_redacted(app, caplog):
+    token = "WzEsWzFdXQ.awJmYA.SBoAIQcoPT4nuTLiab8epKyyRL0"
+    caplog.set_level(logging.INFO)
+    logging.getLogger("consentsvc.outbox").warning(
+        "failed for jan@example.nl at /confirm/%s", token
+    )
+    [record] = [r for r in caplog.records if r.name == "consentsvc.outbox"]
+    assert record.getMessage() == "failed for ***@example.nl at /confirm/…"

@@ -49,6 +49,7 @@ from ..models import (
     WebhookEndpoint,
 )
 from .errors import render_error
+from .forms import as_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 login_manager.login_view = "admin.login"
@@ -64,7 +65,7 @@ HOW = {
 
 @login_manager.user_loader
 def _load_staff(staff_id: str) -> StaffUser | None:
-    user = db.session.get(StaffUser, int(staff_id)) if staff_id.isdigit() else None
+    user = db.session.get(StaffUser, as_id(staff_id)) if as_id(staff_id) else None
     return user if user is not None and user.active else None
 
 
@@ -190,7 +191,7 @@ def search() -> str:
     return render_template("admin/search.html", query=query, results=results)
 
 
-@bp.get("/subjects/<int:subject_id>")
+@bp.get("/subjects/<id:subject_id>")
 @roles(*ANY_STAFF)
 def subject(subject_id: int) -> str:
     """One person: the state per purpose, the whole timeline, and what staff can record."""
@@ -200,14 +201,14 @@ def subject(subject_id: int) -> str:
     return _subject_page(person)
 
 
-@bp.post("/subjects/<int:subject_id>/consent")
+@bp.post("/subjects/<id:subject_id>/consent")
 @roles(*ANY_STAFF)
 def record_consent(subject_id: int) -> Response | str | tuple[str, int]:
     """Record consent given at the desk, by phone or on paper; double opt-in mails first."""
     person = _subject(subject_id)
     form = request.form
     code, how, note = form.get("purpose", ""), form.get("how", ""), form.get("note", "").strip()
-    text_id = int(form["text_id"]) if form.get("text_id", "").isdigit() else None
+    text_id = as_id(form.get("text_id"))
     errors = {}
     if how not in HOW:
         errors["how"] = _("Choose how the person gave consent.")
@@ -244,7 +245,7 @@ def record_consent(subject_id: int) -> Response | str | tuple[str, int]:
     return redirect(url_for(".subject", subject_id=person.id, done=done), 303)
 
 
-@bp.post("/subjects/<int:subject_id>/stop")
+@bp.post("/subjects/<id:subject_id>/stop")
 @roles(*ANY_STAFF)
 def stop(subject_id: int) -> Response | str | tuple[str, int]:
     """Record a withdrawal or an objection the person made at the desk or by phone."""
@@ -275,7 +276,7 @@ def stop(subject_id: int) -> Response | str | tuple[str, int]:
 PRIVACY = (StaffRole.PRIVACY_OFFICER,)
 
 
-@bp.post("/subjects/<int:subject_id>/export")
+@bp.post("/subjects/<id:subject_id>/export")
 @roles(*PRIVACY)
 def export(subject_id: int) -> Response | str | tuple[str, int]:
     """Everything held about the person: JSON to hand over, or a page to print."""
@@ -295,7 +296,7 @@ def export(subject_id: int) -> Response | str | tuple[str, int]:
     return render_template("admin/export.html", person=person, data=data)
 
 
-@bp.post("/subjects/<int:subject_id>/erase")
+@bp.post("/subjects/<id:subject_id>/erase")
 @roles(*PRIVACY)
 def erase(subject_id: int) -> str | tuple[str, int]:
     """Erase the person, keeping only what a legal duty requires."""
@@ -317,7 +318,7 @@ def erase(subject_id: int) -> str | tuple[str, int]:
     return render_template("admin/erased.html", person=person, result=result)
 
 
-@bp.post("/subjects/<int:subject_id>/email")
+@bp.post("/subjects/<id:subject_id>/email")
 @roles(*PRIVACY)
 def correct_email(subject_id: int) -> Response | str | tuple[str, int]:
     """Correct the address; a mail to the new one must be confirmed before it is used."""
@@ -342,7 +343,7 @@ def correct_email(subject_id: int) -> Response | str | tuple[str, int]:
     return redirect(url_for(".subject", subject_id=person.id, done="rectification"), 303)
 
 
-@bp.post("/subjects/<int:subject_id>/restriction")
+@bp.post("/subjects/<id:subject_id>/restriction")
 @roles(*PRIVACY)
 def restriction(subject_id: int) -> Response | str | tuple[str, int]:
     """Freeze the person's consents, or lift the freeze."""
@@ -366,8 +367,8 @@ def restriction(subject_id: int) -> Response | str | tuple[str, int]:
 def audit_log() -> str:
     """Who looked at or changed what, newest first; filter by staff member or person."""
     query = select(AuditEntry).where(AuditEntry.library_id == g.library.id)
-    staff_id = request.args.get("staff", type=int)
-    subject_id = request.args.get("subject", type=int)
+    staff_id = as_id(request.args.get("staff"))
+    subject_id = as_id(request.args.get("subject"))
     if staff_id:
         query = query.where(AuditEntry.staff_id == staff_id)
     if subject_id:
@@ -410,7 +411,7 @@ def create_client() -> str | tuple[str, int]:
     return _clients_page(new_key=key, new_client=client)
 
 
-@bp.post("/clients/<int:client_id>/revoke")
+@bp.post("/clients/<id:client_id>/revoke")
 @roles(*ADMIN)
 def revoke_client(client_id: int) -> Response:
     """Stop a key at once."""
@@ -450,7 +451,7 @@ def add_webhook() -> str | tuple[str, int]:
     return _webhooks_page(new_endpoint=endpoint)
 
 
-@bp.post("/webhooks/<int:endpoint_id>/remove")
+@bp.post("/webhooks/<id:endpoint_id>/remove")
 @roles(*ADMIN)
 def remove_webhook(endpoint_id: int) -> Response:
     """Stop sending to a receiver (its history stays)."""
@@ -471,7 +472,7 @@ def purposes() -> str:
     return render_template("admin/purposes.html", purposes=g.library.purposes)
 
 
-@bp.post("/purposes/<int:purpose_id>/texts")
+@bp.post("/purposes/<id:purpose_id>/texts")
 @roles(*ADMIN)
 def add_text(purpose_id: int) -> Response | str | tuple[str, int]:
     """A new version of the wording; a material change asks every holder to agree again."""
@@ -543,7 +544,7 @@ def add_staff() -> str | tuple[str, int]:
     return _staff_page(added=user)
 
 
-@bp.post("/staff/<int:staff_id>/deactivate")
+@bp.post("/staff/<id:staff_id>/deactivate")
 @roles(*ADMIN)
 def deactivate_staff(staff_id: int) -> Response | str | tuple[str, int]:
     """Close an account at once (its audit trail stays)."""
@@ -690,7 +691,7 @@ def _account_page(new_secret: str | None = None, **extra: Any) -> str:
         svg = segno.make(uri, error="m").svg_inline(
             scale=4, border=2, omitsize=True, light="#fff", title=_("QR code for your app")
         )
-        qr = Markup(svg)  # noqa: S704
+        qr = Markup(svg)  # noqa: S704 - segno's own SVG, see above  # nosec B704
     return render_template(
         "admin/account.html", new_secret=new_secret, qr=qr,
         done=request.args.get("done"), **extra,
@@ -743,7 +744,7 @@ def save_library_settings() -> Response | str | tuple[str, int]:
 @roles(*ANY_STAFF)
 def switch_library() -> Response:
     """Work in another library you look after."""
-    wanted = request.form.get("library", type=int)
+    wanted = as_id(request.form.get("library"))
     if wanted is None or not staff.may_work_in(current_user, wanted):
         abort(404)
     session["library_id"] = wanted

@@ -415,7 +415,9 @@ def _is_version(value: Any) -> bool:
 
 def _list_id(purpose: Purpose) -> str:
     text = ledger.current_text(purpose, purpose.library.default_language)
-    label = (text.title if text else purpose.code).replace('"', "")
+    # The sender copies this into a header: one line, nothing that ends the quoted name.
+    title = text.title if text else purpose.code
+    label = mailer.one_line(title.replace('"', "").replace("\\", ""))
     return f'"{label}" <{purpose.list_id}>'
 
 

@@ -75,6 +75,18 @@ def _ok(description: str, schema: Schema, example: Any = None, *, limited: bool)
     return response
 
 
+def _to_subject(response: Schema, email: str) -> Schema:
+    """Add an OpenAPI link: the person this call was about can be looked up next."""
+    response["links"] = {
+        "GetSubject": {
+            "operationId": "getSubject",
+            "parameters": {"email": email},
+            "description": "The person's consents and history after this call.",
+        }
+    }
+    return response
+
+
 def _errors(*statuses: str) -> dict[str, Schema]:
     names = {
         "400": "BadRequest",
@@ -719,7 +731,10 @@ PATHS: Schema = {
             ),
             "requestBody": {"required": True, "content": _json(_ref("SignupRequest"))},
             "responses": {
-                "202": _ok("Accepted.", _ref("Accepted"), {"status": "accepted"}, limited=True),
+                "202": _to_subject(
+                    _ok("Accepted.", _ref("Accepted"), {"status": "accepted"}, limited=True),
+                    "$request.body#/email",
+                ),
                 **_errors("400", "401", "403", "413", "429"),
             },
         }
@@ -735,7 +750,10 @@ PATHS: Schema = {
             ),
             "requestBody": {"required": True, "content": _json(_ref("EventRequest"))},
             "responses": {
-                "200": _ok("Applied, or seen before.", _ref("EventStatus"), limited=True),
+                "200": _to_subject(
+                    _ok("Applied, or seen before.", _ref("EventStatus"), limited=True),
+                    "$request.body#/email",
+                ),
                 **_errors("400", "401", "403", "413", "429"),
             },
         }

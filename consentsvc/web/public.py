@@ -31,6 +31,7 @@ from ..ledger import Channel, LedgerError, Proof
 from ..libraries import COLOUR, DEFAULT_COLOUR, RESERVED_SLUGS
 from ..models import Library, Purpose, Subject
 from .errors import render_error
+from .forms import as_id
 from .i18n import current_language, use_member_language
 
 bp = Blueprint("public", __name__)
@@ -93,7 +94,7 @@ def signup(library: str) -> str | tuple[str, int]:
         errors["purpose"] = _("Choose at least one kind of mail.")
     if errors:
         return _signup_form(lib, errors=errors, email=email[:254], chosen=codes), 400
-    text_ids = {code: _int(request.form.get(f"text_{code}")) for code in codes}
+    text_ids = {code: as_id(request.form.get(f"text_{code}")) for code in codes}
     try:
         result = ledger.signup(
             db.session, lib, email, codes,
@@ -222,7 +223,7 @@ def preferences_post(token: str) -> Response | str | tuple[str, int]:
             ledger.grant(
                 db.session, subject, code, channel=Channel.PREFERENCE_CENTRE,
                 language=current_language(),
-                text_id=_int(request.form.get("text_id")), proof=_proof(),
+                text_id=as_id(request.form.get("text_id")), proof=_proof(),
             )  # fmt: skip
         elif choice == "off":
             ledger.withdraw(
@@ -562,7 +563,3 @@ def _proof() -> Proof:
         origin=origin,
         details={"language": current_language()},
     )
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 12 else None

@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, abort, request
 
 CSP = "; ".join(
     [
@@ -24,7 +24,8 @@ CSP = "; ".join(
 TOKEN_PATH = re.compile(
     r"/(confirm|preferences|unsubscribe|download|email|api/v1/providers/\w+)/[^/\s?\"']+"
 )
-ADDRESS = re.compile(r"[\w.+-]+@([\w-]+\.[\w.-]+)")
+# Also percent-encoded, as gunicorn logs the request line raw: jan%40example.nl.
+ADDRESS = re.compile(r"[\w.+%-]+(?:@|%40)([\w%-]+\.[\w.%-]+)")
 
 
 def redact(text: str) -> str:
@@ -38,25 +39,34 @@ class RedactTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {
-                k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()
-            }
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: let logging report it as it would
+            return True
+        # The finished line, not the format string: redacting "/confirm/%s" would eat the
+        # placeholder, and the line would be lost in a formatting error.
+        record.msg, record.args = redact(message), None
         return True
 
 
 def init_app(app: Flask) -> None:
     redactor = RedactTokens()
-    for name in ("werkzeug", "gunicorn.access", "gunicorn.error", app.logger.name):
+    # A logger's filters do not apply to its children's records: name the service's own
+    # module loggers (consentsvc.outbox, consentsvc.web.errors, …) one by one.
+    own = [n for n in logging.root.manager.loggerDict if n.startswith(f"{app.logger.name}.")]
+    for name in ("werkzeug", "gunicorn.access", "gunicorn.error", app.logger.name, *own):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(redactor)
 
-    https = app.config["BASE_URL"].startswith("https://")
+    @app.before_request
+    def _refuse_oversized_bodies() -> None:
+        # Werkzeug answers 413 only when a view reads the body; confirm and unsubscribe never
+        # do, and would act on a request that every form refuses. The API raises its own
+        # limit (API_MAX_CONTENT_LENGTH) and reads every body it accepts.
+        limit, length = request.max_content_length, request.content_length
+        if request.blueprint != "api" and limit is not None and (length or 0) > limit:
+            abort(413)
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -67,7 +77,9 @@ def init_app(app: Flask) -> None:
         headers.setdefault("Referrer-Policy", "no-referrer")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        if https:
+        # Only over HTTPS (directly, or per X-Forwarded-Proto from a trusted proxy, see
+        # PROXY_COUNT): a browser ignores HSTS received over plain HTTP (RFC 6797, 8.1).
+        if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         if request.endpoint != "static" and response.mimetype == "text/html":
             # Pages show one person's choices: never keep them in a shared cache.

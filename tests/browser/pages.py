@@ -1,0 +1,236 @@
+"""Every member and console page, each with the steps that bring a browser to it.
+
+An opener takes the live service, a page and a language, and leaves the page showing the
+named page in that language; the accessibility and screenshot tests walk these lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from playwright.sync_api import Page
+
+from consentsvc import ledger
+from consentsvc.models import Subject
+
+from .live import STAFF_PASSWORD, LiveService, submit
+
+Opener = Callable[[LiveService, Page, str], None]
+
+SIGNUP_FORM = "form[action='/borne/signup']"
+LINK_FORM = "form[action='/borne/preferences']"
+# A page that only says what happened has no form in its main part.
+NO_FORM = "main:not(:has(form))"
+
+
+def go(page: Page, path: str, lang: str) -> None:
+    page.goto(f"{path}{'&' if '?' in path else '?'}lang={lang}")
+
+
+# -- member pages ---------------------------------------------------------------------------
+
+
+def signup(live: LiveService, page: Page, lang: str) -> None:
+    go(page, "/borne/signup", lang)
+
+
+def signup_errors(live: LiveService, page: Page, lang: str) -> None:
+    signup(live, page, lang)
+    submit(page, SIGNUP_FORM, ".error-summary")
+
+
+def signup_sent(live: LiveService, page: Page, lang: str) -> None:
+    signup(live, page, lang)
+    page.fill("#email", live.unique_email("aanmelding"))
+    page.check("#purpose-newsletter")
+    submit(page, SIGNUP_FORM, NO_FORM)
+
+
+def confirm(live: LiveService, page: Page, lang: str) -> None:
+    member, requests = live.new_member(purposes=("newsletter", "acquisitions"), confirmed=False)
+    go(page, f"/confirm/{live.token('confirm', member.subject_id, requests)}", lang)
+
+
+def confirmed(live: LiveService, page: Page, lang: str) -> None:
+    confirm(live, page, lang)
+    submit(page, "form[action^='/confirm/']", "main a[href^='/preferences/']")
+
+
+def confirm_used(live: LiveService, page: Page, lang: str) -> None:
+    member, requests = live.new_member()
+    go(page, f"/confirm/{live.token('confirm', member.subject_id, requests)}", lang)
+
+
+def _preference_token(live: LiveService) -> str:
+    member, _ = live.new_member(purposes=("newsletter", "acquisitions"))
+    return live.token("preferences", member.subject_id)
+
+
+def preferences(live: LiveService, page: Page, lang: str) -> None:
+    go(page, f"/preferences/{_preference_token(live)}", lang)
+
+
+def preferences_changed(live: LiveService, page: Page, lang: str) -> None:
+    preferences(live, page, lang)
+    page.click("#toggle-newsletter")
+    page.wait_for_selector("#notice:not(:empty)")
+
+
+def history(live: LiveService, page: Page, lang: str) -> None:
+    go(page, f"/preferences/{_preference_token(live)}/history", lang)
+
+
+def unsubscribe(live: LiveService, page: Page, lang: str) -> None:
+    member, _ = live.new_member()
+    token = live.token("unsubscribe", member.subject_id, live.purpose_id("newsletter"))
+    go(page, f"/unsubscribe/{token}", lang)
+
+
+def unsubscribed(live: LiveService, page: Page, lang: str) -> None:
+    unsubscribe(live, page, lang)
+    submit(page, "form[action^='/unsubscribe/']", "form[action$='/undo']")
+
+
+def request_link(live: LiveService, page: Page, lang: str) -> None:
+    go(page, "/borne/preferences", lang)
+
+
+def link_sent(live: LiveService, page: Page, lang: str) -> None:
+    request_link(live, page, lang)
+    page.fill("#email", live.unique_email("link"))
+    submit(page, LINK_FORM, NO_FORM)
+
+
+def download(live: LiveService, page: Page, lang: str) -> None:
+    member, _ = live.new_member(purposes=("newsletter", "acquisitions"))
+    go(page, f"/download/{live.token('download', member.subject_id)}", lang)
+
+
+def expired(live: LiveService, page: Page, lang: str) -> None:
+    member, _ = live.new_member()
+    max_age = live.app.config["PREFERENCES_MAX_AGE"]
+    token = live.backdated_token("preferences", member.subject_id, age=max_age + 60)
+    go(page, f"/preferences/{token}", lang)
+    page.wait_for_selector("form[action$='/resend']")
+
+
+def bad_link(live: LiveService, page: Page, lang: str) -> None:
+    go(page, "/preferences/this-is-not-a-real-link", lang)
+
+
+def not_found(live: LiveService, page: Page, lang: str) -> None:
+    go(page, "/no-such-library/signup", lang)
+
+
+def email_change(live: LiveService, page: Page, lang: str) -> None:
+    member, _ = live.new_member()
+    new_address = live.unique_email("nieuw")
+    with live.session() as session:
+        subject = session.get(Subject, member.subject_id)
+        assert subject is not None
+        ledger.request_email_change(session, subject, new_address)
+    token = live.token("email_change", member.subject_id, ledger.email_fingerprint(new_address))
+    go(page, f"/email/{token}", lang)
+
+
+def email_changed(live: LiveService, page: Page, lang: str) -> None:
+    email_change(live, page, lang)
+    submit(page, "form[action^='/email/']", "main [role=status]")
+
+
+MEMBER_PAGES: dict[str, Opener] = {
+    opener.__name__: opener
+    for opener in (
+        signup, signup_errors, signup_sent, confirm, confirmed, confirm_used, preferences,
+        preferences_changed, history, unsubscribe, unsubscribed, request_link, link_sent,
+        download, expired, bad_link, not_found, email_change, email_changed,
+    )
+}  # fmt: skip
+
+
+# -- console pages --------------------------------------------------------------------------
+# Each opener gets a page already logged in with the role named beside it (None: not at all).
+
+DEMO_PERSON = "jan.jansen@example.nl"  # demo member 0: a long and varied history
+
+
+def _at(path: str) -> Opener:
+    def opener(live: LiveService, page: Page, lang: str) -> None:
+        go(page, path, lang)
+
+    return opener
+
+
+def _person_id(live: LiveService, address: str) -> int:
+    with live.session() as session:
+        subject = ledger.find_subject(session, live.library(session), address)
+        assert subject is not None
+        return subject.id
+
+
+def console_login(live: LiveService, page: Page, lang: str) -> None:
+    go(page, "/admin/login", lang)
+
+
+def console_login_failed(live: LiveService, page: Page, lang: str) -> None:
+    console_login(live, page, lang)
+    page.fill("#email", "nobody@borne.example")
+    page.fill("#password", "not the password at all")
+    submit(page, "form[action='/admin/login']", ".error-summary")
+
+
+def console_login_code(live: LiveService, page: Page, lang: str) -> None:
+    console_login(live, page, lang)
+    page.fill("#email", live.staff_with_login_code())
+    page.fill("#password", STAFF_PASSWORD)
+    submit(page, "form[action='/admin/login']", "#code")
+
+
+def console_search(live: LiveService, page: Page, lang: str) -> None:
+    go(page, "/admin/?q=jan", lang)
+    page.wait_for_selector("#results li a")
+
+
+def console_subject(live: LiveService, page: Page, lang: str) -> None:
+    go(page, f"/admin/subjects/{_person_id(live, DEMO_PERSON)}", lang)
+
+
+def console_subject_errors(live: LiveService, page: Page, lang: str) -> None:
+    console_subject(live, page, lang)
+    # Past the browser's own check of `required`, to see the service's error summary.
+    page.locator("form[action$='/export']").evaluate("form => { form.noValidate = true; }")
+    submit(page, "form[action$='/export']", ".error-summary")
+
+
+def console_export(live: LiveService, page: Page, lang: str) -> None:
+    console_subject(live, page, lang)
+    page.fill("#export-identification", "Pas gezien")
+    submit(page, "form[action$='/export']", "dl.facts")
+
+
+def console_erased(live: LiveService, page: Page, lang: str) -> None:
+    member, _ = live.new_member("wissen")
+    go(page, f"/admin/subjects/{member.subject_id}", lang)
+    page.fill("#erase-identification", "Pas gezien")
+    page.check("#confirm")
+    submit(page, "form[action$='/erase']", "main [role=status]")
+
+
+OFFICER, ADMIN = "privacy_officer", "admin"
+CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
+    "login": (None, console_login),
+    "login_failed": (None, console_login_failed),
+    "login_code": (None, console_login_code),
+    "search": (OFFICER, console_search),
+    "subject": (OFFICER, console_subject),
+    "subject_errors": (OFFICER, console_subject_errors),
+    "export": (OFFICER, console_export),
+    "erased": (OFFICER, console_erased),
+    "audit": (OFFICER, _at("/admin/audit")),
+    "account": ("desk", _at("/admin/account")),
+    "clients": (ADMIN, _at("/admin/clients")),
+    "webhooks": (ADMIN, _at("/admin/webhooks")),
+    "purposes": (ADMIN, _at("/admin/purposes")),
+    "staff": (ADMIN, _at("/admin/staff")),
+    "library": (ADMIN, _at("/admin/library")),
+}

@@ -1,0 +1,132 @@
+"""The staff console's main tasks in a real browser, on the demo library's members."""
+
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from consentsvc import ledger
+from consentsvc.models import AuditEntry, ConsentEvent, StaffUser
+
+from .conftest import Contexts
+from .live import LiveService, submit
+
+# Demo members (consentsvc.demo.seed_people): numbers 1 and 2 get the newsletter only, 3
+# also acquisitions, 5 stopped the newsletter later; none of them pays by direct debit, so
+# an erasure is complete. Each test uses its own person.
+OBJECTOR, EXPORTED, ERASED, AT_THE_DESK = (
+    "fatima.jansen@example.nl",
+    "pieter.jansen@example.nl",
+    "sanne.jansen@example.nl",
+    "anouk.jansen@example.nl",
+)
+
+
+def open_person(page, address: str) -> None:
+    """Search while typing (htmx), then open the person from the results."""
+    page.fill("#q", address.split("@")[0])
+    result = page.locator("#results a", has_text=address)
+    expect(result).to_have_count(1)
+    expect(page.locator("#results h2")).to_have_text("1 persoon gevonden")
+    result.click()
+    expect(page.locator("h1")).to_have_text(address)
+
+
+def person_id(live: LiveService, address: str) -> int:
+    with live.session() as session:
+        subject = ledger.find_subject(session, live.library(session), address)
+        assert subject is not None
+        return subject.id
+
+
+def audited(live: LiveService, action: str, subject_id: int) -> list[str]:
+    """Who (staff e-mail) the audit log says did this to the person."""
+    with live.session() as session:
+        return list(
+            session.scalars(
+                select(StaffUser.email)
+                .join(AuditEntry, AuditEntry.staff_id == StaffUser.id)
+                .where(AuditEntry.action == action, AuditEntry.subject_id == subject_id)
+            )
+        )
+
+
+def staff_id(live: LiveService, role: str) -> int:
+    with live.session() as session:
+        found = session.scalar(select(StaffUser.id).where(StaffUser.email == live.staff[role]))
+        assert found is not None
+        return found
+
+
+def test_privacy_officer_records_an_objection(live: LiveService, contexts: Contexts):
+    page = contexts.staff_page("privacy_officer")
+    officer = [live.staff["privacy_officer"]]
+    open_person(page, OBJECTOR)
+    assert audited(live, "view", person_id(live, OBJECTOR)) == officer
+    assert live.states(OBJECTOR)["direct_marketing"] is None
+
+    page.select_option("#stop-purpose", "direct_marketing")
+    page.check("#objection")
+    page.fill("#stop-note", "Belde op 12 mei, wil geen aanbiedingen meer")
+    submit(page, "form[action$='/stop']", "[role=status]:text-is('Opgeslagen.')")
+    status = page.locator(".purpose", has_text="direct_marketing").locator(".status")
+    expect(status).to_contain_text("Uit (je hebt bezwaar gemaakt)")
+    assert live.states(OBJECTOR)["direct_marketing"] == "objected"
+    assert audited(live, "objection", person_id(live, OBJECTOR)) == officer
+
+
+def test_privacy_officer_exports_everything_held(live: LiveService, contexts: Contexts):
+    page = contexts.staff_page("privacy_officer")
+    open_person(page, EXPORTED)
+    page.fill("#export-identification", "Pas en geboortedatum gezien")
+    submit(page, "form[action$='/export']", f"h1:has-text('{EXPORTED}')")
+    expect(page.locator("dl.facts")).to_contain_text(EXPORTED)
+    consents_now = page.locator("main > ul").first
+    expect(consents_now).to_contain_text("newsletter: granted")
+    expect(page.locator("ol.history")).to_contain_text("newsletter: requested · web_form")
+    assert audited(live, "export", person_id(live, EXPORTED)) == [live.staff["privacy_officer"]]
+
+
+def test_privacy_officer_erases_a_person(live: LiveService, contexts: Contexts):
+    page = contexts.staff_page("privacy_officer")
+    erased_id = person_id(live, ERASED)
+    open_person(page, ERASED)
+    page.fill("#erase-identification", "Pas gezien aan de balie")
+    page.check("#confirm")
+    submit(page, "form[action$='/erase']", "h1:text-is('Wissen')")
+    expect(page.locator("main [role=status]")).to_contain_text("gewist")
+    person = live.subject(erased_id)
+    assert person.erased_at is not None and person.email != ERASED
+    assert audited(live, "erase", erased_id) == [live.staff["privacy_officer"]]
+    assert set(live.states_of(erased_id).values()) <= {None, "erased"}
+    page.goto("/admin/?q=sanne.jansen")
+    expect(page.locator("#results h2")).to_have_text("0 personen gevonden")
+
+
+def test_desk_records_consent_given_at_the_desk(live: LiveService, contexts: Contexts):
+    page = contexts.staff_page("desk")
+    expect(page.locator("nav.staff")).not_to_contain_text("Audit")
+    open_person(page, AT_THE_DESK)
+    assert live.states(AT_THE_DESK)["newsletter"] == "withdrawn"
+    expect(page.locator("form[action$='/erase']")).to_have_count(0)  # not for the desk
+
+    page.select_option("#purpose", "newsletter")
+    page.select_option("#text_id", label="newsletter · nl · v1 · Nieuwsbrief")
+    page.check("#how-desk")
+    page.fill("#note", "Aan de balie gevraagd, tekst voorgelezen")
+    submit(page, "form[action$='/consent']", "[role=status]:text-is('Opgeslagen.')")
+    # The newsletter needs double opt-in: the person gets a mail to confirm, over SMTP.
+    assert live.states(AT_THE_DESK)["newsletter"] == "pending"
+    confirm_link = live.link_from_mail(AT_THE_DESK, "confirm")
+    subject_id, desk_id = person_id(live, AT_THE_DESK), staff_id(live, "desk")
+    with live.session() as session:
+        event = session.scalars(
+            select(ConsentEvent)
+            .where(ConsentEvent.subject_id == subject_id)
+            .order_by(ConsentEvent.id.desc())
+        ).first()
+        assert event is not None
+        assert (event.action, event.channel, event.actor, event.evidence.details["how"]) == (
+            "requested", "staff", f"staff:{desk_id}", "desk",
+        )  # fmt: skip
+    page.goto(confirm_link)
+    submit(page, "form[action^='/confirm/']", "h1:text-is('Bedankt, je bent aangemeld')")
+    assert live.states(AT_THE_DESK)["newsletter"] == "granted"

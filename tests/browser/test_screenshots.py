@@ -1,0 +1,25 @@
+"""Screenshots of the member pages in Dutch, wide and phone-narrow, for a person to look at
+(tests/browser/screenshots/, not kept in git); narrow pages must not scroll sideways."""
+
+import pytest
+
+from .conftest import SCREENSHOTS, Contexts
+from .live import LiveService
+from .pages import MEMBER_PAGES
+
+WIDE, NARROW = {"width": 1280, "height": 800}, {"width": 360, "height": 740}
+
+
+@pytest.mark.parametrize("name", MEMBER_PAGES)
+def test_member_page_screenshots(live: LiveService, contexts: Contexts, name: str):
+    page = contexts.page(viewport=WIDE)
+    MEMBER_PAGES[name](live, page, "nl")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    for size in (WIDE, NARROW):
+        page.set_viewport_size(size)
+        path = SCREENSHOTS / f"{name}-{size['width']}.png"
+        path.unlink(missing_ok=True)
+        page.screenshot(path=path, full_page=True)
+        assert path.stat().st_size > 1000, path
+    # At 360 px nothing may stick out: a member on a phone never scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]

@@ -1,0 +1,376 @@
+"""Bad input at the edges: too large, wrongly typed, wrongly encoded, odd addresses, and line
+breaks that try to become mail headers. Each is refused with a clear answer, never a 500."""
+
+from __future__ import annotations
+
+import email
+import io
+import json
+from email import policy
+
+import pytest
+from sqlalchemy import func, select
+
+from consentsvc import clients, ledger, tokens
+from consentsvc.extensions import db
+from consentsvc.models import ConsentEvent, Library, Purpose, Subject
+
+from .conftest import csrf_token, link_in, signup
+from .test_smtp import mail_app, run_worker, smtp  # noqa: F401 - smtp is a fixture
+
+TOO_LARGE = "Te veel gegevens"
+INVALID_ADDRESS = "Vul een geldig e-mailadres in"
+
+
+@pytest.fixture
+def key(app):
+    """An API key of Borne for the newsletter."""
+    with app.app_context():
+        borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        _client, secret = clients.create(db.session, borne, "Input tests", ["newsletter"])
+        db.session.commit()
+    return secret
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def subjects(app):
+    with app.app_context():
+        return db.session.scalars(select(Subject.email).order_by(Subject.id)).all()
+
+
+# -- size ------------------------------------------------------------------------------------
+
+
+def test_limits_are_set(app):
+    assert app.config["MAX_CONTENT_LENGTH"] == 64 * 1024
+    assert app.config["API_MAX_CONTENT_LENGTH"] == 4 * 1024 * 1024
+    # Werkzeug's own limits on form parsing stay in force (they protect the API's forms).
+    assert app.config.get("MAX_FORM_MEMORY_SIZE", 500_000) <= 500_000
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/borne/signup", "/borne/preferences", "/admin/login", "unsubscribe", "confirm"],
+)
+def test_an_oversized_member_form_is_refused_with_413(app, client, url, outbox):
+    if not url.startswith("/"):
+        # A genuine link: the body is read only after the token passed.
+        with app.app_context():
+            borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+            result = ledger.signup(db.session, borne, "jan@example.nl", ["newsletter"],
+                                   language="nl", channel="web_form")  # fmt: skip
+            db.session.commit()
+            subject_id, purpose_id = result.subject.id, borne.purposes[0].id
+            with app.test_request_context():
+                url = (
+                    f"/unsubscribe/{tokens.make_unsubscribe(subject_id, purpose_id)}"
+                    if url == "unsubscribe"
+                    else f"/confirm/{tokens.make_confirm(subject_id, result.request_ids)}"
+                )
+    body = {"email": "jan@example.nl", "purpose": "newsletter", "filler": "x" * 70_000}
+    response = client.post(url, data=body)
+    assert response.status_code == 413, url
+    assert TOO_LARGE in response.get_data(as_text=True)
+    assert response.mimetype == "text/html"
+    assert len(outbox) == 0
+    with app.app_context():
+        # Nothing happened: no confirmation, no withdrawal.
+        assert db.session.scalar(select(func.count()).select_from(ConsentEvent)) <= 1
+
+
+def test_an_oversized_api_body_is_refused_with_413_json(client, key):
+    recipients = [f"person{i}@example.nl" for i in range(10_000)]
+    fits = {"purpose": "newsletter", "recipients": recipients}
+    assert 64 * 1024 < len(json.dumps(fits)) < 4 * 1024 * 1024
+    response = client.post("/api/v1/consent/check", json=fits, headers=bearer(key))
+    assert response.status_code == 200  # larger than any form, within the API's own limit
+    assert len(response.json["results"]) == 10_000
+
+    huge = {"purpose": "newsletter", "recipients": ["x" * 500] * 9_000}
+    response = client.post("/api/v1/consent/check", json=huge, headers=bearer(key))
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "too_large"
+
+
+def test_a_body_larger_than_it_says_is_cut_at_the_limit(client):
+    """A lying Content-Length cannot smuggle in more than the limit either."""
+    body = b"email=jan%40example.nl&purpose=newsletter&filler=" + b"x" * 100_000
+    response = client.post(
+        "/borne/signup",
+        input_stream=io.BytesIO(body),
+        content_type="application/x-www-form-urlencoded",
+        headers={"Content-Length": str(len(body))},
+    )
+    assert response.status_code == 413
+
+
+# -- content types and encodings -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", b'{"purpose": "newsletter", "recipients": ["jan@example.nl"]}'),
+        ("application/xml", b"<check><purpose>newsletter</purpose></check>"),
+        ("application/x-www-form-urlencoded", b"purpose=newsletter&recipients=jan%40example.nl"),
+        ("multipart/form-data; boundary=xyz", b"--xyz\r\nbroken"),
+        ("application/json", b'{"purpose": "newsletter", "recipients": ['),
+        ("application/json", b"\xff\xfe\x00{not utf-8"),
+        ("application/json", b'["a list, not an object"]'),
+        ("application/json", b""),
+        (None, b""),
+    ],
+)
+def test_the_api_answers_400_json_to_a_body_that_is_not_a_json_object(
+    client, key, content_type, body
+):
+    for url in ("/api/v1/consent/check", "/api/v1/signups", "/api/v1/events"):
+        response = client.post(url, data=body, content_type=content_type, headers=bearer(key))
+        assert response.status_code == 400, (url, content_type)
+        assert response.json["error"]["code"] == "invalid_body", (url, content_type)
+
+
+def test_provider_webhooks_refuse_bodies_they_cannot_read(client, key):
+    for provider in ("postmark", "sendgrid", "mailchimp"):
+        response = client.post(
+            f"/api/v1/providers/{provider}/{key}?purpose=newsletter",
+            data=b"\xff\xfe{<not json>",
+            content_type="application/json",
+        )
+        assert response.status_code == 400, provider
+        assert response.json["error"]["code"] == "invalid_payload", provider
+
+
+def test_form_bodies_that_are_not_utf8(app, client, outbox):
+    token = csrf_token(client, "/borne/signup")
+
+    def post(raw):
+        body = raw + b"&purpose=newsletter&csrf_token=" + token.encode()
+        return client.post(
+            "/borne/signup", data=body, content_type="application/x-www-form-urlencoded"
+        )
+
+    # Raw bytes that are not UTF-8: Werkzeug cannot read the form at all, so neither the
+    # address nor the form token arrives: the "send it again" page, nothing stored.
+    for raw in (b"email=j\xe9n%40example.nl", b"email=\xff\xfe"):
+        response = post(raw)
+        assert response.status_code == 400, raw
+        assert "Dit formulier is verlopen" in response.get_data(as_text=True)
+    assert subjects(app) == []
+    # A percent-escape that is not UTF-8 is kept as typed ("%" is allowed before the @),
+    # never turned into a replacement character that no mail server would accept.
+    assert post(b"email=j%E9n%40example.nl").status_code == 200
+    assert subjects(app) == ["j%e9n@example.nl"]
+    assert len(outbox) == 1
+
+
+def test_query_strings_and_paths_that_are_not_utf8(client, key):
+    for query in ("lang=%FF%FE&x=%C0%AF", "lang=en%00", "lang=en%0D%0ABcc:x"):
+        page = client.get(f"/borne/signup?{query}")
+        assert page.status_code == 200, query
+        assert '<html lang="nl"' in page.get_data(as_text=True), query  # not understood: Dutch
+        assert "Set-Cookie" not in page.headers or "lang=" not in page.headers["Set-Cookie"]
+    lookup = client.get("/api/v1/subjects/%FF%FE%40example.nl", headers=bearer(key))
+    assert lookup.status_code == 400
+    assert lookup.json["error"]["code"] == "invalid_address"
+    assert client.get("/%FF/signup").status_code == 404
+    nul = client.post(
+        "/api/v1/events",
+        json={"id": "e\u0000", "type": "hard_bounce", "email": "jan@example.nl"},
+        headers=bearer(key),
+    )
+    assert nul.status_code == 400 and nul.json["error"]["field"] == "id"
+
+
+def test_text_ids_that_only_look_like_numbers(client, outbox):
+    """ "²" passes str.isdigit() but not int(): it used to crash the signup."""
+    token = csrf_token(client, "/borne/signup")
+    for odd in ("²", "١٢", "9" * 30, "-1", "1e3"):
+        response = client.post(
+            "/borne/signup",
+            data={
+                "email": "jan@example.nl",
+                "purpose": "newsletter",
+                "text_newsletter": odd,
+                "csrf_token": token,
+            },
+        )
+        assert response.status_code == 200, odd
+        assert "Kijk in je mail" in response.get_data(as_text=True), odd
+    # Proof falls back to the wording on the page today; the unreadable ids were ignored.
+    assert len(outbox) == 1
+
+
+# -- addresses --------------------------------------------------------------------------------
+
+
+def test_an_idn_address_is_one_person_in_either_spelling(app, client, key, outbox):
+    signup(client, "Jan@Bücher.example")
+    signup(client, "jan@xn--bcher-kva.example")
+    # One person, stored in the Unicode form that email-validator gives for both spellings.
+    assert subjects(app) == ["jan@bücher.example"]
+    confirm = link_in(outbox[0], "confirm")
+    client.post(confirm)
+    check = client.post(
+        "/api/v1/consent/check",
+        json={
+            "purpose": "newsletter",
+            "recipients": ["jan@xn--bcher-kva.example", "JAN@bücher.example"],
+        },
+        headers=bearer(key),
+    )
+    assert [r["reason"] for r in check.json["results"]] == ["granted", "granted"]
+    for spelling in ("jan@xn--bcher-kva.example", "jan@bücher.example"):
+        found = client.get(f"/api/v1/subjects/{spelling}", headers=bearer(key))
+        assert found.json["email"] == "jan@bücher.example", spelling
+
+
+def test_an_idn_address_is_mailed_in_punycode(app_factory, smtp):  # noqa: F811
+    inbox, port = smtp()
+    app = mail_app(app_factory, port)
+    signup(app.test_client(), "jan@bücher.example")
+    assert run_worker(app).delivered == 1
+    [envelope] = inbox.messages
+    # Plain SMTP without SMTPUTF8: the domain travels as punycode, in envelope and header.
+    assert envelope.rcpt_tos == ["jan@xn--bcher-kva.example"]
+    parsed = email.message_from_bytes(envelope.content, policy=policy.default)
+    assert parsed["To"].addresses[0].domain in ("xn--bcher-kva.example", "bücher.example")
+    assert envelope.content.isascii()
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        '"jan de vries"@example.nl',
+        '"jan"@example.nl',
+        "jän@example.nl",  # needs SMTPUTF8, which the mail path cannot do
+        "jan@example.nl\r\nBcc: eve@example.com",
+        "jan@example.nl\nbcc:eve@example.com",
+        "jan@example.nl, eve@example.com",
+        "Jan <jan@example.nl>",
+    ],
+)
+def test_odd_addresses_are_refused_the_same_way_everywhere(app, client, key, outbox, address):
+    form = signup(client, address)
+    assert form.status_code == 400
+    assert INVALID_ADDRESS in form.get_data(as_text=True)
+    token = csrf_token(client, "/borne/preferences")
+    link = client.post("/borne/preferences", data={"email": address, "csrf_token": token})
+    assert link.status_code == 400
+    assert INVALID_ADDRESS in link.get_data(as_text=True)
+    api = client.post(
+        "/api/v1/signups",
+        json={"email": address, "purposes": ["newsletter"]},
+        headers=bearer(key),
+    )
+    assert (api.status_code, api.json["error"]["code"]) == (400, "invalid_address")
+    check = client.post(
+        "/api/v1/consent/check",
+        json={"purpose": "newsletter", "recipients": [address]},
+        headers=bearer(key),
+    )
+    assert check.json["results"][0]["reason"] == "invalid_address"
+    assert subjects(app) == []
+    assert len(outbox) == 0
+
+
+# -- header injection -----------------------------------------------------------------------
+
+SERVICE_HEADERS = {
+    "Auto-Submitted", "Content-Language", "Content-Type", "Date", "From", "MIME-Version",
+    "Message-ID", "Subject", "To",
+}  # fmt: skip
+
+
+def assert_only_our_headers(raw: bytes):
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert set(parsed.keys()) <= SERVICE_HEADERS | {"Content-Transfer-Encoding"}, parsed.keys()
+    assert len(parsed.get_all("To")) == 1
+    assert len(parsed["To"].addresses) == 1
+    assert "\n" not in str(parsed["Subject"])
+    return parsed
+
+
+def test_a_line_break_in_a_library_name_never_becomes_a_header(app, runner, outbox):
+    result = runner.invoke(
+        args=["library", "create", "delft", "--name", "DOK Delft\r\nBcc: eve@example.com"]
+    )
+    assert result.exit_code == 0, result.output
+    client = app.test_client()
+    assert signup(client, "jan@example.nl", library="delft").status_code == 200
+    [message] = outbox
+    with app.app_context():
+        parsed = assert_only_our_headers(message.as_bytes())
+    assert parsed["Subject"] == "Bevestig je aanmelding bij DOK Delft Bcc: eve@example.com"
+    assert message.recipients == ["jan@example.nl"]
+    assert not message.has_bad_headers()  # Flask-Mail would refuse to send it over SMTP
+
+
+def test_the_same_over_smtp(app_factory, smtp):  # noqa: F811
+    inbox, port = smtp()
+    app = mail_app(app_factory, port)
+    with app.app_context():
+        borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        borne.name = "Borne\nBcc: eve@example.com\nX-Evil: 1"
+        db.session.commit()
+    signup(app.test_client(), "jan@example.nl", language="en")
+    assert run_worker(app).delivered == 1
+    [envelope] = inbox.messages
+    assert envelope.rcpt_tos == ["jan@example.nl"]
+    parsed = assert_only_our_headers(envelope.content)
+    assert "X-Evil" not in parsed and "Bcc" not in parsed
+
+
+def test_a_line_break_in_a_purpose_title_stays_out_of_the_list_id_header(app, client, key):
+    with app.app_context():
+        purpose = db.session.scalar(
+            select(Purpose)
+            .join(Library)
+            .where(Library.slug == "borne", Purpose.code == "newsletter")
+        )
+        ledger.add_text(
+            db.session, purpose, "nl", 'Nieuws\r\nBcc: eve@example.com\\" <x>', "Ja, mail mij."
+        )
+        subject = ledger.subject_for(db.session, purpose.library, "jan@example.nl", "nl")
+        ledger.grant(db.session, subject, "newsletter", channel="staff")
+        db.session.commit()
+    check = client.post(
+        "/api/v1/consent/check",
+        json={"purpose": "newsletter", "recipients": ["jan@example.nl"]},
+        headers=bearer(key),
+    )
+    headers = check.json["results"][0]["headers"]
+    for name, value in headers.items():
+        assert "\r" not in value and "\n" not in value, name
+    list_id = headers["List-Id"]
+    assert list_id.startswith('"Nieuws Bcc: eve@example.com <x>" <')
+    # The whole value parses as one header, the quoted name included.
+    parsed = email.message_from_string(f"List-Id: {list_id}\n\n", policy=policy.default)
+    assert list(parsed.keys()) == ["List-Id"]
+
+
+def test_language_and_names_cannot_carry_headers_in_through_the_api(app, client, key, outbox):
+    response = client.post(
+        "/api/v1/signups",
+        json={"email": "jan@example.nl", "purposes": ["newsletter"], "language": "nl\r\nBcc: x"},
+        headers=bearer(key),
+    )
+    assert (response.status_code, response.json["error"]["field"]) == (400, "language")
+    url = "/borne/signup?lang=en%0D%0ABcc:%20x"
+    data = {
+        "email": "jan@example.nl",
+        "purpose": "newsletter",
+        "csrf_token": csrf_token(client, url),
+    }
+    page = client.post(url, data=data)
+    assert page.status_code == 200
+    assert page.headers.get("Bcc") is None
+    [message] = outbox
+    with app.app_context():
+        parsed = assert_only_our_headers(message.as_bytes())
+    assert parsed["Content-Language"] == "nl"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Subject)) == 1
