@@ -15,7 +15,7 @@ from sqlalchemy import select
 from . import clients, ledger, libraries, mailer, outbox, staff
 from .database import reading_only
 from .extensions import db
-from .models import ApiClient, LegalBasis, Library, StaffRole, WebhookEndpoint
+from .models import ApiClient, LegalBasis, Library, StaffRole, StaffUser, WebhookEndpoint
 
 
 def _create_app() -> Flask:
@@ -293,6 +293,21 @@ def staff_create(
     db.session.commit()
     where = ", ".join(lib.slug for lib in user.libraries)
     click.echo(f"staff {user.id}: {user.name} ({user.role}) for {where}; log in at /admin/login")
+
+
+@staff_group.command("reset-code")
+@click.option("--email", required=True)
+def staff_reset_code(email: str) -> None:
+    """Switch off someone's login code (lost phone); they log in with the password alone."""
+    user = db.session.scalar(
+        select(StaffUser).where(StaffUser.email == ledger.normalise_email(email))
+    )
+    if user is None:
+        raise click.ClickException("no staff member with this address")
+    user.totp_secret = None
+    user.totp_last_step = None
+    db.session.commit()
+    click.echo(f"staff {user.id}: login code switched off; they can set up a new one")
 
 
 subject = AppGroup("subject", help="Look at one person's data.")

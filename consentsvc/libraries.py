@@ -83,11 +83,11 @@ def check_colour(colour: str) -> str:
 
 def check_origin(origin: str) -> str:
     """scheme://host[:port] of a website whose signup form may post here."""
-    parts = urlsplit(origin.strip())
     try:
+        parts = urlsplit(origin.strip())
         port_ok = parts.port is None or 0 < parts.port < 65536
-    except ValueError:
-        port_ok = False
+    except ValueError:  # e.g. "https://[::1" or a port that is no number
+        raise SettingsError("origins", "origin", f"not an origin: {origin!r}") from None
     if (
         parts.scheme not in ("https", "http")
         or not parts.hostname
@@ -95,7 +95,9 @@ def check_origin(origin: str) -> str:
         or parts.query
         or parts.fragment
         or parts.username
+        or parts.password is not None
         or not port_ok
+        or not re.fullmatch(r"[a-z0-9.-]+|\[[0-9a-f:.]+\]", (parts.hostname or "").lower())
     ):
         raise SettingsError("origins", "origin", f"not an origin: {origin!r}")
     return f"{parts.scheme}://{parts.netloc.lower()}"
@@ -134,7 +136,9 @@ def parse(
     months = {}
     for category in RETENTION_CATEGORIES:
         value = str(retention.get(category, "")).strip()
-        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_RETENTION_MONTHS:
+        if not (value.isascii() and value.isdigit() and len(value) <= 3) or not (
+            1 <= int(value) <= MAX_RETENTION_MONTHS
+        ):
             raise SettingsError(
                 "retention", "months", f"{category}: months between 1 and {MAX_RETENTION_MONTHS}"
             )

@@ -366,7 +366,14 @@ class StaffUser(db.Model):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        # The session names the password and login code it began with: changing either ends
+        # every other session of this person (sessions live in signed cookies).
+        return f"{self.id}.{self.session_version}"
+
+    @property
+    def session_version(self) -> str:
+        seed = f"{self.password_hash}|{self.totp_secret or ''}".encode()
+        return hashlib.sha256(seed).hexdigest()[:16]
 
 
 class AuditEntry(db.Model):

@@ -69,7 +69,8 @@ def login(session: Session, email: str, password: str) -> StaffUser | None:
         email = normalise_email(email)
     except InvalidEmail:
         return None
-    user = session.scalar(select(StaffUser).where(StaffUser.email == email))
+    # The row is locked, so parallel guesses cannot lose a count of failures.
+    user = session.scalar(select(StaffUser).where(StaffUser.email == email).with_for_update())
     if user is None:
         _hasher.hash(password)  # the same work as a real check, so timing tells nothing
         return None
@@ -229,8 +230,10 @@ def totp_matches(
     return None
 
 
-def check_second_step(user: StaffUser, code: str) -> bool:
+def check_second_step(session: Session, user: StaffUser, code: str) -> bool:
     """Check a login code; wrong codes count towards the lock-out like wrong passwords."""
+    # Locked and reloaded: parallel guesses neither lose a failure nor use one code twice.
+    session.refresh(user, with_for_update=True)
     now = utcnow()
     if (
         not user.active

@@ -195,6 +195,10 @@ def test_wrong_settings_change_nothing(app):
         ({"colour": "rood"}, "donker genoeg"),
         ({"origins": "https://ok.example.nl\nwww.zonder-schema.nl"}, "een per regel"),
         ({"origins": "https://example.nl/pad"}, "een per regel"),
+        ({"origins": "https://[::1"}, "een per regel"),
+        ({"origins": "https://exa mple.nl"}, "een per regel"),
+        ({"origins": "https://:geheim@example.nl"}, "een per regel"),
+        ({"retention_payment": "0" * 5000 + "6"}, "van 1 tot 240"),
         ({"retention_payment": "0"}, "van 1 tot 240"),
         ({"retention_inactive": "veel"}, "van 1 tot 240"),
         ({"name": " "}, "naam van de bibliotheek"),
@@ -322,3 +326,77 @@ def test_staff_create_command_for_several_libraries(app, runner):
     assert refused.exit_code != 0
     assert "only admins" in refused.output
     assert staff_row(app, "balie@bibliotheek.example") is None
+
+
+def test_a_page_from_before_a_switch_of_library_changes_nothing(app):
+    client, zoetermeer_id = two_library_admin(app)
+    navy = {**SETTINGS, "colour": "#123456"}
+    borne_id = library_row(app).id
+    post(client, "/admin/library/switch", library=str(zoetermeer_id))
+    # A settings page for Borne, still open in another tab.
+    stale = post(client, "/admin/library", **navy, working_in=str(borne_id))
+    assert stale.status_code == 409
+    assert "naar een andere bibliotheek gewisseld" in stale.get_data(as_text=True)
+    assert library_row(app, "zoetermeer").colour == "#7a1f5c"
+    fresh = post(client, "/admin/library", **navy, working_in=str(zoetermeer_id))
+    assert fresh.status_code == 303
+    assert library_row(app, "zoetermeer").colour == "#123456"
+
+
+def test_access_to_another_library_is_listed_there_and_can_be_taken_away(app):
+    regio, zoetermeer_id = two_library_admin(app)
+    local = log_in(app, "admin", "zoetermeer")
+    page = local.get("/admin/staff").get_data(as_text=True)
+    assert "Regio" in page and "Toegang tot deze bibliotheek weghalen" in page
+    regio_id = staff_row(app, "regio@bibliotheek.example").id
+    post(regio, "/admin/library/switch", library=str(zoetermeer_id))
+    token = csrf_token(local, "/admin/staff")
+    done = local.post(f"/admin/staff/{regio_id}/access/remove", data={"csrf_token": token})
+    assert done.status_code == 303
+    # Their session pointed at Zoetermeer: it quietly returns to their home library.
+    assert "Bibliotheek Borne" in regio.get("/admin/library").get_data(as_text=True)
+    assert post(regio, "/admin/library/switch", library=str(zoetermeer_id)).status_code == 404
+    with app.app_context():
+        actions = db.session.scalars(
+            select(AuditEntry.action).where(AuditEntry.library_id == zoetermeer_id)
+        ).all()
+        assert "staff.access_removed" in actions
+
+
+def test_changing_the_password_or_code_ends_other_sessions(app):
+    client = log_in(app, "desk")
+    email = "desk.borne@bibliotheek.example"
+    other = app.test_client()
+    assert login_form(other, email).status_code == 303
+    new = "een nieuw en lang wachtwoord"
+    post(client, "/admin/account/password", current=PASSWORD, new=new, repeat=new)
+    assert client.get("/admin/").status_code == 200  # this session goes on
+    assert other.get("/admin/").status_code == 302  # the other one is logged out
+
+
+def test_a_login_code_is_not_replaced_without_switching_it_off(app):
+    client = log_in(app, "desk")
+    secret, _ = set_up_code(app, client)
+    again = post(client, "/admin/account/code", action="start")
+    assert again.status_code == 400
+    assert "Zet die eerst uit" in again.get_data(as_text=True)
+    forced = post(client, "/admin/account/code", secret="A" * 32, code="123456")
+    assert forced.status_code == 400
+    assert staff_row(app, "desk.borne@bibliotheek.example").totp_secret == secret
+
+
+def test_wrong_codes_are_audited_and_a_lost_phone_is_reset_on_the_command_line(app, runner):
+    client = log_in(app, "desk")
+    email = "desk.borne@bibliotheek.example"
+    secret, _ = set_up_code(app, client)
+    wrong = next(c for c in ("000000", "111111") if staff.totp_matches(secret, c, None) is None)
+    guesser = app.test_client()
+    login_form(guesser, email)
+    send_code(guesser, wrong)
+    with app.app_context():
+        actions = db.session.scalars(select(AuditEntry.action)).all()
+        assert "login.code_wrong" in actions
+    result = runner.invoke(args=["staff", "reset-code", "--email", email])
+    assert result.exit_code == 0, result.output
+    assert staff_row(app, email).totp_secret is None
+    assert login_form(app.test_client(), email).headers["Location"] == "/admin/"

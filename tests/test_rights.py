@@ -61,6 +61,7 @@ MATRIX = [
     ("get", "/admin/staff", ADMIN),
     ("post", "/admin/staff", ADMIN),
     ("post", "/admin/staff/{staff}/deactivate", ADMIN),
+    ("post", "/admin/staff/{staff}/access/remove", ADMIN),
     ("get", "/admin/library", ADMIN),
     ("post", "/admin/library", ADMIN),
     ("post", "/admin/libraries", ADMIN),

@@ -64,9 +64,12 @@ HOW = {
 
 
 @login_manager.user_loader
-def _load_staff(staff_id: str) -> StaffUser | None:
+def _load_staff(session_id: str) -> StaffUser | None:
+    staff_id, _, version = session_id.partition(".")
     user = db.session.get(StaffUser, as_id(staff_id)) if as_id(staff_id) else None
-    return user if user is not None and user.active else None
+    if user is None or not user.active or version != user.session_version:
+        return None
+    return user
 
 
 def roles(*allowed: str) -> Callable[[View], View]:
@@ -79,6 +82,15 @@ def roles(*allowed: str) -> Callable[[View], View]:
             if current_user.role not in allowed:
                 abort(403)
             g.library = _working_library()
+            made_for = request.form.get("working_in") if request.method == "POST" else None
+            if made_for is not None and made_for != str(g.library.id):
+                # A page from before a switch of library (another tab): acting on it would
+                # change the wrong library.
+                return render_error(
+                    409, _("Another library"),
+                    _("You switched to another library after this page was opened. "
+                      "Open the page again and check before you save."),
+                )  # fmt: skip
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -93,6 +105,7 @@ def _working_library() -> Library:
         for library in current_user.libraries:
             if library.id == wanted:
                 return library
+        session.pop("library_id")  # access was taken away since
     return current_user.library
 
 
@@ -153,7 +166,10 @@ def login_code() -> Response | str | tuple[str, int]:
         return redirect(url_for(".login"), 303)
     if request.method == "GET":
         return render_template("admin/login_code.html", failed=False)
-    passed = staff.check_second_step(user, request.form.get("code", ""))
+    passed = staff.check_second_step(db.session, user, request.form.get("code", ""))
+    if not passed:
+        # Someone who knows the password is guessing codes, or a clock is off: worth a trace.
+        staff.audit(db.session, user, "login.code_wrong")
     db.session.commit()
     if not passed:
         return render_template("admin/login_code.html", failed=True), 401
@@ -539,6 +555,9 @@ def add_staff() -> str | tuple[str, int]:
         return _staff_page(error=_("Only administrators can look after several libraries.")), 400
     for lib in extra:
         staff.add_library(user, lib)
+        staff.audit(
+            db.session, current_user, "staff.access", library=lib, detail=f"staff {user.id}"
+        )
     _audit("staff.add", detail=f"staff {user.id} {user.role}")
     db.session.commit()
     return _staff_page(added=user)
@@ -559,9 +578,31 @@ def deactivate_staff(staff_id: int) -> Response | str | tuple[str, int]:
     return redirect(url_for(".staff_members"), 303)
 
 
+@bp.post("/staff/<id:staff_id>/access/remove")
+@roles(*ADMIN)
+def remove_access(staff_id: int) -> Response:
+    """Take away an admin's access to this library (not their home library)."""
+    user = db.session.get(StaffUser, staff_id)
+    if user is None or user.library_id == g.library.id:
+        abort(404)
+    linked = [lib for lib in user.other_libraries if lib.id == g.library.id]
+    if not linked:
+        abort(404)
+    user.other_libraries.remove(linked[0])
+    _audit("staff.access_removed", detail=f"staff {user.id}")
+    db.session.commit()
+    return redirect(url_for(".staff_members"), 303)
+
+
 def _staff_page(**extra: Any) -> str:
     colleagues = db.session.scalars(
-        select(StaffUser).where(StaffUser.library_id == g.library.id).order_by(StaffUser.name)
+        select(StaffUser)
+        .where(
+            # Also admins of other libraries who look after this one.
+            (StaffUser.library_id == g.library.id)
+            | StaffUser.other_libraries.any(Library.id == g.library.id)
+        )
+        .order_by(StaffUser.name)
     ).all()
     return render_template("admin/staff.html", colleagues=colleagues, roles=StaffRole.ALL, **extra)
 
@@ -628,6 +669,7 @@ ACCOUNT_ERRORS = {
     "same": _l("Choose a password that differs from the old one."),
     "repeat": _l("The two new passwords are not the same."),
     "code": _l("This code is not right. Wait for the next code and try again."),
+    "code_on": _l("You already log in with a code. Switch it off first to set up a new one."),
 }
 
 
@@ -650,8 +692,7 @@ def change_password() -> Response | str | tuple[str, int]:
     except staff.StaffError as exc:
         db.session.rollback()
         return _account_page(error=ACCOUNT_ERRORS[exc.code]), 400
-    _audit("account.password")
-    db.session.commit()
+    _account_changed("account.password")
     return redirect(url_for(".account", done="password"), 303)
 
 
@@ -665,9 +706,11 @@ def login_code_setup() -> Response | str | tuple[str, int]:
             return _account_page(error=ACCOUNT_ERRORS["current"]), 400
         current_user.totp_secret = None
         current_user.totp_last_step = None
-        _audit("account.code_removed")
-        db.session.commit()
+        _account_changed("account.code_removed")
         return redirect(url_for(".account", done="code_removed"), 303)
+    if current_user.totp_secret is not None:
+        # Replacing the code would need no password: switch it off first (that asks for it).
+        return _account_page(error=ACCOUNT_ERRORS["code_on"]), 400
     if form.get("action") == "start":
         return _account_page(new_secret=staff.new_totp_secret())
     secret = form.get("secret", "")
@@ -678,15 +721,21 @@ def login_code_setup() -> Response | str | tuple[str, int]:
         return _account_page(new_secret=secret, error=ACCOUNT_ERRORS["code"]), 400
     current_user.totp_secret = secret
     current_user.totp_last_step = step
-    _audit("account.code_added")
-    db.session.commit()
+    _account_changed("account.code_added")
     return redirect(url_for(".account", done="code_added"), 303)
+
+
+def _account_changed(action: str) -> None:
+    """Audit it in the person's home library, and end their other sessions (not this one)."""
+    staff.audit(db.session, current_user, action, library=current_user.library)
+    db.session.commit()
+    login_user(current_user)
 
 
 def _account_page(new_secret: str | None = None, **extra: Any) -> str:
     qr = None
     if new_secret is not None:
-        uri = staff.totp_uri(new_secret, current_user.email, f"consentsvc {g.library.name}")
+        uri = staff.totp_uri(new_secret, current_user.email, "consentsvc")
         # segno writes only path data and the (escaped) title: safe to put in the page as is.
         svg = segno.make(uri, error="m").svg_inline(
             scale=4, border=2, omitsize=True, light="#fff", title=_("QR code for your app")
@@ -765,17 +814,21 @@ def add_library() -> Response | str | tuple[str, int]:
         )  # fmt: skip
     except libraries.SettingsError as exc:
         field = "new_" + exc.field
-        return _library_page(errors={field: SETTINGS_ERRORS[exc.field]}, form=form), 400
+        return _library_page(errors={field: SETTINGS_ERRORS[exc.field]}, new_form=form), 400
     library = setup_library(db.session, slug, settings.name, colour=settings.colour)
     staff.add_library(current_user, library)
     staff.audit(db.session, current_user, "library.add", library=library, detail=slug)
+    _audit("library.add", detail=slug)
     db.session.commit()
     session["library_id"] = library.id
     return redirect(url_for(".library_settings", done="added"), 303)
 
 
-def _library_page(errors: dict[str, str] | None = None, form: Any = None) -> str:
+def _library_page(
+    errors: dict[str, str] | None = None, form: Any = None, new_form: Any = None
+) -> str:
     return render_template(
         "admin/library.html", categories=libraries.RETENTION_CATEGORIES,
         languages=LANGUAGES, done=request.args.get("done"), errors=errors or {}, form=form,
+        new_form=new_form or {},
     )  # fmt: skip
