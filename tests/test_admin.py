@@ -230,3 +230,13 @@ def test_search_while_typing_returns_only_the_results(app):
     assert audit_actions(app) == ["search"]
     page = client.get("/admin/?q=jan").get_data(as_text=True)
     assert 'hx-get="/admin/"' in page and 'id="results"' in page
+
+
+def test_staff_see_purposes_by_the_names_members_know(app):
+    client = log_in(app, "desk")
+    subject_id = person(app)
+    dutch = client.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
+    assert "<h3>Nieuwsbrief <span" in dutch
+    assert '<option value="direct_marketing">Aanbiedingen voor leden</option>' in dutch
+    english = client.get(f"/admin/subjects/{subject_id}?lang=en").get_data(as_text=True)
+    assert "<h3>Newsletter <span" in english

@@ -5,6 +5,10 @@ from __future__ import annotations
 from flask import Flask
 from flask_babel import lazy_gettext as _l
 
+from ..ledger import current_text
+from ..models import Purpose
+from .i18n import current_language
+
 STATUS = {
     None: _l("Off"),
     "pending": _l("Waiting for your confirmation"),
@@ -39,7 +43,15 @@ CHANNEL = {
 }
 
 
+def purpose_title(purpose: Purpose) -> str:
+    """The purpose's name in the page's language, as members see it (its code as a last resort)."""
+    text = current_text(purpose, current_language())
+    return text.title if text is not None else purpose.code
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(purpose_title)
+
     @app.context_processor
     def _labels() -> dict[str, object]:
         return {"status_label": STATUS, "action_label": ACTION, "channel_label": CHANNEL}
