@@ -273,6 +273,18 @@ class Proxy:
         self.listener.close()
 
 
+def _subscriber_and_key(email: str) -> tuple[int, str]:
+    """A confirmed newsletter subscriber of Borne and a sender's key (inside an app context)."""
+    lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
+    result = ledger.signup(
+        db.session, lib, email, ["newsletter"], language="nl", channel="web_form"
+    )
+    ledger.confirm(db.session, result.subject, result.request_ids)
+    _client, key = clients.create(db.session, lib, "Laposta", ["newsletter"])
+    db.session.commit()
+    return result.subject.id, key
+
+
 def _translated(app, language: str) -> tuple[str, str]:
     with app.test_request_context(f"/?lang={language}"):
         title, message = MESSAGES[503]
@@ -289,14 +301,7 @@ def test_database_away_answers_503_fails_closed_and_recovers(own_postgres, tmp_p
         with app.app_context():
             db.create_all()
             seed(db.session)
-            lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
-            result = ledger.signup(
-                db.session, lib, email, ["newsletter"], language="nl", channel="web_form"
-            )
-            ledger.confirm(db.session, result.subject, result.request_ids)
-            _client, key = clients.create(db.session, lib, "Laposta", ["newsletter"])
-            db.session.commit()
-            subject_id = result.subject.id
+            subject_id, key = _subscriber_and_key(email)
             token = tokens.make_preferences(subject_id)
         api = {"Authorization": f"Bearer {key}"}
         check = {"purpose": "newsletter", "recipients": [email]}
@@ -412,14 +417,8 @@ def test_sqlite_write_lock_held_too_long_answers_503_and_recovers(app_factory, t
     app = app_factory(DATABASE_URL=f"sqlite:///{path}")
     email = "wacht@example.nl"
     with app.app_context():
-        lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
-        result = ledger.signup(
-            db.session, lib, email, ["newsletter"], language="nl", channel="web_form"
-        )
-        ledger.confirm(db.session, result.subject, result.request_ids)
-        _client, key = clients.create(db.session, lib, "Laposta", ["newsletter"])
-        db.session.commit()
-        token = tokens.make_preferences(result.subject.id)
+        subject_id, key = _subscriber_and_key(email)
+        token = tokens.make_preferences(subject_id)
 
         # Wait 0.3 s for the lock instead of the service's 10 s, to keep the test short.
         @event.listens_for(db.engine, "connect")

@@ -33,6 +33,17 @@ def rich_person(app, email="jan.de.vries@example.nl"):
         return result.subject.id
 
 
+def newsletter_decision(app, email):
+    """What a sender's check for Borne's newsletter answers for this address now."""
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        [decision] = ledger.check_many(
+            db.session, library, "newsletter", [email],
+            suppression_key=app.config["SUPPRESSION_KEY"],
+        )  # fmt: skip
+        return decision
+
+
 def post(client, path, **data):
     return client.post(path, data={**data, "csrf_token": csrf_token(client, "/admin/")})
 
@@ -190,13 +201,8 @@ def test_erasure_leaves_no_trace_of_the_address_but_keeps_the_ledger(app):
         )
         assert ledger.verify(db.session) == []
 
-    with app.app_context():
-        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
-        [decision] = ledger.check_many(
-            db.session, library, "newsletter", ["jan.de.vries@example.nl"],
-            suppression_key=app.config["SUPPRESSION_KEY"],
-        )  # fmt: skip
-        assert (decision.allowed, decision.reason) == (False, "suppressed")
+    decision = newsletter_decision(app, "jan.de.vries@example.nl")
+    assert (decision.allowed, decision.reason) == (False, "suppressed")
 
 
 def test_erasure_is_partial_while_a_retention_duty_holds(app):
@@ -287,14 +293,9 @@ def test_signing_up_anew_lifts_the_suppression_of_an_erased_address(app, outbox)
     member = app.test_client()
     signup(member, "jan.de.vries@example.nl")
     member.post(link_in(outbox[-1], "confirm"))
-    with app.app_context():
-        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
-        [decision] = ledger.check_many(
-            db.session, library, "newsletter", ["jan.de.vries@example.nl"],
-            suppression_key=app.config["SUPPRESSION_KEY"],
-        )  # fmt: skip
-        assert (decision.allowed, decision.reason) == (True, "granted")
-        assert decision.subject_id != subject_id  # a new person, not the erased one
+    decision = newsletter_decision(app, "jan.de.vries@example.nl")
+    assert (decision.allowed, decision.reason) == (True, "granted")
+    assert decision.subject_id != subject_id  # a new person, not the erased one
 
 
 def test_member_gets_a_copy_of_their_data_by_a_signed_link(app, outbox):

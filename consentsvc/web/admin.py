@@ -66,7 +66,8 @@ HOW = {
 @login_manager.user_loader
 def _load_staff(session_id: str) -> StaffUser | None:
     staff_id, _, version = session_id.partition(".")
-    user = db.session.get(StaffUser, as_id(staff_id)) if as_id(staff_id) else None
+    number = as_id(staff_id)
+    user = db.session.get(StaffUser, number) if number else None
     if user is None or not user.active or version != user.session_version:
         return None
     return user
@@ -775,7 +776,7 @@ def save_library_settings() -> Response | str | tuple[str, int]:
         settings = libraries.parse(
             name=form.get("name", ""),
             colour=form.get("colour", ""),
-            origins=form.get("origins", "")[:5000].splitlines(),
+            origins=form.get("origins", "").splitlines(),
             default_language=form.get("default_language", ""),
             pause_until_reconfirmed=form.get("pause_until_reconfirmed") == "yes",
             retention={c: form.get(f"retention_{c}", "") for c in libraries.RETENTION_CATEGORIES},
