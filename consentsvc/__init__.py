@@ -10,7 +10,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# Inside the package, so an installed wheel finds them from any working directory.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

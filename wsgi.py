@@ -1,5 +1,0 @@
-"""Entry point for gunicorn: gunicorn wsgi:app"""
-
-from consentsvc import create_app
-
-app = create_app()
