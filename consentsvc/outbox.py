@@ -40,6 +40,11 @@ EVENT_TYPES = (
 # Standard Webhooks' schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), stretched with two
 # daily attempts so an endpoint may be down for about three days before a message is dropped.
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000, 86400, 86400)
+# How long a worker holds the messages it claimed (docs/operations.md says so; a test
+# compares). MAIL_TIMEOUT bounds each SMTP exchange, not a whole mail: a slow server may take
+# it on each of the eight or so exchanges of one mail, and a hold that ran out meanwhile would
+# let a second worker send the same mail again. Not longer, because the messages of a worker
+# that dies wait this long for another.
 LEASE = timedelta(minutes=5)
 # The longest one delivery may take: connect, send, and wait for the status line. A worker
 # starts a delivery only while its lease has at least this much time left, so a lease never
