@@ -171,6 +171,23 @@ def change_password(user: StaffUser, current: str, new: str) -> None:
     user.password_changed_at = utcnow()
 
 
+def end_sessions(user: StaffUser) -> None:
+    """End every session of this staff member, on every device (at logout)."""
+    user.session_generation = (user.session_generation or 0) + 1
+
+
+def session_is_current(
+    started: object, last_seen: object, now: float, *, lifetime: float, idle: float
+) -> bool:
+    """Whether a session begun at `started` and last used at `last_seen` may go on at `now`.
+
+    The end is absolute: using a session does not extend its lifetime, only its idle time.
+    """
+    if not isinstance(started, int | float) or not isinstance(last_seen, int | float):
+        return False
+    return now - started < lifetime and now - last_seen < idle
+
+
 def may_work_in(user: StaffUser, library_id: int) -> bool:
     """Whether the staff member may see and change this library's data."""
     return any(lib.id == library_id for lib in user.libraries)

@@ -2,8 +2,10 @@
 
 import re
 import time
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from consentsvc import ledger, staff
@@ -240,3 +242,64 @@ def test_staff_see_purposes_by_the_names_members_know(app):
     assert '<option value="direct_marketing">Aanbiedingen voor leden</option>' in dutch
     english = client.get(f"/admin/subjects/{subject_id}?lang=en").get_data(as_text=True)
     assert "<h3>Newsletter <span" in english
+
+
+# -- how a staff session ends ----------------------------------------------------------------
+
+
+def test_logging_out_ends_the_session_also_for_a_copied_cookie(app):
+    client = log_in(app, "desk")
+    # Someone copied the session cookie (a shared desk computer, a stolen backup).
+    copy = app.test_client()
+    copy.set_cookie("session", client.get_cookie("session").value)
+    assert "desk.borne@bibliotheek.example" in copy.get("/admin/account").get_data(as_text=True)
+    token = csrf_token(client, "/admin/account")
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 303
+    for browser in (client, copy):
+        response = browser.get("/admin/account")
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/admin/login")
+    # Logging in again works, and the copy stays out.
+    again = log_in_again(app, client)
+    assert "desk.borne@bibliotheek.example" in again.get("/admin/account").get_data(as_text=True)
+    assert copy.get("/admin/account").status_code == 302
+
+
+def log_in_again(app, client, email="desk.borne@bibliotheek.example"):
+    data = {"email": email, "password": PASSWORD, "csrf_token": csrf_token(client, "/admin/login")}
+    assert client.post("/admin/login", data=data).status_code == 303
+    return client
+
+
+def test_a_session_in_use_still_ends_when_its_time_is_up(app_factory):
+    """With a request every 6 seconds, a 20-second session ends at 20 seconds, not later."""
+    app = app_factory(STAFF_SESSION_SECONDS=20)
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False) as clock:
+        client = log_in(app, "desk")
+        answers = []
+        for _ in range(9):
+            clock.shift(6)
+            answers.append(client.get("/admin/account").status_code)
+    # 6, 12 and 18 s: in; 24 s and later: out, although the session was used all the time.
+    assert answers == [200, 200, 200] + [302] * 6
+    again = client.get("/admin/account")
+    assert again.headers["Location"].startswith("/admin/login")
+
+
+def test_a_session_left_alone_ends_after_the_idle_time(app_factory):
+    app = app_factory(STAFF_SESSION_SECONDS=3600, STAFF_IDLE_SECONDS=600)
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False) as clock:
+        client = log_in(app, "desk")
+        clock.shift(599)
+        assert client.get("/admin/account").status_code == 200  # used: the idle clock restarts
+        clock.shift(599)
+        assert client.get("/admin/account").status_code == 200
+        clock.shift(601)
+        left = client.get("/admin/account")
+        assert left.status_code == 302 and left.headers["Location"].startswith("/admin/login")
+        page = client.get(left.headers["Location"]).get_data(as_text=True)
+        assert "je was te lang niet actief of te lang ingelogd" in page
+        # The login itself does not count as a session ending: a fresh login says nothing.
+        clock.shift(1)
+        fresh = app.test_client().get("/admin/login").get_data(as_text=True)
+        assert "niet actief" not in fresh

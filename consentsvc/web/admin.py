@@ -70,6 +70,17 @@ def _load_staff(session_id: str) -> StaffUser | None:
     user = db.session.get(StaffUser, number) if number else None
     if user is None or not user.active or version != user.session_version:
         return None
+    now, config = time.time(), current_app.config
+    if not staff.session_is_current(
+        session.get("staff_since"), session.get("staff_seen"), now,
+        lifetime=config["STAFF_SESSION_SECONDS"], idle=config["STAFF_IDLE_SECONDS"],
+    ):  # fmt: skip
+        # Flask signs the cookie anew on every request, so its own expiry moves along with
+        # use; the times kept inside it do not.
+        session.clear()
+        session["session_ended"] = True
+        return None
+    session["staff_seen"] = int(now)
     return user
 
 
@@ -144,7 +155,8 @@ SECOND_STEP_SECONDS = 300
 def login() -> Response | str | tuple[str, int]:
     """Log in with e-mail address and password (and a code, for those who set one up)."""
     if request.method == "GET":
-        return render_template("admin/login.html", failed=False)
+        ended = session.pop("session_ended", False)
+        return render_template("admin/login.html", failed=False, ended=ended)
     user = staff.login(db.session, request.form.get("email", ""), request.form.get("password", ""))
     db.session.commit()
     if user is None:
@@ -180,16 +192,21 @@ def login_code() -> Response | str | tuple[str, int]:
 
 def _logged_in(user: StaffUser) -> Response:
     session.pop("library_id", None)
+    session.pop("session_ended", None)
     login_user(user)
-    session.permanent = True  # ends after STAFF_SESSION_SECONDS
+    session["staff_since"] = session["staff_seen"] = int(time.time())
+    session.permanent = True  # the browser drops it after STAFF_SESSION_SECONDS too
     return redirect(url_for(".search"), 303)
 
 
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    """Log out."""
+    """Log out, here and in every other browser where this account is logged in."""
+    staff.end_sessions(current_user)
+    db.session.commit()
     logout_user()
+    session.clear()
     return redirect(url_for(".login"), 303)
 
 
