@@ -7,7 +7,7 @@ from consentsvc import ledger
 from consentsvc.models import AuditEntry, ConsentEvent, StaffUser
 
 from .conftest import Contexts
-from .live import LiveService, submit
+from .live import STAFF_PASSWORD, LiveService, submit
 
 # Demo members (consentsvc.demo.seed_people): numbers 1 and 2 get the newsletter only, 3
 # also acquisitions, 5 stopped the newsletter later; none of them pays by direct debit, so
@@ -130,3 +130,30 @@ def test_desk_records_consent_given_at_the_desk(live: LiveService, contexts: Con
     page.goto(confirm_link)
     submit(page, "form[action^='/confirm/']", "h1:text-is('Bedankt, je bent aangemeld')")
     assert live.states(AT_THE_DESK)["newsletter"] == "granted"
+
+
+def letter_spacing(page, selector: str) -> float:
+    """The computed letter-spacing of an input, in pixels ("normal" is none)."""
+    value = page.locator(selector).evaluate("el => getComputedStyle(el).letterSpacing")
+    return 0.0 if value == "normal" else float(value.removesuffix("px"))
+
+
+def test_only_the_login_code_is_spaced_out(live: LiveService, contexts: Contexts):
+    """Retention months read "84", not "8 4": the spacing is for the six-digit code only."""
+    admin = contexts.staff_page("admin")
+    admin.goto("/admin/library")
+    months = "#retention_payment"
+    admin.fill(months, "84")
+    assert letter_spacing(admin, months) == 0.0
+    # Account page: setting up a login code shows the spaced code field.
+    desk = contexts.staff_page("desk")
+    desk.goto("/admin/account")
+    desk.click("form[action='/admin/account/code'] button[type=submit]")
+    desk.wait_for_selector("#code")
+    assert letter_spacing(desk, "#code") > 2
+    login = contexts.page()
+    login.goto("/admin/login")
+    login.fill("#email", live.staff_with_login_code())
+    login.fill("#password", STAFF_PASSWORD)
+    submit(login, "form[action='/admin/login']", "#code")
+    assert letter_spacing(login, "#code") > 2
