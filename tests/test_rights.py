@@ -391,7 +391,7 @@ def test_admin_adds_a_webhook_only_to_a_safe_address(app):
     admin = log_in(app, "admin")
     refused = post(admin, "/admin/webhooks", url="http://10.0.0.5/hook", event="consent.withdrawn")
     assert refused.status_code == 400
-    assert "only https" in refused.get_data(as_text=True)
+    assert "Alleen adressen die met https:// beginnen" in refused.get_data(as_text=True)
     page = post(
         admin, "/admin/webhooks", url="https://1.1.1.1/hook", event="consent.withdrawn"
     ).get_data(as_text=True)

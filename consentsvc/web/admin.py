@@ -465,21 +465,34 @@ def webhooks() -> str:
     return _webhooks_page()
 
 
+WEBHOOK_ERRORS = {
+    "events": _l("Choose at least one event to send."),
+    "scheme": _l("Only addresses that start with https:// can receive webhooks."),
+    "credentials": _l("Give the address with a host name and without a user name or password."),
+    "unresolvable": _l("%(host)s cannot be found. Check the address for typing errors."),
+    "not_public": _l(
+        "%(host)s is an internal address. Webhooks only go to addresses on the internet."
+    ),
+    "too_long": _l("This address is too long."),
+}
+
+
 @bp.post("/webhooks")
 @roles(*ADMIN)
 def add_webhook() -> str | tuple[str, int]:
     """Register a receiver; its signing secret is shown once."""
     config = current_app.config
+    url, events = request.form.get("url", "").strip(), request.form.getlist("event")
     try:
         endpoint = outbox.add_endpoint(
-            db.session, g.library.id, request.form.get("url", "").strip(),
-            request.form.getlist("event"),
+            db.session, g.library.id, url, events,
             allow_http=config["WEBHOOK_ALLOW_HTTP"],
             allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
         )  # fmt: skip
-    except ValueError as exc:
+    except outbox.EndpointRefused as exc:
         db.session.rollback()
-        return _webhooks_page(error=str(exc)), 400
+        error = WEBHOOK_ERRORS[exc.code] % {"host": exc.host}
+        return _webhooks_page(error=error, form={"url": url, "events": events}), 400
     _audit("webhook.add", detail=f"endpoint {endpoint.id}")
     db.session.commit()
     return _webhooks_page(new_endpoint=endpoint)
