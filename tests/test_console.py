@@ -277,7 +277,7 @@ def test_only_admins_look_after_several_libraries(app):
         client, "/admin/staff", name="Ria", email="ria@bibliotheek.example", role="admin",
         password="een lang genoeg wachtwoord", also=str(zoetermeer_id),
     )  # fmt: skip
-    assert added.status_code == 200
+    assert added.status_code == 303
     with app.app_context():
         ria = db.session.scalar(
             select(StaffUser).where(StaffUser.email == "ria@bibliotheek.example")

@@ -17,6 +17,7 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     g,
     redirect,
     render_template,
@@ -551,39 +552,55 @@ STAFF_ERRORS = {
     "password": _l("A password needs at least 12 characters."),
     "email": _l("This is not a valid e-mail address."),
     "taken": _l("There is already a staff member with this address."),
+    "own": _l("You cannot close your own account."),
 }
+# Said when the role is not this staff member's to give (or take away by closing).
+GIVE_ERRORS = {
+    StaffRole.PRIVACY_OFFICER: _l("Only a privacy officer can give someone that role."),
+    StaffRole.ADMIN: _l("Only an administrator can give someone that role."),
+    StaffRole.DESK: _l("Only an administrator can give someone that role."),
+}
+CLOSE_ERRORS = {
+    StaffRole.PRIVACY_OFFICER: _l("Only a privacy officer can close this account."),
+    StaffRole.ADMIN: _l("Only an administrator can close this account."),
+    StaffRole.DESK: _l("Only an administrator can close this account."),
+}
+ACCOUNTS = (StaffRole.ADMIN, StaffRole.PRIVACY_OFFICER)
 
 
 @bp.get("/staff")
-@roles(*ADMIN)
+@roles(*ACCOUNTS)
 def staff_members() -> str:
     """The library's staff accounts."""
     return _staff_page()
 
 
 @bp.post("/staff")
-@roles(*ADMIN)
-def add_staff() -> str | tuple[str, int]:
+@roles(*ACCOUNTS)
+def add_staff() -> Response | str | tuple[str, int]:
     """Add a colleague; they log in with the password given here and should change it."""
     form = request.form
-    name = form.get("name", "").strip()[:100]
+    typed = {k: form.get(k, "") for k in ("name", "email", "role")}  # never the password
+    name = typed["name"].strip()[:100]
     if not name:
-        return _staff_page(error=_("Give a name.")), 400
+        return _staff_page(error=_("Give a name."), form=typed), 400
     try:
         user = staff.create(
-            db.session, g.library, form.get("email", ""), name,
-            form.get("role", ""), form.get("password", ""),
+            db.session, g.library, typed["email"], name, typed["role"],
+            form.get("password", ""), by=current_user,
         )  # fmt: skip
     except staff.StaffError as exc:
         db.session.rollback()
-        return _staff_page(error=STAFF_ERRORS[exc.code]), 400
+        error = GIVE_ERRORS[typed["role"]] if exc.code == "give" else STAFF_ERRORS[exc.code]
+        return _staff_page(error=error, form=typed), 400
     extra = [
         lib for lib in current_user.libraries
         if str(lib.id) in form.getlist("also") and lib.id != g.library.id
     ]  # fmt: skip
     if extra and user.role != StaffRole.ADMIN:
         db.session.rollback()
-        return _staff_page(error=_("Only administrators can look after several libraries.")), 400
+        error = _("Only administrators can look after several libraries.")
+        return _staff_page(error=error, form=typed), 400
     for lib in extra:
         staff.add_library(user, lib)
         staff.audit(
@@ -591,21 +608,25 @@ def add_staff() -> str | tuple[str, int]:
         )
     _audit("staff.add", detail=f"staff {user.id} {user.role}")
     db.session.commit()
-    return _staff_page(added=user)
+    flash(_("%(name)s can now log in.", name=user.name))
+    return redirect(url_for(".staff_members"), 303)
 
 
 @bp.post("/staff/<id:staff_id>/deactivate")
-@roles(*ADMIN)
+@roles(*ACCOUNTS)
 def deactivate_staff(staff_id: int) -> Response | str | tuple[str, int]:
     """Close an account at once (its audit trail stays)."""
     user = db.session.get(StaffUser, staff_id)
     if user is None or user.library_id != g.library.id:
         abort(404)
-    if user.id == current_user.id:
-        return _staff_page(error=_("You cannot close your own account.")), 400
-    user.active = False
-    _audit("staff.deactivate", detail=f"staff {user.id}")
+    try:
+        staff.close(user, by=current_user)
+    except staff.StaffError as exc:
+        error = CLOSE_ERRORS[user.role] if exc.code == "close" else STAFF_ERRORS[exc.code]
+        return _staff_page(error=error), 400
+    _audit("staff.deactivate", detail=f"staff {user.id} {user.role}")
     db.session.commit()
+    flash(_("The account of %(name)s is closed.", name=user.name))
     return redirect(url_for(".staff_members"), 303)
 
 
@@ -635,7 +656,10 @@ def _staff_page(**extra: Any) -> str:
         )
         .order_by(StaffUser.name)
     ).all()
-    return render_template("admin/staff.html", colleagues=colleagues, roles=StaffRole.ALL, **extra)
+    return render_template(
+        "admin/staff.html", colleagues=colleagues,
+        roles=staff.roles_to_give(current_user), **extra,
+    )  # fmt: skip
 
 
 def _clients_page(**extra: Any) -> str:
