@@ -100,25 +100,25 @@ def test_recording_consent_at_the_desk(app, outbox):
     client = log_in(app)
     subject_id = person(app)
     page = client.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
-    text_id = re.search(r'<option value="(\d+)">newsletter · nl · v1', page).group(1)
+    text_id = consent_options(page)["Nieuwsbrief — Nederlands, versie 1 (huidig)"]
     token = csrf_token(client, f"/admin/subjects/{subject_id}")
     missing_note = client.post(
         f"/admin/subjects/{subject_id}/consent",
-        data={"purpose": "newsletter", "text_id": text_id, "how": "desk", "csrf_token": token},
+        data={"text": text_id, "how": "desk", "csrf_token": token},
     )
     assert missing_note.status_code == 400
     assert "Schrijf een korte notitie" in missing_note.get_data(as_text=True)
     response = client.post(
         f"/admin/subjects/{subject_id}/consent",
         data={
-            "purpose": "newsletter",
-            "text_id": text_id,
+            "text": text_id,
             "how": "phone",
             "note": "Belde zelf",
             "csrf_token": token,
         },
     )
     assert response.status_code == 303
+    assert response.headers["Location"] == f"/admin/subjects/{subject_id}?done=requested"
     # The newsletter needs double opt-in: the person gets a mail first.
     [mail] = outbox
     assert mail.recipients == ["jan@example.nl"]
@@ -303,3 +303,72 @@ def test_a_session_left_alone_ends_after_the_idle_time(app_factory):
         clock.shift(1)
         fresh = app.test_client().get("/admin/login").get_data(as_text=True)
         assert "niet actief" not in fresh
+
+
+def consent_options(page):
+    """The desk consent form's choices: label → value, in the order shown."""
+    start = page.index('<select id="text"')
+    form = page[start : page.index("</select>", start)]
+    return dict(
+        (label, value)
+        for value, label in re.findall(
+            r'<option value="(\d+)"(?: selected)?>([^<]+)</option>', form
+        )
+    )
+
+
+def test_the_desk_chooses_a_purpose_and_gets_its_current_text_in_the_members_language(app):
+    client = log_in(app, "desk")
+    subject_id = person(app)
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id)
+        subject.language = "en"
+        newsletter = ledger.purpose_by_code(subject.library, "newsletter")
+        ledger.add_text(db.session, newsletter, "en", "Newsletter", "Now with more tips.")
+        db.session.commit()
+    page = client.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
+    labels = list(consent_options(page))
+    # One choice per purpose first, each with the member's (English) current text; named in
+    # staff words, never as codes.
+    assert labels[:4] == [
+        "Nieuwsbrief — Engels, versie 2 (huidig)",
+        "Aanwinstenmail — Engels, versie 1 (huidig)",
+        "Aanbiedingen voor leden — Engels, versie 1 (huidig)",
+        "Automatische incasso — Engels, versie 1 (huidig)",
+    ]
+    assert "Nieuwsbrief — Nederlands, versie 1 (huidig)" in labels[4:]
+    assert "Nieuwsbrief — Engels, versie 1 (oud)" in labels[4:]
+    assert "newsletter · en" not in page and 'id="text_id"' not in page
+    english = client.get(f"/admin/subjects/{subject_id}?lang=en").get_data(as_text=True)
+    assert next(iter(consent_options(english))) == "Newsletter — English, version 2 (current)"
+
+
+def test_a_refused_desk_consent_keeps_every_input_and_records_nothing(app, outbox):
+    client = log_in(app, "desk")
+    subject_id = person(app)
+    page = client.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
+    acquisitions = consent_options(page)["Aanwinstenmail — Nederlands, versie 1 (huidig)"]
+    token = csrf_token(client, f"/admin/subjects/{subject_id}")
+    url = f"/admin/subjects/{subject_id}/consent"
+    no_note = client.post(url, data={"text": acquisitions, "how": "phone", "csrf_token": token})
+    assert no_note.status_code == 400
+    shown = no_note.get_data(as_text=True)
+    assert f'<option value="{acquisitions}" selected>' in shown
+    assert re.search(r'id="how-phone" name="how" value="phone" checked', shown)
+    assert 'href="#note"' in shown  # the summary leads to the field
+    with app.app_context():
+        zoetermeer = db.session.scalar(select(Library).where(Library.slug == "zoetermeer"))
+        foreign = ledger.purpose_by_code(zoetermeer, "newsletter").texts[0].id
+    for text in (str(foreign), "", "abc"):
+        wrong = client.post(
+            url,
+            data={"text": text, "how": "paper", "note": "Formulier getekend", "csrf_token": token},
+        )
+        assert wrong.status_code == 400
+        shown = wrong.get_data(as_text=True)
+        assert "Kies waarmee de persoon instemde." in shown
+        assert 'value="Formulier getekend"' in shown
+        assert re.search(r'id="how-paper" name="how" value="paper" checked', shown)
+    with app.app_context():
+        assert ledger.history(db.session, db.session.get(Subject, subject_id)) == []
+    assert len(outbox) == 0 and audit_actions(app) == ["view", "view"]  # the page, twice

@@ -13,6 +13,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import segno
+from babel import Locale
 from flask import (
     Blueprint,
     abort,
@@ -51,6 +52,8 @@ from ..models import (
 )
 from .errors import render_error
 from .forms import as_id
+from .i18n import current_language
+from .labels import purpose_title
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 login_manager.login_view = "admin.login"
@@ -111,6 +114,18 @@ def roles(*allowed: str) -> Callable[[View], View]:
     return decorate
 
 
+@bp.after_request
+def _keep_the_address_after_a_refused_form(response: Response) -> Response:
+    """An htmx-boosted form that is refused shows its errors at the page's own address.
+
+    htmx would otherwise put the POST-only address of the form in the address bar, where
+    a reload answers 405 instead of showing the page again.
+    """
+    if htmx and request.method == "POST" and not 300 <= response.status_code < 400:
+        response.headers["HX-Push-Url"] = "false"
+    return response
+
+
 def _working_library() -> Library:
     """The library chosen in the console; staff of one library always work in their own."""
     wanted = session.get("library_id")
@@ -134,10 +149,16 @@ RETENTION_LABELS = {
 }
 
 
+def language_name(code: str) -> str:
+    """A language's name in the page's language ("Engels" on a Dutch page)."""
+    return str(Locale.parse(code).get_display_name(current_language()))
+
+
 @bp.context_processor
 def _console_context() -> dict[str, Any]:
     return {
         "library": g.get("library"),
+        "language_name": language_name,
         "role_labels": ROLE_LABELS,
         "retention_labels": RETENTION_LABELS,
     }
@@ -242,27 +263,27 @@ def record_consent(subject_id: int) -> Response | str | tuple[str, int]:
     """Record consent given at the desk, by phone or on paper; double opt-in mails first."""
     person = _subject(subject_id)
     form = request.form
-    code, how, note = form.get("purpose", ""), form.get("how", ""), form.get("note", "").strip()
-    text_id = as_id(form.get("text_id"))
+    how, note = form.get("how", ""), form.get("note", "").strip()
+    # One choice names both the purpose and the wording read out or signed, so the two
+    # cannot disagree; it must be a text of this person's library.
+    text_id = as_id(form.get("text"))
+    text = db.session.get(ConsentText, text_id) if text_id else None
+    if text is not None and text.purpose.library_id != person.library_id:
+        text = None
     errors = {}
+    if text is None:
+        errors["text"] = _("Choose what the person agreed to.")
     if how not in HOW:
         errors["how"] = _("Choose how the person gave consent.")
     if not note:
         errors["note"] = _("Write a short note: who, what was read out, anything special.")
-    try:
-        purpose = ledger.purpose_by_code(person.library, code)
-    except LedgerError:
-        errors["purpose"] = _("Choose a purpose.")
-        purpose = None
-    text = db.session.get(ConsentText, text_id) if text_id else None
-    if purpose is not None and (text is None or text.purpose_id != purpose.id):
-        errors["text_id"] = _("Choose the text version you read out or showed.")
     if errors:
-        return _subject_page(person, errors=errors), 400
-    assert purpose is not None and text is not None
+        return _subject_page(person, errors=errors, form=form), 400
+    assert text is not None
+    code = text.purpose.code
     actor = f"staff:{current_user.id}"
     proof = Proof(details={"how": how, "note": note[:500]})
-    if purpose.double_opt_in:
+    if text.purpose.double_opt_in:
         result = ledger.signup(
             db.session, person.library, person.email, [code], language=text.language,
             channel=Channel.STAFF, proof=proof, text_ids={code: text.id}, actor=actor,
@@ -699,21 +720,65 @@ def _subject(subject_id: int) -> Subject:
     return person
 
 
-def _subject_page(person: Subject, errors: dict[str, str] | None = None) -> str:
-    library = person.library
+def _subject_page(person: Subject, errors: dict[str, str] | None = None, form: Any = None) -> str:
+    """The person's page; after a refused form, with its errors and everything typed."""
     return render_template(
         "admin/subject.html",
         person=person,
         states=ledger.state_of(db.session, person),
         events=ledger.history(db.session, person),
-        texts={
-            p.code: sorted(p.texts, key=lambda t: (t.language, -t.version))
-            for p in library.purposes
-        },
+        consent_choices=_consent_choices(person),
         how_options=HOW,
         errors=errors or {},
+        # What was typed, for the form that was sent only (several share field names).
+        form=form if form is not None else (request.form if errors else {}),
+        posted=request.endpoint if errors else None,
+        error_targets=_error_targets(request.endpoint),
         done=request.args.get("done"),
     )
+
+
+def _error_targets(endpoint: str | None) -> dict[str, str]:
+    """The field each error of the person's page leads to (the id in the form sent)."""
+    identification = {
+        "admin.export": "export-identification",
+        "admin.correct_email": "email-identification",
+        "admin.erase": "erase-identification",
+    }.get(endpoint or "", "")
+    return {
+        "stop_note": "stop-note", "identification": identification, "email": "new-email",
+        "reason": "restriction-reason",
+    }  # fmt: skip
+
+
+def _consent_choices(person: Subject) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """What staff can record the person agreed to, as (text id, label) in staff words.
+
+    First one per purpose: its current wording in the person's language (else the
+    library's). Then every other wording, for a paper form in another language or an older
+    version.
+    """
+
+    def label(text: ConsentText, current: bool) -> str:
+        values = {
+            "purpose": purpose_title(text.purpose),
+            "language": language_name(text.language),
+            "version": text.version,
+        }
+        if current:
+            return _("%(purpose)s — %(language)s, version %(version)s (current)", **values)
+        return _("%(purpose)s — %(language)s, version %(version)s (older)", **values)
+
+    first, others = [], []
+    for purpose in person.library.purposes:
+        default = ledger.current_text(purpose, person.language)
+        if default is not None:
+            first.append((default.id, label(default, True)))
+        newest = {t.language: ledger.current_text(purpose, t.language) for t in purpose.texts}
+        for text in sorted(purpose.texts, key=lambda t: (t.language, -t.version)):
+            if text is not default:
+                others.append((text.id, label(text, text is newest[text.language])))
+    return first, others
 
 
 # -- the staff member's own account -----------------------------------------------------------

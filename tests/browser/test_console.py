@@ -12,11 +12,12 @@ from .live import STAFF_PASSWORD, LiveService, submit
 # Demo members (consentsvc.demo.seed_people): numbers 1 and 2 get the newsletter only, 3
 # also acquisitions, 5 stopped the newsletter later; none of them pays by direct debit, so
 # an erasure is complete. Each test uses its own person.
-OBJECTOR, EXPORTED, ERASED, AT_THE_DESK = (
+OBJECTOR, EXPORTED, ERASED, AT_THE_DESK, BY_PHONE = (
     "fatima.jansen@example.nl",
     "pieter.jansen@example.nl",
     "sanne.jansen@example.nl",
     "anouk.jansen@example.nl",
+    "kees.jansen@example.nl",
 )
 
 
@@ -108,8 +109,8 @@ def test_desk_records_consent_given_at_the_desk(live: LiveService, contexts: Con
     assert live.states(AT_THE_DESK)["newsletter"] == "withdrawn"
     expect(page.locator("form[action$='/erase']")).to_have_count(0)  # not for the desk
 
-    page.select_option("#purpose", "newsletter")
-    page.select_option("#text_id", label="newsletter · nl · v1 · Nieuwsbrief")
+    # Choosing the purpose is choosing its current text in the member's language.
+    page.select_option("#text", label="Nieuwsbrief — Nederlands, versie 1 (huidig)")
     page.check("#how-desk")
     page.fill("#note", "Aan de balie gevraagd, tekst voorgelezen")
     submit(page, "form[action$='/consent']", "[role=status]:text-is('Opgeslagen.')")
@@ -157,3 +158,47 @@ def test_only_the_login_code_is_spaced_out(live: LiveService, contexts: Contexts
     login.fill("#password", STAFF_PASSWORD)
     submit(login, "form[action='/admin/login']", "#code")
     assert letter_spacing(login, "#code") > 2
+
+
+def events_of(live: LiveService, subject_id: int, action: str) -> int:
+    with live.session() as session:
+        return len(
+            session.scalars(
+                select(ConsentEvent.id).where(
+                    ConsentEvent.subject_id == subject_id, ConsentEvent.action == action
+                )
+            ).all()
+        )
+
+
+def test_desk_consent_keeps_every_input_on_an_error_and_a_reload_records_nothing_twice(
+    live: LiveService, contexts: Contexts
+):
+    page = contexts.staff_page("desk")
+    open_person(page, BY_PHONE)
+    subject_id = person_id(live, BY_PHONE)
+    assert live.states(BY_PHONE)["direct_marketing"] is None
+    offers = "Aanbiedingen voor leden — Nederlands, versie 1 (huidig)"
+    page.select_option("#text", label=offers)
+    page.check("#how-phone")
+    # Past the browser's own check of `required`: the service's answer is what counts.
+    page.locator("form[action$='/consent']").evaluate("form => { form.noValidate = true; }")
+    submit(page, "form[action$='/consent']", ".error-summary")
+    expect(page.locator(".error-summary")).to_contain_text("Schrijf een korte notitie")
+    # Nothing was reset: the purpose, the way it was given are as chosen.
+    expect(page.locator("#text option:checked")).to_have_text(offers)
+    expect(page.locator("#how-phone")).to_be_checked()
+    # The address stays the person's page: a reload shows it, never a "method not allowed".
+    assert page.url.endswith(f"/admin/subjects/{subject_id}")
+    page.click(".error-summary a[href='#note']")
+    expect(page.locator("#note")).to_be_focused()
+    granted_before = events_of(live, subject_id, "granted")
+    page.fill("#note", "Belde op, wil de aanbiedingen toch")
+    submit(page, "form[action$='/consent']", "[role=status]:text-is('Opgeslagen.')")
+    assert live.states(BY_PHONE)["direct_marketing"] == "granted"
+    assert events_of(live, subject_id, "granted") == granted_before + 1
+    # A reload after saving shows the page again; it does not send the form a second time.
+    page.reload()
+    expect(page.locator("h1")).to_have_text(BY_PHONE)
+    assert "/consent" not in page.url
+    assert events_of(live, subject_id, "granted") == granted_before + 1
