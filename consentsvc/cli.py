@@ -282,7 +282,11 @@ staff_group = AppGroup("staff", help="Staff accounts for the console at /admin."
 def staff_create(
     slug: str, email: str, name: str, role: str, also: tuple[str, ...], password: str
 ) -> None:
-    """Create a staff account (the first one; the rest can follow from the console)."""
+    """Create a staff account (the first one; the rest can follow from the console).
+
+    Also the way to a library's first privacy officer: in the console only a privacy
+    officer gives that role.
+    """
     library = _library_or_fail(slug)
     try:
         user = staff.create(db.session, library, email, name, role, password)
@@ -290,6 +294,9 @@ def staff_create(
             staff.add_library(user, _library_or_fail(other))
     except staff.StaffError as exc:
         raise click.ClickException(str(exc)) from None
+    # No one logged in did this: the new account itself stands in the audit log for it.
+    db.session.flush()
+    staff.audit(db.session, user, "staff.add", detail=f"staff {user.id} {role}, command line")
     db.session.commit()
     where = ", ".join(lib.slug for lib in user.libraries)
     click.echo(f"staff {user.id}: {user.name} ({user.role}) for {where}; log in at /admin/login")

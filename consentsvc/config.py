@@ -56,8 +56,10 @@ DEFAULTS: dict[str, Any] = {
     # allowed anyway, e.g. ["127.0.0.0/8"] for a receiver on the same machine.
     "WEBHOOK_ALLOWED_NETWORKS": [],
     "WEBHOOK_ALLOW_HTTP": False,
-    # A staff session ends this many seconds after login.
+    # A staff session ends this many seconds after login, however busy it is, and earlier
+    # after STAFF_IDLE_SECONDS without a request.
     "STAFF_SESSION_SECONDS": 8 * 60 * 60,
+    "STAFF_IDLE_SECONDS": 30 * 60,
     "STAFF_LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
     # Seconds the worker sleeps when the outbox is empty.
     "WORKER_INTERVAL": 1.0,

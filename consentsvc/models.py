@@ -339,6 +339,9 @@ class StaffUser(db.Model):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Raised at every logout: sessions live in signed cookies, and this is what makes a copy
+    # of one useless afterwards (see session_version).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     library: Mapped[Library] = relationship()
     other_libraries: Mapped[list[Library]] = relationship(secondary=staff_library)
@@ -366,13 +369,14 @@ class StaffUser(db.Model):
         return False
 
     def get_id(self) -> str:
-        # The session names the password and login code it began with: changing either ends
-        # every other session of this person (sessions live in signed cookies).
+        # The session names the password, login code and logout count it began with:
+        # changing the password or code ends every other session of this person, and a
+        # logout ends all of them (sessions live in signed cookies).
         return f"{self.id}.{self.session_version}"
 
     @property
     def session_version(self) -> str:
-        seed = f"{self.password_hash}|{self.totp_secret or ''}".encode()
+        seed = f"{self.password_hash}|{self.totp_secret or ''}|{self.session_generation}".encode()
         return hashlib.sha256(seed).hexdigest()[:16]
 
 

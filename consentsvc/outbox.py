@@ -51,9 +51,23 @@ LEASE = timedelta(minutes=5)
 # runs out while a message is on its way and no other worker can take it meanwhile.
 SEND_BUDGET = timedelta(seconds=30)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+MAX_URL = 500  # the column's length
 
 
-class UnsafeURL(ValueError):
+class EndpointRefused(ValueError):
+    """A webhook endpoint that cannot be registered.
+
+    `code` names the reason (events, scheme, credentials, unresolvable, not_public) and `host`
+    the host it concerns, so the console can say it in the staff member's language; the
+    message is English, for the command line and the worker's log.
+    """
+
+    def __init__(self, code: str, message: str, host: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.host = code, host
+
+
+class UnsafeURL(EndpointRefused):
     """A webhook URL the service will not call."""
 
 
@@ -120,7 +134,9 @@ def add_endpoint(
     events = list(dict.fromkeys(events))
     unknown = [e for e in events if e not in EVENT_TYPES]
     if unknown or not events:
-        raise ValueError(f"unknown events: {', '.join(unknown) or 'none given'}")
+        raise EndpointRefused("events", f"unknown events: {', '.join(unknown) or 'none given'}")
+    if len(url) > MAX_URL:
+        raise EndpointRefused("too_long", f"a URL has at most {MAX_URL} characters")
     check_url(url, allow_http=allow_http, allowed=allowed_networks)
     endpoint = WebhookEndpoint(library_id=library_id, url=url, events=events, secret=new_secret())
     session.add(endpoint)
@@ -345,9 +361,9 @@ def check_url(
     or (when resolve) naming a private, loopback or link-local address not allowed."""
     parts = urlsplit(url)
     if parts.scheme != "https" and not (allow_http and parts.scheme == "http"):
-        raise UnsafeURL("only https URLs are accepted")
+        raise UnsafeURL("scheme", "only https URLs are accepted")
     if not parts.hostname or parts.username or parts.password:
-        raise UnsafeURL("the URL needs a host and no user name or password")
+        raise UnsafeURL("credentials", "the URL needs a host and no user name or password")
     if resolve:
         _vetted_addresses(parts.hostname, parts.port or 443, _networks(allowed))
 
@@ -383,7 +399,7 @@ def _vetted_addresses(host: str, port: int, allowed: list[ipaddress._BaseNetwork
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
-        raise UnsafeURL(f"cannot resolve {host}") from None
+        raise UnsafeURL("unresolvable", f"cannot resolve {host}", host) from None
     addresses = []
     for info in infos:
         ip = ipaddress.ip_address(info[4][0])
@@ -391,7 +407,7 @@ def _vetted_addresses(host: str, port: int, allowed: list[ipaddress._BaseNetwork
             addresses.append(str(ip))
             continue
         if not all(candidate.is_global for candidate in _with_embedded(ip)):
-            raise UnsafeURL(f"{host} resolves to a non-public address")
+            raise UnsafeURL("not_public", f"{host} resolves to a non-public address", host)
         addresses.append(str(ip))
     return addresses
 

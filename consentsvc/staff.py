@@ -34,12 +34,43 @@ class StaffError(ValueError):
         self.code = code
 
 
+# Who may give a role, and close the account of someone who has it. The privacy officer
+# watches what admins do (the audit log is theirs), so an admin can neither make one (and
+# then export or erase as them) nor close one; and a privacy officer cannot make an admin.
+# The command line (`by` None) may do anything: it is how a library gets its first privacy
+# officer.
+GIVEN_BY = {
+    StaffRole.DESK: frozenset({StaffRole.ADMIN}),
+    StaffRole.ADMIN: frozenset({StaffRole.ADMIN}),
+    StaffRole.PRIVACY_OFFICER: frozenset({StaffRole.PRIVACY_OFFICER}),
+}
+
+
+def may_give(giver: StaffUser | None, role: str) -> bool:
+    """Whether this staff member (None: the command line) may give or take away the role."""
+    return giver is None or giver.role in GIVEN_BY.get(role, ())
+
+
+def roles_to_give(giver: StaffUser) -> list[str]:
+    """The roles this staff member may give, in the usual order."""
+    return [role for role in StaffRole.ALL if may_give(giver, role)]
+
+
 def create(
-    session: Session, library: Library, email: str, name: str, role: str, password: str
+    session: Session,
+    library: Library,
+    email: str,
+    name: str,
+    role: str,
+    password: str,
+    *,
+    by: StaffUser | None = None,
 ) -> StaffUser:
-    """Add a staff member; the password is stored as an argon2 hash."""
+    """Add a staff member, given by `by` (None: the command line); argon2-hashed password."""
     if role not in StaffRole.ALL:
         raise StaffError("role", f"role must be one of {', '.join(StaffRole.ALL)}")
+    if not may_give(by, role):
+        raise StaffError("give", f"a {by.role if by else '-'} cannot give the role {role}")
     if len(password) < MIN_PASSWORD:
         raise StaffError("password", f"a password needs at least {MIN_PASSWORD} characters")
     try:
@@ -169,6 +200,33 @@ def change_password(user: StaffUser, current: str, new: str) -> None:
         raise StaffError("same", "the new password is the same as the old one")
     user.password_hash = _hasher.hash(new)
     user.password_changed_at = utcnow()
+
+
+def end_sessions(user: StaffUser) -> None:
+    """End every session of this staff member, on every device (at logout)."""
+    user.session_generation = (user.session_generation or 0) + 1
+
+
+def session_is_current(
+    started: object, last_seen: object, now: float, *, lifetime: float, idle: float
+) -> bool:
+    """Whether a session begun at `started` and last used at `last_seen` may go on at `now`.
+
+    The end is absolute: using a session does not extend its lifetime, only its idle time.
+    """
+    if not isinstance(started, int | float) or not isinstance(last_seen, int | float):
+        return False
+    return now - started < lifetime and now - last_seen < idle
+
+
+def close(user: StaffUser, *, by: StaffUser) -> None:
+    """Close an account at once (its audit trail stays); only who may give its role may."""
+    if user.id == by.id:
+        raise StaffError("own", "you cannot close your own account")
+    if not may_give(by, user.role):
+        raise StaffError("close", f"a {by.role} cannot close the account of a {user.role}")
+    user.active = False
+    end_sessions(user)
 
 
 def may_work_in(user: StaffUser, library_id: int) -> bool:

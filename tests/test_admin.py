@@ -2,8 +2,10 @@
 
 import re
 import time
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from consentsvc import ledger, staff
@@ -98,25 +100,25 @@ def test_recording_consent_at_the_desk(app, outbox):
     client = log_in(app)
     subject_id = person(app)
     page = client.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
-    text_id = re.search(r'<option value="(\d+)">newsletter · nl · v1', page).group(1)
+    text_id = consent_options(page)["Nieuwsbrief — Nederlands, versie 1 (huidig)"]
     token = csrf_token(client, f"/admin/subjects/{subject_id}")
     missing_note = client.post(
         f"/admin/subjects/{subject_id}/consent",
-        data={"purpose": "newsletter", "text_id": text_id, "how": "desk", "csrf_token": token},
+        data={"text": text_id, "how": "desk", "csrf_token": token},
     )
     assert missing_note.status_code == 400
     assert "Schrijf een korte notitie" in missing_note.get_data(as_text=True)
     response = client.post(
         f"/admin/subjects/{subject_id}/consent",
         data={
-            "purpose": "newsletter",
-            "text_id": text_id,
+            "text": text_id,
             "how": "phone",
             "note": "Belde zelf",
             "csrf_token": token,
         },
     )
     assert response.status_code == 303
+    assert response.headers["Location"] == f"/admin/subjects/{subject_id}?done=requested"
     # The newsletter needs double opt-in: the person gets a mail first.
     [mail] = outbox
     assert mail.recipients == ["jan@example.nl"]
@@ -240,3 +242,133 @@ def test_staff_see_purposes_by_the_names_members_know(app):
     assert '<option value="direct_marketing">Aanbiedingen voor leden</option>' in dutch
     english = client.get(f"/admin/subjects/{subject_id}?lang=en").get_data(as_text=True)
     assert "<h3>Newsletter <span" in english
+
+
+# -- how a staff session ends ----------------------------------------------------------------
+
+
+def test_logging_out_ends_the_session_also_for_a_copied_cookie(app):
+    client = log_in(app, "desk")
+    # Someone copied the session cookie (a shared desk computer, a stolen backup).
+    copy = app.test_client()
+    copy.set_cookie("session", client.get_cookie("session").value)
+    assert "desk.borne@bibliotheek.example" in copy.get("/admin/account").get_data(as_text=True)
+    token = csrf_token(client, "/admin/account")
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 303
+    for browser in (client, copy):
+        response = browser.get("/admin/account")
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/admin/login")
+    # Logging in again works, and the copy stays out.
+    again = log_in_again(app, client)
+    assert "desk.borne@bibliotheek.example" in again.get("/admin/account").get_data(as_text=True)
+    assert copy.get("/admin/account").status_code == 302
+
+
+def log_in_again(app, client, email="desk.borne@bibliotheek.example"):
+    data = {"email": email, "password": PASSWORD, "csrf_token": csrf_token(client, "/admin/login")}
+    assert client.post("/admin/login", data=data).status_code == 303
+    return client
+
+
+def test_a_session_in_use_still_ends_when_its_time_is_up(app_factory):
+    """With a request every 6 seconds, a 20-second session ends at 20 seconds, not later."""
+    app = app_factory(STAFF_SESSION_SECONDS=20)
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False) as clock:
+        client = log_in(app, "desk")
+        answers = []
+        for _ in range(9):
+            clock.shift(6)
+            answers.append(client.get("/admin/account").status_code)
+    # 6, 12 and 18 s: in; 24 s and later: out, although the session was used all the time.
+    assert answers == [200, 200, 200] + [302] * 6
+    again = client.get("/admin/account")
+    assert again.headers["Location"].startswith("/admin/login")
+
+
+def test_a_session_left_alone_ends_after_the_idle_time(app_factory):
+    app = app_factory(STAFF_SESSION_SECONDS=3600, STAFF_IDLE_SECONDS=600)
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False) as clock:
+        client = log_in(app, "desk")
+        clock.shift(599)
+        assert client.get("/admin/account").status_code == 200  # used: the idle clock restarts
+        clock.shift(599)
+        assert client.get("/admin/account").status_code == 200
+        clock.shift(601)
+        left = client.get("/admin/account")
+        assert left.status_code == 302 and left.headers["Location"].startswith("/admin/login")
+        page = client.get(left.headers["Location"]).get_data(as_text=True)
+        assert "je was te lang niet actief of te lang ingelogd" in page
+        # The login itself does not count as a session ending: a fresh login says nothing.
+        clock.shift(1)
+        fresh = app.test_client().get("/admin/login").get_data(as_text=True)
+        assert "niet actief" not in fresh
+
+
+def consent_options(page):
+    """The desk consent form's choices: label → value, in the order shown."""
+    start = page.index('<select id="text"')
+    form = page[start : page.index("</select>", start)]
+    return dict(
+        (label, value)
+        for value, label in re.findall(
+            r'<option value="(\d+)"(?: selected)?>([^<]+)</option>', form
+        )
+    )
+
+
+def test_the_desk_chooses_a_purpose_and_gets_its_current_text_in_the_members_language(app):
+    client = log_in(app, "desk")
+    subject_id = person(app)
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id)
+        subject.language = "en"
+        newsletter = ledger.purpose_by_code(subject.library, "newsletter")
+        ledger.add_text(db.session, newsletter, "en", "Newsletter", "Now with more tips.")
+        db.session.commit()
+    page = client.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
+    labels = list(consent_options(page))
+    # One choice per purpose first, each with the member's (English) current text; named in
+    # staff words, never as codes.
+    assert labels[:4] == [
+        "Nieuwsbrief — Engels, versie 2 (huidig)",
+        "Aanwinstenmail — Engels, versie 1 (huidig)",
+        "Aanbiedingen voor leden — Engels, versie 1 (huidig)",
+        "Automatische incasso — Engels, versie 1 (huidig)",
+    ]
+    assert "Nieuwsbrief — Nederlands, versie 1 (huidig)" in labels[4:]
+    assert "Nieuwsbrief — Engels, versie 1 (oud)" in labels[4:]
+    assert "newsletter · en" not in page and 'id="text_id"' not in page
+    english = client.get(f"/admin/subjects/{subject_id}?lang=en").get_data(as_text=True)
+    assert next(iter(consent_options(english))) == "Newsletter — English, version 2 (current)"
+
+
+def test_a_refused_desk_consent_keeps_every_input_and_records_nothing(app, outbox):
+    client = log_in(app, "desk")
+    subject_id = person(app)
+    page = client.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
+    acquisitions = consent_options(page)["Aanwinstenmail — Nederlands, versie 1 (huidig)"]
+    token = csrf_token(client, f"/admin/subjects/{subject_id}")
+    url = f"/admin/subjects/{subject_id}/consent"
+    no_note = client.post(url, data={"text": acquisitions, "how": "phone", "csrf_token": token})
+    assert no_note.status_code == 400
+    shown = no_note.get_data(as_text=True)
+    assert f'<option value="{acquisitions}" selected>' in shown
+    assert re.search(r'id="how-phone" name="how" value="phone" checked', shown)
+    assert 'href="#note"' in shown  # the summary leads to the field
+    with app.app_context():
+        zoetermeer = db.session.scalar(select(Library).where(Library.slug == "zoetermeer"))
+        foreign = ledger.purpose_by_code(zoetermeer, "newsletter").texts[0].id
+    for text in (str(foreign), "", "abc"):
+        wrong = client.post(
+            url,
+            data={"text": text, "how": "paper", "note": "Formulier getekend", "csrf_token": token},
+        )
+        assert wrong.status_code == 400
+        shown = wrong.get_data(as_text=True)
+        assert "Kies waarmee de persoon instemde." in shown
+        assert 'value="Formulier getekend"' in shown
+        assert re.search(r'id="how-paper" name="how" value="paper" checked', shown)
+    with app.app_context():
+        assert ledger.history(db.session, db.session.get(Subject, subject_id)) == []
+    assert len(outbox) == 0 and audit_actions(app) == ["view", "view"]  # the page, twice

@@ -3,11 +3,12 @@
 import re
 import time
 
+import pytest
 from sqlalchemy import select
 
 from consentsvc import ledger, staff
 from consentsvc.extensions import db
-from consentsvc.models import AuditEntry, Library, StaffUser
+from consentsvc.models import AuditEntry, Library, StaffUser, WebhookEndpoint
 
 from .conftest import csrf_token
 from .test_admin import PASSWORD, log_in, person
@@ -276,7 +277,7 @@ def test_only_admins_look_after_several_libraries(app):
         client, "/admin/staff", name="Ria", email="ria@bibliotheek.example", role="admin",
         password="een lang genoeg wachtwoord", also=str(zoetermeer_id),
     )  # fmt: skip
-    assert added.status_code == 200
+    assert added.status_code == 303
     with app.app_context():
         ria = db.session.scalar(
             select(StaffUser).where(StaffUser.email == "ria@bibliotheek.example")
@@ -400,3 +401,53 @@ def test_wrong_codes_are_audited_and_a_lost_phone_is_reset_on_the_command_line(a
     assert result.exit_code == 0, result.output
     assert staff_row(app, email).totp_secret is None
     assert login_form(app.test_client(), email).headers["Location"] == "/admin/"
+
+
+# -- webhook addresses that are refused -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "url", "message"),
+    [
+        ("nl", "http://hooks.example.nl/consent", "Alleen adressen die met https:// beginnen"),
+        ("en", "http://hooks.example.nl/consent", "Only addresses that start with https://"),
+        ("nl", "https://hooks.example.invalid/consent", "hooks.example.invalid is niet te vinden"),
+        ("en", "https://hooks.example.invalid/consent", "hooks.example.invalid cannot be found"),
+        ("nl", "https://10.0.0.5/consent", "10.0.0.5 is een intern adres"),
+        ("en", "https://10.0.0.5/consent", "10.0.0.5 is an internal address"),
+        ("nl", "https://jan:geheim@hooks.example.nl/x", "zonder gebruikersnaam"),
+        ("en", "https://jan:geheim@hooks.example.nl/x", "without a user name"),
+    ],
+)
+def test_a_refused_webhook_address_is_explained_in_the_console_language(app, lang, url, message):
+    admin = log_in(app, "admin")
+    response = admin.post(
+        f"/admin/webhooks?lang={lang}",
+        data={
+            "url": url,
+            "event": ["consent.withdrawn", "consent.granted"],
+            "csrf_token": csrf_token(admin, "/admin/webhooks"),
+        },
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert message in page
+    for english in ("only https URLs", "cannot resolve", "non-public", "no user name"):
+        assert english not in page
+    # What was typed and ticked is still there to correct.
+    assert f'value="{url}"' in page
+    assert re.search(r'value="consent.granted" checked', page)
+    assert not re.search(r'value="subject.erased" checked', page)
+    with app.app_context():
+        assert db.session.scalar(select(WebhookEndpoint)) is None
+
+
+def test_a_webhook_without_events_is_refused_in_staff_words(app):
+    admin = log_in(app, "admin")
+    response = admin.post(
+        "/admin/webhooks",
+        data={"url": "https://1.1.1.1/hook", "csrf_token": csrf_token(admin, "/admin/webhooks")},
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Kies minstens één gebeurtenis" in page and 'value="https://1.1.1.1/hook"' in page

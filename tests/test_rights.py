@@ -10,10 +10,10 @@ from sqlalchemy import String, Text, func, select
 
 from consentsvc import clients, ledger, outbox, staff
 from consentsvc.extensions import db
-from consentsvc.models import AuditEntry, ConsentEvent, Library, Subject
+from consentsvc.models import AuditEntry, ConsentEvent, Library, StaffUser, Subject
 
 from .conftest import csrf_token
-from .test_admin import log_in, person
+from .test_admin import log_in, make_staff, person
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "export.schema.json").read_text())
 
@@ -51,6 +51,8 @@ def post(client, path, **data):
 # Every URL of the console and the roles that may use them (test_matrix_covers_every_url
 # fails when a new console URL is not listed here).
 EVERYONE, PRIVACY, ADMIN = {"desk", "privacy_officer", "admin"}, {"privacy_officer"}, {"admin"}
+# Staff accounts: admins for desk and admin accounts, privacy officers for their own role.
+ACCOUNTS = ADMIN | PRIVACY
 MATRIX = [
     ("get", "/admin/", EVERYONE),
     ("get", "/admin/subjects/{id}", EVERYONE),
@@ -69,9 +71,9 @@ MATRIX = [
     ("post", "/admin/webhooks/{endpoint}/remove", ADMIN),
     ("get", "/admin/purposes", ADMIN),
     ("post", "/admin/purposes/1/texts", ADMIN),
-    ("get", "/admin/staff", ADMIN),
-    ("post", "/admin/staff", ADMIN),
-    ("post", "/admin/staff/{staff}/deactivate", ADMIN),
+    ("get", "/admin/staff", ACCOUNTS),
+    ("post", "/admin/staff", ACCOUNTS),
+    ("post", "/admin/staff/{staff}/deactivate", ACCOUNTS),
     ("post", "/admin/staff/{staff}/access/remove", ADMIN),
     ("get", "/admin/library", ADMIN),
     ("post", "/admin/library", ADMIN),
@@ -391,7 +393,7 @@ def test_admin_adds_a_webhook_only_to_a_safe_address(app):
     admin = log_in(app, "admin")
     refused = post(admin, "/admin/webhooks", url="http://10.0.0.5/hook", event="consent.withdrawn")
     assert refused.status_code == 400
-    assert "only https" in refused.get_data(as_text=True)
+    assert "Alleen adressen die met https:// beginnen" in refused.get_data(as_text=True)
     page = post(
         admin, "/admin/webhooks", url="https://1.1.1.1/hook", event="consent.withdrawn"
     ).get_data(as_text=True)
@@ -460,7 +462,8 @@ def test_admin_adds_and_closes_staff_accounts(app):
         admin, "/admin/staff", name="Bas", email="bas@bibliotheek.example", role="desk",
         password="een lang genoeg wachtwoord",
     )  # fmt: skip
-    assert "Bas kan nu inloggen." in added.get_data(as_text=True)
+    assert added.status_code == 303  # Post/Redirect/Get: a reload adds nobody twice
+    assert "Bas kan nu inloggen." in admin.get(added.headers["Location"]).get_data(as_text=True)
     bas = app.test_client()
     login = {"email": "bas@bibliotheek.example", "password": "een lang genoeg wachtwoord"}
     assert (
@@ -513,3 +516,119 @@ def test_ids_out_of_range_are_not_found(app, number):
         assert response.status_code == 404, url
     audit = clients_by_role["privacy_officer"].get(f"/admin/audit?staff={number}&subject=²")
     assert audit.status_code == 200
+
+
+# -- who may give the privacy officer's role ------------------------------------------------------
+
+
+def staff_by_email(app, email):
+    with app.app_context():
+        user = db.session.scalar(select(StaffUser).where(StaffUser.email == email))
+        if user is not None:
+            db.session.expunge(user)
+        return user
+
+
+def audit_of(app, action, library="borne"):
+    with app.app_context():
+        return [
+            (e.staff.email, e.detail)
+            for e in db.session.scalars(
+                select(AuditEntry)
+                .join(Library, Library.id == AuditEntry.library_id)
+                .where(AuditEntry.action == action, Library.slug == library)
+                .order_by(AuditEntry.id)
+            )
+        ]
+
+
+NEW_OFFICER = {
+    "name": "Femke", "email": "femke@bibliotheek.example", "role": "privacy_officer",
+    "password": "een lang genoeg wachtwoord",
+}  # fmt: skip
+
+
+def test_an_admin_cannot_make_a_privacy_officer_to_export_or_erase_as(app):
+    admin = log_in(app, "admin")
+    assert "privacy_officer" not in admin.get("/admin/staff").get_data(as_text=True)
+    refused = post(admin, "/admin/staff", **NEW_OFFICER)
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    assert "Alleen een functionaris gegevensbescherming kan iemand die rol geven." in page
+    assert staff_by_email(app, NEW_OFFICER["email"]) is None
+    assert audit_of(app, "staff.add") == []
+
+
+def test_an_admin_of_several_libraries_cannot_make_one_in_another_library_either(app):
+    admin = log_in(app, "admin")
+    with app.app_context():
+        user = db.session.scalar(select(StaffUser).where(StaffUser.role == "admin"))
+        other = db.session.scalar(select(Library).where(Library.slug == "zoetermeer"))
+        staff.add_library(user, other)
+        db.session.commit()
+        other_id = other.id
+    post(admin, "/admin/library/switch", library=str(other_id))
+    refused = post(admin, "/admin/staff", working_in=str(other_id), **NEW_OFFICER)
+    assert refused.status_code == 400
+    also = post(admin, "/admin/staff", also=str(other_id), **NEW_OFFICER)
+    assert also.status_code == 400
+    assert staff_by_email(app, NEW_OFFICER["email"]) is None
+
+
+def test_an_admin_cannot_close_the_privacy_officers_account(app):
+    officer = log_in(app, "privacy_officer")
+    admin = log_in(app, "admin")
+    officer_row = staff_by_email(app, "privacy_officer.borne@bibliotheek.example")
+    page = admin.get("/admin/staff").get_data(as_text=True)
+    assert f"/admin/staff/{officer_row.id}/deactivate" not in page
+    refused = post(admin, f"/admin/staff/{officer_row.id}/deactivate")
+    assert refused.status_code == 400
+    assert "Alleen een functionaris gegevensbescherming kan dit account sluiten." in (
+        refused.get_data(as_text=True)
+    )
+    assert staff_by_email(app, officer_row.email).active
+    assert officer.get("/admin/audit").status_code == 200
+
+
+def test_a_privacy_officer_gives_the_role_and_takes_it_away_audited(app):
+    officer = log_in(app, "privacy_officer")
+    page = officer.get("/admin/staff").get_data(as_text=True)
+    assert '<option value="privacy_officer">Functionaris gegevensbescherming</option>' in page
+    assert '<option value="admin">' not in page and '<option value="desk">' not in page
+    for role in ("admin", "desk"):
+        refused = post(officer, "/admin/staff", **{**NEW_OFFICER, "role": role})
+        assert refused.status_code == 400
+        assert "Alleen een beheerder kan iemand die rol geven." in refused.get_data(as_text=True)
+    added = post(officer, "/admin/staff", **NEW_OFFICER)
+    assert added.status_code == 303
+    femke = staff_by_email(app, NEW_OFFICER["email"])
+    assert femke.role == "privacy_officer"
+    me = "privacy_officer.borne@bibliotheek.example"
+    assert audit_of(app, "staff.add") == [(me, f"staff {femke.id} privacy_officer")]
+    # The new privacy officer can do the work of one.
+    femke_client = app.test_client()
+    login = {"email": femke.email, "password": NEW_OFFICER["password"]}
+    token = csrf_token(femke_client, "/admin/login")
+    assert femke_client.post("/admin/login", data={**login, "csrf_token": token}).status_code == 303
+    assert femke_client.get("/admin/audit").status_code == 200
+    # Closing the account takes the role away, and says so in the library's audit log.
+    assert post(officer, f"/admin/staff/{femke.id}/deactivate").status_code == 303
+    assert not staff_by_email(app, femke.email).active
+    assert audit_of(app, "staff.deactivate") == [(me, f"staff {femke.id} privacy_officer")]
+    assert femke_client.get("/admin/audit").status_code == 302
+    # A privacy officer closes no admin or desk account.
+    admin_row = staff_by_email(app, make_staff(app, "admin"))
+    assert post(officer, f"/admin/staff/{admin_row.id}/deactivate").status_code == 400
+    assert staff_by_email(app, admin_row.email).active
+
+
+def test_the_first_privacy_officer_comes_from_the_command_line_audited(app):
+    result = app.test_cli_runner().invoke(
+        args=["staff", "create", "--library", "borne", "--email", "fg@bibliotheek.example",
+              "--name", "Femke", "--role", "privacy_officer", "--password", "a long enough secret"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    femke = staff_by_email(app, "fg@bibliotheek.example")
+    assert audit_of(app, "staff.add") == [
+        ("fg@bibliotheek.example", f"staff {femke.id} privacy_officer, command line")
+    ]

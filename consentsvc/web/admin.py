@@ -13,10 +13,12 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import segno
+from babel import Locale
 from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     g,
     redirect,
     render_template,
@@ -50,6 +52,8 @@ from ..models import (
 )
 from .errors import render_error
 from .forms import as_id
+from .i18n import current_language
+from .labels import purpose_title
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 login_manager.login_view = "admin.login"
@@ -70,6 +74,17 @@ def _load_staff(session_id: str) -> StaffUser | None:
     user = db.session.get(StaffUser, number) if number else None
     if user is None or not user.active or version != user.session_version:
         return None
+    now, config = time.time(), current_app.config
+    if not staff.session_is_current(
+        session.get("staff_since"), session.get("staff_seen"), now,
+        lifetime=config["STAFF_SESSION_SECONDS"], idle=config["STAFF_IDLE_SECONDS"],
+    ):  # fmt: skip
+        # Flask signs the cookie anew on every request, so its own expiry moves along with
+        # use; the times kept inside it do not.
+        session.clear()
+        session["session_ended"] = True
+        return None
+    session["staff_seen"] = int(now)
     return user
 
 
@@ -99,6 +114,18 @@ def roles(*allowed: str) -> Callable[[View], View]:
     return decorate
 
 
+@bp.after_request
+def _keep_the_address_after_a_refused_form(response: Response) -> Response:
+    """An htmx-boosted form that is refused shows its errors at the page's own address.
+
+    htmx would otherwise put the POST-only address of the form in the address bar, where
+    a reload answers 405 instead of showing the page again.
+    """
+    if htmx and request.method == "POST" and not 300 <= response.status_code < 400:
+        response.headers["HX-Push-Url"] = "false"
+    return response
+
+
 def _working_library() -> Library:
     """The library chosen in the console; staff of one library always work in their own."""
     wanted = session.get("library_id")
@@ -122,10 +149,16 @@ RETENTION_LABELS = {
 }
 
 
+def language_name(code: str) -> str:
+    """A language's name in the page's language ("Engels" on a Dutch page)."""
+    return str(Locale.parse(code).get_display_name(current_language()))
+
+
 @bp.context_processor
 def _console_context() -> dict[str, Any]:
     return {
         "library": g.get("library"),
+        "language_name": language_name,
         "role_labels": ROLE_LABELS,
         "retention_labels": RETENTION_LABELS,
     }
@@ -144,7 +177,8 @@ SECOND_STEP_SECONDS = 300
 def login() -> Response | str | tuple[str, int]:
     """Log in with e-mail address and password (and a code, for those who set one up)."""
     if request.method == "GET":
-        return render_template("admin/login.html", failed=False)
+        ended = session.pop("session_ended", False)
+        return render_template("admin/login.html", failed=False, ended=ended)
     user = staff.login(db.session, request.form.get("email", ""), request.form.get("password", ""))
     db.session.commit()
     if user is None:
@@ -180,16 +214,21 @@ def login_code() -> Response | str | tuple[str, int]:
 
 def _logged_in(user: StaffUser) -> Response:
     session.pop("library_id", None)
+    session.pop("session_ended", None)
     login_user(user)
-    session.permanent = True  # ends after STAFF_SESSION_SECONDS
+    session["staff_since"] = session["staff_seen"] = int(time.time())
+    session.permanent = True  # the browser drops it after STAFF_SESSION_SECONDS too
     return redirect(url_for(".search"), 303)
 
 
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    """Log out."""
+    """Log out, here and in every other browser where this account is logged in."""
+    staff.end_sessions(current_user)
+    db.session.commit()
     logout_user()
+    session.clear()
     return redirect(url_for(".login"), 303)
 
 
@@ -224,27 +263,27 @@ def record_consent(subject_id: int) -> Response | str | tuple[str, int]:
     """Record consent given at the desk, by phone or on paper; double opt-in mails first."""
     person = _subject(subject_id)
     form = request.form
-    code, how, note = form.get("purpose", ""), form.get("how", ""), form.get("note", "").strip()
-    text_id = as_id(form.get("text_id"))
+    how, note = form.get("how", ""), form.get("note", "").strip()
+    # One choice names both the purpose and the wording read out or signed, so the two
+    # cannot disagree; it must be a text of this person's library.
+    text_id = as_id(form.get("text"))
+    text = db.session.get(ConsentText, text_id) if text_id else None
+    if text is not None and text.purpose.library_id != person.library_id:
+        text = None
     errors = {}
+    if text is None:
+        errors["text"] = _("Choose what the person agreed to.")
     if how not in HOW:
         errors["how"] = _("Choose how the person gave consent.")
     if not note:
         errors["note"] = _("Write a short note: who, what was read out, anything special.")
-    try:
-        purpose = ledger.purpose_by_code(person.library, code)
-    except LedgerError:
-        errors["purpose"] = _("Choose a purpose.")
-        purpose = None
-    text = db.session.get(ConsentText, text_id) if text_id else None
-    if purpose is not None and (text is None or text.purpose_id != purpose.id):
-        errors["text_id"] = _("Choose the text version you read out or showed.")
     if errors:
-        return _subject_page(person, errors=errors), 400
-    assert purpose is not None and text is not None
+        return _subject_page(person, errors=errors, form=form), 400
+    assert text is not None
+    code = text.purpose.code
     actor = f"staff:{current_user.id}"
     proof = Proof(details={"how": how, "note": note[:500]})
-    if purpose.double_opt_in:
+    if text.purpose.double_opt_in:
         result = ledger.signup(
             db.session, person.library, person.email, [code], language=text.language,
             channel=Channel.STAFF, proof=proof, text_ids={code: text.id}, actor=actor,
@@ -448,21 +487,34 @@ def webhooks() -> str:
     return _webhooks_page()
 
 
+WEBHOOK_ERRORS = {
+    "events": _l("Choose at least one event to send."),
+    "scheme": _l("Only addresses that start with https:// can receive webhooks."),
+    "credentials": _l("Give the address with a host name and without a user name or password."),
+    "unresolvable": _l("%(host)s cannot be found. Check the address for typing errors."),
+    "not_public": _l(
+        "%(host)s is an internal address. Webhooks only go to addresses on the internet."
+    ),
+    "too_long": _l("This address is too long."),
+}
+
+
 @bp.post("/webhooks")
 @roles(*ADMIN)
 def add_webhook() -> str | tuple[str, int]:
     """Register a receiver; its signing secret is shown once."""
     config = current_app.config
+    url, events = request.form.get("url", "").strip(), request.form.getlist("event")
     try:
         endpoint = outbox.add_endpoint(
-            db.session, g.library.id, request.form.get("url", "").strip(),
-            request.form.getlist("event"),
+            db.session, g.library.id, url, events,
             allow_http=config["WEBHOOK_ALLOW_HTTP"],
             allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
         )  # fmt: skip
-    except ValueError as exc:
+    except outbox.EndpointRefused as exc:
         db.session.rollback()
-        return _webhooks_page(error=str(exc)), 400
+        error = WEBHOOK_ERRORS[exc.code] % {"host": exc.host}
+        return _webhooks_page(error=error, form={"url": url, "events": events}), 400
     _audit("webhook.add", detail=f"endpoint {endpoint.id}")
     db.session.commit()
     return _webhooks_page(new_endpoint=endpoint)
@@ -521,39 +573,55 @@ STAFF_ERRORS = {
     "password": _l("A password needs at least 12 characters."),
     "email": _l("This is not a valid e-mail address."),
     "taken": _l("There is already a staff member with this address."),
+    "own": _l("You cannot close your own account."),
 }
+# Said when the role is not this staff member's to give (or take away by closing).
+GIVE_ERRORS = {
+    StaffRole.PRIVACY_OFFICER: _l("Only a privacy officer can give someone that role."),
+    StaffRole.ADMIN: _l("Only an administrator can give someone that role."),
+    StaffRole.DESK: _l("Only an administrator can give someone that role."),
+}
+CLOSE_ERRORS = {
+    StaffRole.PRIVACY_OFFICER: _l("Only a privacy officer can close this account."),
+    StaffRole.ADMIN: _l("Only an administrator can close this account."),
+    StaffRole.DESK: _l("Only an administrator can close this account."),
+}
+ACCOUNTS = (StaffRole.ADMIN, StaffRole.PRIVACY_OFFICER)
 
 
 @bp.get("/staff")
-@roles(*ADMIN)
+@roles(*ACCOUNTS)
 def staff_members() -> str:
     """The library's staff accounts."""
     return _staff_page()
 
 
 @bp.post("/staff")
-@roles(*ADMIN)
-def add_staff() -> str | tuple[str, int]:
+@roles(*ACCOUNTS)
+def add_staff() -> Response | str | tuple[str, int]:
     """Add a colleague; they log in with the password given here and should change it."""
     form = request.form
-    name = form.get("name", "").strip()[:100]
+    typed = {k: form.get(k, "") for k in ("name", "email", "role")}  # never the password
+    name = typed["name"].strip()[:100]
     if not name:
-        return _staff_page(error=_("Give a name.")), 400
+        return _staff_page(error=_("Give a name."), form=typed), 400
     try:
         user = staff.create(
-            db.session, g.library, form.get("email", ""), name,
-            form.get("role", ""), form.get("password", ""),
+            db.session, g.library, typed["email"], name, typed["role"],
+            form.get("password", ""), by=current_user,
         )  # fmt: skip
     except staff.StaffError as exc:
         db.session.rollback()
-        return _staff_page(error=STAFF_ERRORS[exc.code]), 400
+        error = GIVE_ERRORS[typed["role"]] if exc.code == "give" else STAFF_ERRORS[exc.code]
+        return _staff_page(error=error, form=typed), 400
     extra = [
         lib for lib in current_user.libraries
         if str(lib.id) in form.getlist("also") and lib.id != g.library.id
     ]  # fmt: skip
     if extra and user.role != StaffRole.ADMIN:
         db.session.rollback()
-        return _staff_page(error=_("Only administrators can look after several libraries.")), 400
+        error = _("Only administrators can look after several libraries.")
+        return _staff_page(error=error, form=typed), 400
     for lib in extra:
         staff.add_library(user, lib)
         staff.audit(
@@ -561,21 +629,25 @@ def add_staff() -> str | tuple[str, int]:
         )
     _audit("staff.add", detail=f"staff {user.id} {user.role}")
     db.session.commit()
-    return _staff_page(added=user)
+    flash(_("%(name)s can now log in.", name=user.name))
+    return redirect(url_for(".staff_members"), 303)
 
 
 @bp.post("/staff/<id:staff_id>/deactivate")
-@roles(*ADMIN)
+@roles(*ACCOUNTS)
 def deactivate_staff(staff_id: int) -> Response | str | tuple[str, int]:
     """Close an account at once (its audit trail stays)."""
     user = db.session.get(StaffUser, staff_id)
     if user is None or user.library_id != g.library.id:
         abort(404)
-    if user.id == current_user.id:
-        return _staff_page(error=_("You cannot close your own account.")), 400
-    user.active = False
-    _audit("staff.deactivate", detail=f"staff {user.id}")
+    try:
+        staff.close(user, by=current_user)
+    except staff.StaffError as exc:
+        error = CLOSE_ERRORS[user.role] if exc.code == "close" else STAFF_ERRORS[exc.code]
+        return _staff_page(error=error), 400
+    _audit("staff.deactivate", detail=f"staff {user.id} {user.role}")
     db.session.commit()
+    flash(_("The account of %(name)s is closed.", name=user.name))
     return redirect(url_for(".staff_members"), 303)
 
 
@@ -605,7 +677,10 @@ def _staff_page(**extra: Any) -> str:
         )
         .order_by(StaffUser.name)
     ).all()
-    return render_template("admin/staff.html", colleagues=colleagues, roles=StaffRole.ALL, **extra)
+    return render_template(
+        "admin/staff.html", colleagues=colleagues,
+        roles=staff.roles_to_give(current_user), **extra,
+    )  # fmt: skip
 
 
 def _clients_page(**extra: Any) -> str:
@@ -645,21 +720,65 @@ def _subject(subject_id: int) -> Subject:
     return person
 
 
-def _subject_page(person: Subject, errors: dict[str, str] | None = None) -> str:
-    library = person.library
+def _subject_page(person: Subject, errors: dict[str, str] | None = None, form: Any = None) -> str:
+    """The person's page; after a refused form, with its errors and everything typed."""
     return render_template(
         "admin/subject.html",
         person=person,
         states=ledger.state_of(db.session, person),
         events=ledger.history(db.session, person),
-        texts={
-            p.code: sorted(p.texts, key=lambda t: (t.language, -t.version))
-            for p in library.purposes
-        },
+        consent_choices=_consent_choices(person),
         how_options=HOW,
         errors=errors or {},
+        # What was typed, for the form that was sent only (several share field names).
+        form=form if form is not None else (request.form if errors else {}),
+        posted=request.endpoint if errors else None,
+        error_targets=_error_targets(request.endpoint),
         done=request.args.get("done"),
     )
+
+
+def _error_targets(endpoint: str | None) -> dict[str, str]:
+    """The field each error of the person's page leads to (the id in the form sent)."""
+    identification = {
+        "admin.export": "export-identification",
+        "admin.correct_email": "email-identification",
+        "admin.erase": "erase-identification",
+    }.get(endpoint or "", "")
+    return {
+        "stop_note": "stop-note", "identification": identification, "email": "new-email",
+        "reason": "restriction-reason",
+    }  # fmt: skip
+
+
+def _consent_choices(person: Subject) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """What staff can record the person agreed to, as (text id, label) in staff words.
+
+    First one per purpose: its current wording in the person's language (else the
+    library's). Then every other wording, for a paper form in another language or an older
+    version.
+    """
+
+    def label(text: ConsentText, current: bool) -> str:
+        values = {
+            "purpose": purpose_title(text.purpose),
+            "language": language_name(text.language),
+            "version": text.version,
+        }
+        if current:
+            return _("%(purpose)s — %(language)s, version %(version)s (current)", **values)
+        return _("%(purpose)s — %(language)s, version %(version)s (older)", **values)
+
+    first, others = [], []
+    for purpose in person.library.purposes:
+        default = ledger.current_text(purpose, person.language)
+        if default is not None:
+            first.append((default.id, label(default, True)))
+        newest = {t.language: ledger.current_text(purpose, t.language) for t in purpose.texts}
+        for text in sorted(purpose.texts, key=lambda t: (t.language, -t.version)):
+            if text is not default:
+                others.append((text.id, label(text, text is newest[text.language])))
+    return first, others
 
 
 # -- the staff member's own account -----------------------------------------------------------

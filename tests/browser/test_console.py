@@ -7,16 +7,17 @@ from consentsvc import ledger
 from consentsvc.models import AuditEntry, ConsentEvent, StaffUser
 
 from .conftest import Contexts
-from .live import LiveService, submit
+from .live import STAFF_PASSWORD, LiveService, submit
 
 # Demo members (consentsvc.demo.seed_people): numbers 1 and 2 get the newsletter only, 3
 # also acquisitions, 5 stopped the newsletter later; none of them pays by direct debit, so
 # an erasure is complete. Each test uses its own person.
-OBJECTOR, EXPORTED, ERASED, AT_THE_DESK = (
+OBJECTOR, EXPORTED, ERASED, AT_THE_DESK, BY_PHONE = (
     "fatima.jansen@example.nl",
     "pieter.jansen@example.nl",
     "sanne.jansen@example.nl",
     "anouk.jansen@example.nl",
+    "kees.jansen@example.nl",
 )
 
 
@@ -108,8 +109,8 @@ def test_desk_records_consent_given_at_the_desk(live: LiveService, contexts: Con
     assert live.states(AT_THE_DESK)["newsletter"] == "withdrawn"
     expect(page.locator("form[action$='/erase']")).to_have_count(0)  # not for the desk
 
-    page.select_option("#purpose", "newsletter")
-    page.select_option("#text_id", label="newsletter · nl · v1 · Nieuwsbrief")
+    # Choosing the purpose is choosing its current text in the member's language.
+    page.select_option("#text", label="Nieuwsbrief — Nederlands, versie 1 (huidig)")
     page.check("#how-desk")
     page.fill("#note", "Aan de balie gevraagd, tekst voorgelezen")
     submit(page, "form[action$='/consent']", "[role=status]:text-is('Opgeslagen.')")
@@ -130,3 +131,74 @@ def test_desk_records_consent_given_at_the_desk(live: LiveService, contexts: Con
     page.goto(confirm_link)
     submit(page, "form[action^='/confirm/']", "h1:text-is('Bedankt, je bent aangemeld')")
     assert live.states(AT_THE_DESK)["newsletter"] == "granted"
+
+
+def letter_spacing(page, selector: str) -> float:
+    """The computed letter-spacing of an input, in pixels ("normal" is none)."""
+    value = page.locator(selector).evaluate("el => getComputedStyle(el).letterSpacing")
+    return 0.0 if value == "normal" else float(value.removesuffix("px"))
+
+
+def test_only_the_login_code_is_spaced_out(live: LiveService, contexts: Contexts):
+    """Retention months read "84", not "8 4": the spacing is for the six-digit code only."""
+    admin = contexts.staff_page("admin")
+    admin.goto("/admin/library")
+    months = "#retention_payment"
+    admin.fill(months, "84")
+    assert letter_spacing(admin, months) == 0.0
+    # Account page: setting up a login code shows the spaced code field.
+    desk = contexts.staff_page("desk")
+    desk.goto("/admin/account")
+    desk.click("form[action='/admin/account/code'] button[type=submit]")
+    desk.wait_for_selector("#code")
+    assert letter_spacing(desk, "#code") > 2
+    login = contexts.page()
+    login.goto("/admin/login")
+    login.fill("#email", live.staff_with_login_code())
+    login.fill("#password", STAFF_PASSWORD)
+    submit(login, "form[action='/admin/login']", "#code")
+    assert letter_spacing(login, "#code") > 2
+
+
+def events_of(live: LiveService, subject_id: int, action: str) -> int:
+    with live.session() as session:
+        return len(
+            session.scalars(
+                select(ConsentEvent.id).where(
+                    ConsentEvent.subject_id == subject_id, ConsentEvent.action == action
+                )
+            ).all()
+        )
+
+
+def test_desk_consent_keeps_every_input_on_an_error_and_a_reload_records_nothing_twice(
+    live: LiveService, contexts: Contexts
+):
+    page = contexts.staff_page("desk")
+    open_person(page, BY_PHONE)
+    subject_id = person_id(live, BY_PHONE)
+    assert live.states(BY_PHONE)["direct_marketing"] is None
+    offers = "Aanbiedingen voor leden — Nederlands, versie 1 (huidig)"
+    page.select_option("#text", label=offers)
+    page.check("#how-phone")
+    # Past the browser's own check of `required`: the service's answer is what counts.
+    page.locator("form[action$='/consent']").evaluate("form => { form.noValidate = true; }")
+    submit(page, "form[action$='/consent']", ".error-summary")
+    expect(page.locator(".error-summary")).to_contain_text("Schrijf een korte notitie")
+    # Nothing was reset: the purpose, the way it was given are as chosen.
+    expect(page.locator("#text option:checked")).to_have_text(offers)
+    expect(page.locator("#how-phone")).to_be_checked()
+    # The address stays the person's page: a reload shows it, never a "method not allowed".
+    assert page.url.endswith(f"/admin/subjects/{subject_id}")
+    page.click(".error-summary a[href='#note']")
+    expect(page.locator("#note")).to_be_focused()
+    granted_before = events_of(live, subject_id, "granted")
+    page.fill("#note", "Belde op, wil de aanbiedingen toch")
+    submit(page, "form[action$='/consent']", "[role=status]:text-is('Opgeslagen.')")
+    assert live.states(BY_PHONE)["direct_marketing"] == "granted"
+    assert events_of(live, subject_id, "granted") == granted_before + 1
+    # A reload after saving shows the page again; it does not send the form a second time.
+    page.reload()
+    expect(page.locator("h1")).to_have_text(BY_PHONE)
+    assert "/consent" not in page.url
+    assert events_of(live, subject_id, "granted") == granted_before + 1
