@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 from sqlalchemy import func, select
 
@@ -136,6 +137,38 @@ def test_suppressed_addresses_are_refused_even_with_consent(app, client, key):
     assert response.json["results"][0] == {
         "email": "jan@example.nl", "allowed": False, "reason": "suppressed",
     }  # fmt: skip
+
+
+def test_a_purpose_that_is_not_mail_gets_no_unsubscribe_headers(app, client):
+    """Direct debit is allowed like any granted purpose, but a mailbox provider's one-click
+    must never be able to end it: no List-Unsubscribe, no List-Id, no unsubscribe token."""
+    with app.app_context():
+        borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        subject = ledger.subject_for(db.session, borne, "jan@example.nl", "nl")
+        ledger.grant(db.session, subject, "direct_debit", channel="staff", actor="staff:1")
+        db.session.commit()
+    subscribe(app, "jan@example.nl")
+    headers, _ = make_key(app, purposes=("newsletter", "direct_debit"), name="Incasso")
+    answers = {
+        code: client.post(
+            CHECK, json={"purpose": code, "recipients": ["jan@example.nl"]}, headers=headers
+        ).json
+        for code in ("direct_debit", "newsletter")
+    }
+    [debit] = answers["direct_debit"]["results"]
+    assert (debit["allowed"], debit["reason"], debit["headers"]) == (True, "granted", {})
+    assert debit["preferences_url"].startswith("http://localhost/preferences/")
+    assert "unsubscribe" not in json.dumps(answers["direct_debit"])
+    # The same person's newsletter still carries the three headers.
+    [newsletter] = answers["newsletter"]["results"]
+    assert set(newsletter["headers"]) == {"List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"}
+    # Both answers are what the OpenAPI document promises.
+    spec = client.get("/api/openapi.json").json
+    validator = jsonschema_rs.Draft202012Validator(
+        {"$ref": "#/components/schemas/CheckResult", "components": spec["components"]}
+    )
+    for answer in answers.values():
+        validator.validate(answer)
 
 
 @pytest.mark.parametrize(

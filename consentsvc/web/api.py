@@ -106,12 +106,18 @@ def consent_check() -> Response:
     )  # fmt: skip
     allowed = [d for d in decisions if d.allowed]
     subject_ids = [d.subject_id for d in allowed if d.subject_id is not None]
-    unsubscribe = dict(
-        zip(
-            subject_ids,
-            tokens.make_many_unsubscribe([(sid, purpose.id) for sid in subject_ids]),
-            strict=True,
+    # A purpose that is not mail (direct debit) gets no unsubscribe link at all: mailbox
+    # providers fire one-click on their own, and that must never end a payment mandate.
+    unsubscribe = (
+        dict(
+            zip(
+                subject_ids,
+                tokens.make_many_unsubscribe([(sid, purpose.id) for sid in subject_ids]),
+                strict=True,
+            )
         )
+        if purpose.is_mail
+        else {}
     )
     preferences = dict(zip(subject_ids, tokens.make_many_preferences(subject_ids), strict=True))
     decision = ConsentDecision(
@@ -131,11 +137,15 @@ def consent_check() -> Response:
     for d in decisions:
         result: dict[str, Any] = {"email": d.email, "allowed": d.allowed, "reason": d.reason}
         if d.allowed and d.subject_id is not None:
-            result["headers"] = {
-                "List-Unsubscribe": f"<{base}/unsubscribe/{unsubscribe[d.subject_id]}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                "List-Id": list_id,
-            }
+            result["headers"] = (
+                {
+                    "List-Unsubscribe": f"<{base}/unsubscribe/{unsubscribe[d.subject_id]}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                    "List-Id": list_id,
+                }
+                if purpose.is_mail
+                else {}
+            )
             result["preferences_url"] = f"{base}/preferences/{preferences[d.subject_id]}"
         results.append(result)
     return jsonify(

@@ -264,7 +264,13 @@ SCHEMAS: Schema = {
                     "invalid_address: not an e-mail address."
                 ),
             },
-            "headers": _ref("MailHeaders"),
+            "headers": {
+                "description": (
+                    "Only for allowed recipients. For a purpose that is not mail (direct "
+                    "debit) an empty object: there is nothing to unsubscribe from."
+                ),
+                "oneOf": [_ref("MailHeaders"), {"type": "object", "maxProperties": 0}],
+            },
             "preferences_url": {
                 "type": "string",
                 "format": "uri",
@@ -275,7 +281,10 @@ SCHEMAS: Schema = {
     },
     "MailHeaders": {
         "type": "object",
-        "description": "Put these in the mail as they are. Only for allowed recipients.",
+        "description": (
+            "Put these in the mail as they are. Only for allowed recipients of a purpose "
+            "that is mail."
+        ),
         "required": ["List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"],
         "properties": {
             "List-Unsubscribe": {
