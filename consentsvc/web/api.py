@@ -257,14 +257,20 @@ def record_event(event: providers.Event) -> str:
         if not event.purpose:
             raise ApiError(400, "invalid_field", "Which purpose to stop.", "purpose")
         purpose = _purpose_in_scope(event.purpose)
+    key = current_app.config["SUPPRESSION_KEY"]
+    report = InboundEvent(
+        client_id=client.id,
+        external_id=event.id,
+        kind=event.type,
+        email_hmac=ledger.email_hmac(key, email),
+    )
     try:
         with db.session.begin_nested():
-            db.session.add(InboundEvent(client_id=client.id, external_id=event.id, kind=event.type))
+            db.session.add(report)
     except IntegrityError:
         return "duplicate"
     actor, library = _actor(), client.library
     subject = ledger.find_subject(db.session, library, email)
-    key = current_app.config["SUPPRESSION_KEY"]
     if event.type == "unsubscribe" and subject is not None and purpose is not None:
         ledger.withdraw(
             db.session, subject, purpose.code, channel=Channel.PROVIDER_UNSUBSCRIBE, actor=actor

@@ -397,7 +397,10 @@ SCHEMAS: Schema = {
             "status": {
                 "type": "string",
                 "enum": ["processed", "duplicate"],
-                "description": "duplicate: this key reported this id before; nothing changed.",
+                "description": (
+                    "duplicate: this key reported this id, type and address before; "
+                    "nothing changed."
+                ),
             }
         },
     },
