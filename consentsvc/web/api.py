@@ -282,6 +282,11 @@ def record_event(event: providers.Event) -> str:
             )
         ledger.suppress(db.session, library, email, "complaint", suppression_key=key, actor=actor)
     elif event.type == "hard_bounce":
+        # The mailbox is gone: its mail stops in the ledger too (not a direct debit), so the
+        # record shows why, and a later signup of the address goes through double opt-in,
+        # whose confirmation lifts the suppression.
+        if subject is not None:
+            ledger.withdraw_all(db.session, subject, channel=Channel.PROVIDER_BOUNCE, actor=actor)
         ledger.suppress(db.session, library, email, "hard_bounce", suppression_key=key, actor=actor)
     db.session.commit()
     return "processed"

@@ -368,7 +368,8 @@ SCHEMAS: Schema = {
                 "enum": EVENT_TYPES,
                 "description": (
                     "unsubscribe: stop this purpose for this person. complaint: stop all "
-                    "their mail and suppress the address. hard_bounce: suppress the address."
+                    "their mail and suppress the address. hard_bounce: the same (the "
+                    "mailbox is gone)."
                 ),
             },
             "email": {**_text(TEXT_LIMIT, "The recipient's address."), "format": "email"},
@@ -459,9 +460,10 @@ SCHEMAS: Schema = {
         "type": "object",
         "description": (
             "Postmark webhook. Bounce with Type HardBounce is a hard bounce, SpamComplaint a "
-            "complaint (both need Email); SubscriptionChange with SuppressSending true and "
-            "SuppressionReason ManualSuppression is an unsubscribe (needs Recipient). Other "
-            "records are ignored."
+            "complaint (both need Email); SubscriptionChange with SuppressSending true is, "
+            "by SuppressionReason, a hard bounce (HardBounce), a complaint (SpamComplaint) "
+            "or an unsubscribe (ManualSuppression) and needs Recipient. Other records, "
+            "reactivations included, are ignored."
         ),
         "required": ["RecordType"],
         "properties": {
