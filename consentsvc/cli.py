@@ -330,7 +330,9 @@ def subject_export(email: str, slug: str) -> None:
         person = ledger.find_subject(db.session, library, email)
         if person is None:
             raise click.ClickException("no such person in this library")
-        data = ledger.export(db.session, person)
+        data = ledger.export(
+            db.session, person, suppression_key=current_app.config["SUPPRESSION_KEY"]
+        )
         db.session.rollback()
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

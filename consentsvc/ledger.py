@@ -699,18 +699,17 @@ def suppress(
     return True
 
 
-def export(
-    session: Session, subject: Subject, *, suppression_key: str | None = None
-) -> dict[str, Any]:
+def export(session: Session, subject: Subject, *, suppression_key: str) -> dict[str, Any]:
     """Everything held about one person, as plain JSON-ready data (see docs/export.schema.json).
 
-    With the suppression key it also says whether the address is suppressed.
+    The suppression key is required: without it the export could not say whether the
+    address is suppressed, and would silently say it is not.
     """
     evidence = {
         e.id: e for e in session.scalars(select(Evidence).where(Evidence.subject_id == subject.id))
     }
     suppression = None
-    if suppression_key and subject.erased_at is None:
+    if subject.erased_at is None:
         suppression = session.scalar(
             select(Suppression).where(
                 Suppression.library_id == subject.library_id,

@@ -248,14 +248,24 @@ class ConsentDecision(db.Model):
 
 
 class InboundEvent(db.Model):
-    """An event a sender reported, remembered by the sender's own id so repeats do nothing."""
+    """An event a sender reported, remembered so that repeats do nothing.
 
-    __table_args__ = (UniqueConstraint("client_id", "external_id"),)
+    A report is its id, kind and address together: processors reuse one id for every
+    recipient of a message (or send none), and a batch must not collapse into one event.
+    """
+
+    __table_args__ = (
+        UniqueConstraint(
+            "client_id", "external_id", "kind", "email_hmac", name="uq_inbound_event_report"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("api_client.id"))
     external_id: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(30))
+    # The keyed hash of the address (as in Suppression): no address is kept here.
+    email_hmac: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

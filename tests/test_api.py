@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 from sqlalchemy import func, select
 
@@ -136,6 +137,38 @@ def test_suppressed_addresses_are_refused_even_with_consent(app, client, key):
     assert response.json["results"][0] == {
         "email": "jan@example.nl", "allowed": False, "reason": "suppressed",
     }  # fmt: skip
+
+
+def test_a_purpose_that_is_not_mail_gets_no_unsubscribe_headers(app, client):
+    """Direct debit is allowed like any granted purpose, but a mailbox provider's one-click
+    must never be able to end it: no List-Unsubscribe, no List-Id, no unsubscribe token."""
+    with app.app_context():
+        borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        subject = ledger.subject_for(db.session, borne, "jan@example.nl", "nl")
+        ledger.grant(db.session, subject, "direct_debit", channel="staff", actor="staff:1")
+        db.session.commit()
+    subscribe(app, "jan@example.nl")
+    headers, _ = make_key(app, purposes=("newsletter", "direct_debit"), name="Incasso")
+    answers = {
+        code: client.post(
+            CHECK, json={"purpose": code, "recipients": ["jan@example.nl"]}, headers=headers
+        ).json
+        for code in ("direct_debit", "newsletter")
+    }
+    [debit] = answers["direct_debit"]["results"]
+    assert (debit["allowed"], debit["reason"], debit["headers"]) == (True, "granted", {})
+    assert debit["preferences_url"].startswith("http://localhost/preferences/")
+    assert "unsubscribe" not in json.dumps(answers["direct_debit"])
+    # The same person's newsletter still carries the three headers.
+    [newsletter] = answers["newsletter"]["results"]
+    assert set(newsletter["headers"]) == {"List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"}
+    # Both answers are what the OpenAPI document promises.
+    spec = client.get("/api/openapi.json").json
+    validator = jsonschema_rs.Draft202012Validator(
+        {"$ref": "#/components/schemas/CheckResult", "components": spec["components"]}
+    )
+    for answer in answers.values():
+        validator.validate(answer)
 
 
 @pytest.mark.parametrize(
@@ -407,6 +440,42 @@ def test_postmark_bounce_complaint_and_subscription_change(app, client, key):
     assert [r["reason"] for r in check.json["results"]] == ["suppressed", "suppressed"]
 
 
+def test_postmark_subscription_changes_as_documented(app, client, key):
+    """Postmark's own example (SuppressionReason HardBounce) suppresses; a spam complaint
+    stops all mail and suppresses; a reactivation (SuppressSending false) changes nothing."""
+    for email in ("gone@example.nl", "complainer@example.nl", "back@example.nl"):
+        subscribe(app, email, codes=("newsletter", "acquisitions"))
+    url = provider_url(key, "postmark")
+    documented = json.loads(
+        (FIXTURES / "postmark_subscription_change_hard_bounce.json").read_text()
+    )
+    assert client.post(url, json=documented).json["results"] == ["processed"]
+    complaint = {
+        **documented, "Recipient": "complainer@example.nl", "SuppressionReason": "SpamComplaint",
+    }  # fmt: skip
+    assert client.post(url, json=complaint).json["results"] == ["processed"]
+    reactivation = {
+        **documented, "Recipient": "back@example.nl", "MessageID": None,
+        "SuppressSending": False, "SuppressionReason": None, "Tag": None, "Metadata": {},
+    }  # fmt: skip
+    assert client.post(url, json=reactivation).json == {
+        "status": "processed", "events": 0, "results": [],
+    }  # fmt: skip
+    check = client.post(
+        CHECK,
+        json={
+            "purpose": "newsletter",
+            "recipients": ["gone@example.nl", "complainer@example.nl", "back@example.nl"],
+        },
+        headers=key,
+    )
+    assert [r["reason"] for r in check.json["results"]] == ["suppressed", "suppressed", "granted"]
+    assert status(app, "complainer@example.nl", "acquisitions") == "withdrawn"
+    with app.app_context():
+        reasons = sorted(db.session.scalars(select(Suppression.reason)))
+        assert reasons == ["complaint", "hard_bounce"]
+
+
 def test_sendgrid_event_array(app, client, key):
     for email in (
         "leaver@example.nl",
@@ -616,3 +685,62 @@ def test_long_or_odd_processor_ids_are_stored_safely(app, client, key):
     url = provider_url(key, "postmark")
     assert client.post(url, json=payload).json["results"] == ["processed"]
     assert client.post(url, json=payload).json["results"] == ["duplicate"]
+
+
+# -- the duplicate check of reported events -----------------------------------------------------
+
+
+def suppressed(app):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Suppression))
+
+
+def test_a_sendgrid_batch_whose_events_share_an_id_is_not_one_event(app, client, key):
+    """Without sg_event_id, events of one message share its sg_message_id; each address
+    and each kind is an event of its own, and only a true repeat is a duplicate."""
+    subscribe(app, "b@example.nl")
+    shared = "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0"
+    batch = [
+        {"email": "a@example.nl", "event": "bounce", "type": "bounce", "sg_message_id": shared},
+        {"email": "b@example.nl", "event": "bounce", "type": "bounce", "sg_message_id": shared},
+        {"email": "c@example.nl", "event": "spamreport", "sg_message_id": shared},
+        {"email": "b@example.nl", "event": "spamreport", "sg_message_id": shared},
+    ]
+    url = provider_url(key, "sendgrid")
+    assert client.post(url, json=batch).json["results"] == ["processed"] * 4
+    assert suppressed(app) == 3
+    assert client.post(url, json=batch).json["results"] == ["duplicate"] * 4
+
+
+def test_postmark_changes_without_a_message_id_are_kept_apart(app, client, key):
+    """Manual suppressions have no MessageID; two at the same moment are two events."""
+    url = provider_url(key, "postmark")
+    base = json.loads((FIXTURES / "postmark_subscription_change_hard_bounce.json").read_text())
+    changes = [{**base, "MessageID": None, "Recipient": f"r{n}@example.nl"} for n in range(3)]
+    assert [client.post(url, json=c).json["results"] for c in changes] == [["processed"]] * 3
+    assert suppressed(app) == 3
+    assert client.post(url, json=changes[1]).json["results"] == ["duplicate"]
+
+
+def test_mailchimp_reports_of_one_moment_are_kept_apart(app, client, key):
+    url = provider_url(key, "mailchimp")
+    for email in ("a@example.nl", "b@example.nl"):
+        form = {
+            "type": "cleaned", "fired_at": "2026-11-20 10:20:00", "data[list_id]": "a6b5da1054",
+            "data[reason]": "hard", "data[email]": email,
+        }  # fmt: skip
+        assert client.post(url, data=form).json["results"] == ["processed"]
+    assert suppressed(app) == 2
+
+
+def test_api_events_with_one_id_for_several_addresses(app, client, key):
+    """A sender's id names its report; the same id for another address or kind is new."""
+    reports = [
+        {"id": "campaign-7", "type": "hard_bounce", "email": "a@example.nl"},
+        {"id": "campaign-7", "type": "hard_bounce", "email": "B@example.nl"},
+        {"id": "campaign-7", "type": "complaint", "email": "a@example.nl"},
+    ]
+    assert [post_event(client, key, **r).json["status"] for r in reports] == ["processed"] * 3
+    assert suppressed(app) == 2
+    again = {"id": "campaign-7", "type": "hard_bounce", "email": "b@example.nl"}
+    assert post_event(client, key, **again).json == {"status": "duplicate"}

@@ -300,6 +300,45 @@ def test_signing_up_anew_lifts_the_suppression_of_an_erased_address(app, outbox)
     assert decision.subject_id != subject_id  # a new person, not the erased one
 
 
+def test_cli_export_shows_hard_bounces_and_complaints(app, runner):
+    """What a check answers (suppressed) can be traced in the export: the suppression with
+    its reason, and the mail that stopped, as ledger events from the sender's report."""
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        for email in ("bounced@example.nl", "complainer@example.nl"):
+            result = ledger.signup(
+                db.session, library, email, ["newsletter", "acquisitions"],
+                language="nl", channel="web_form",
+            )  # fmt: skip
+            ledger.confirm(db.session, result.subject, result.request_ids)
+        api_client, key = clients.create(db.session, library, "Laposta", ["newsletter"])
+        db.session.commit()
+        actor = f"client:{api_client.id}"
+    api = app.test_client()
+    auth = {"Authorization": f"Bearer {key}"}
+    for number, (kind, email) in enumerate(
+        [("hard_bounce", "bounced@example.nl"), ("complaint", "complainer@example.nl")]
+    ):
+        event = {"id": f"r{number}", "type": kind, "email": email}
+        assert api.post("/api/v1/events", json=event, headers=auth).json["status"] == "processed"
+        check = api.post(
+            "/api/v1/consent/check",
+            json={"purpose": "newsletter", "recipients": [email]},
+            headers=auth,
+        )
+        assert check.json["results"][0]["reason"] == "suppressed"
+
+        result = runner.invoke(args=["subject", "export", email, "--library", "borne"])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.output)
+        jsonschema.validate(data, SCHEMA, format_checker=jsonschema.FormatChecker())
+        assert data["suppression"]["reason"] == kind
+        channel = {"hard_bounce": "provider_bounce", "complaint": "provider_complaint"}[kind]
+        stopped = [(e["purpose"], e["actor"]) for e in data["events"] if e["channel"] == channel]
+        assert sorted(stopped) == [("acquisitions", actor), ("newsletter", actor)]
+        assert {c["purpose"]: c["status"] for c in data["consents"]}["newsletter"] == "withdrawn"
+
+
 def test_member_gets_a_copy_of_their_data_by_a_signed_link(app, outbox):
     from consentsvc import tokens
 

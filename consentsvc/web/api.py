@@ -106,12 +106,18 @@ def consent_check() -> Response:
     )  # fmt: skip
     allowed = [d for d in decisions if d.allowed]
     subject_ids = [d.subject_id for d in allowed if d.subject_id is not None]
-    unsubscribe = dict(
-        zip(
-            subject_ids,
-            tokens.make_many_unsubscribe([(sid, purpose.id) for sid in subject_ids]),
-            strict=True,
+    # A purpose that is not mail (direct debit) gets no unsubscribe link at all: mailbox
+    # providers fire one-click on their own, and that must never end a payment mandate.
+    unsubscribe = (
+        dict(
+            zip(
+                subject_ids,
+                tokens.make_many_unsubscribe([(sid, purpose.id) for sid in subject_ids]),
+                strict=True,
+            )
         )
+        if purpose.is_mail
+        else {}
     )
     preferences = dict(zip(subject_ids, tokens.make_many_preferences(subject_ids), strict=True))
     decision = ConsentDecision(
@@ -131,11 +137,15 @@ def consent_check() -> Response:
     for d in decisions:
         result: dict[str, Any] = {"email": d.email, "allowed": d.allowed, "reason": d.reason}
         if d.allowed and d.subject_id is not None:
-            result["headers"] = {
-                "List-Unsubscribe": f"<{base}/unsubscribe/{unsubscribe[d.subject_id]}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                "List-Id": list_id,
-            }
+            result["headers"] = (
+                {
+                    "List-Unsubscribe": f"<{base}/unsubscribe/{unsubscribe[d.subject_id]}>",
+                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                    "List-Id": list_id,
+                }
+                if purpose.is_mail
+                else {}
+            )
             result["preferences_url"] = f"{base}/preferences/{preferences[d.subject_id]}"
         results.append(result)
     return jsonify(
@@ -247,14 +257,20 @@ def record_event(event: providers.Event) -> str:
         if not event.purpose:
             raise ApiError(400, "invalid_field", "Which purpose to stop.", "purpose")
         purpose = _purpose_in_scope(event.purpose)
+    key = current_app.config["SUPPRESSION_KEY"]
+    report = InboundEvent(
+        client_id=client.id,
+        external_id=event.id,
+        kind=event.type,
+        email_hmac=ledger.email_hmac(key, email),
+    )
     try:
         with db.session.begin_nested():
-            db.session.add(InboundEvent(client_id=client.id, external_id=event.id, kind=event.type))
+            db.session.add(report)
     except IntegrityError:
         return "duplicate"
     actor, library = _actor(), client.library
     subject = ledger.find_subject(db.session, library, email)
-    key = current_app.config["SUPPRESSION_KEY"]
     if event.type == "unsubscribe" and subject is not None and purpose is not None:
         ledger.withdraw(
             db.session, subject, purpose.code, channel=Channel.PROVIDER_UNSUBSCRIBE, actor=actor
@@ -266,6 +282,11 @@ def record_event(event: providers.Event) -> str:
             )
         ledger.suppress(db.session, library, email, "complaint", suppression_key=key, actor=actor)
     elif event.type == "hard_bounce":
+        # The mailbox is gone: its mail stops in the ledger too (not a direct debit), so the
+        # record shows why, and a later signup of the address goes through double opt-in,
+        # whose confirmation lifts the suppression.
+        if subject is not None:
+            ledger.withdraw_all(db.session, subject, channel=Channel.PROVIDER_BOUNCE, actor=actor)
         ledger.suppress(db.session, library, email, "hard_bounce", suppression_key=key, actor=actor)
     db.session.commit()
     return "processed"

@@ -264,7 +264,13 @@ SCHEMAS: Schema = {
                     "invalid_address: not an e-mail address."
                 ),
             },
-            "headers": _ref("MailHeaders"),
+            "headers": {
+                "description": (
+                    "Only for allowed recipients. For a purpose that is not mail (direct "
+                    "debit) an empty object: there is nothing to unsubscribe from."
+                ),
+                "oneOf": [_ref("MailHeaders"), {"type": "object", "maxProperties": 0}],
+            },
             "preferences_url": {
                 "type": "string",
                 "format": "uri",
@@ -275,7 +281,10 @@ SCHEMAS: Schema = {
     },
     "MailHeaders": {
         "type": "object",
-        "description": "Put these in the mail as they are. Only for allowed recipients.",
+        "description": (
+            "Put these in the mail as they are. Only for allowed recipients of a purpose "
+            "that is mail."
+        ),
         "required": ["List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"],
         "properties": {
             "List-Unsubscribe": {
@@ -359,7 +368,8 @@ SCHEMAS: Schema = {
                 "enum": EVENT_TYPES,
                 "description": (
                     "unsubscribe: stop this purpose for this person. complaint: stop all "
-                    "their mail and suppress the address. hard_bounce: suppress the address."
+                    "their mail and suppress the address. hard_bounce: the same (the "
+                    "mailbox is gone)."
                 ),
             },
             "email": {**_text(TEXT_LIMIT, "The recipient's address."), "format": "email"},
@@ -388,7 +398,10 @@ SCHEMAS: Schema = {
             "status": {
                 "type": "string",
                 "enum": ["processed", "duplicate"],
-                "description": "duplicate: this key reported this id before; nothing changed.",
+                "description": (
+                    "duplicate: this key reported this id, type and address before; "
+                    "nothing changed."
+                ),
             }
         },
     },
@@ -447,9 +460,10 @@ SCHEMAS: Schema = {
         "type": "object",
         "description": (
             "Postmark webhook. Bounce with Type HardBounce is a hard bounce, SpamComplaint a "
-            "complaint (both need Email); SubscriptionChange with SuppressSending true and "
-            "SuppressionReason ManualSuppression is an unsubscribe (needs Recipient). Other "
-            "records are ignored."
+            "complaint (both need Email); SubscriptionChange with SuppressSending true is, "
+            "by SuppressionReason, a hard bounce (HardBounce), a complaint (SpamComplaint) "
+            "or an unsubscribe (ManualSuppression) and needs Recipient. Other records, "
+            "reactivations included, are ignored."
         ),
         "required": ["RecordType"],
         "properties": {

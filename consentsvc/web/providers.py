@@ -60,7 +60,8 @@ def mailchimp(request: Request, purpose: str | None) -> list[Event]:
 
 
 def postmark(request: Request, purpose: str | None) -> list[Event]:
-    """Postmark webhooks: Bounce (HardBounce), SpamComplaint, SubscriptionChange."""
+    """Postmark webhooks: Bounce (HardBounce), SpamComplaint, SubscriptionChange (its
+    SuppressionReason: HardBounce, SpamComplaint or ManualSuppression)."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or "RecordType" not in body:
         raise BadPayload("expected a Postmark webhook object with RecordType")
@@ -72,13 +73,18 @@ def postmark(request: Request, purpose: str | None) -> list[Event]:
         return [Event(ident, "hard_bounce", _text(body, "Email"))]
     if record == "SpamComplaint":
         return [Event(ident, "complaint", _text(body, "Email"))]
-    if (
-        record == "SubscriptionChange"
-        and body.get("SuppressSending") is True
-        and body.get("SuppressionReason") == "ManualSuppression"
-    ):
-        return [Event(ident, "unsubscribe", _text(body, "Recipient"), _default_purpose(purpose))]
-    return []
+    if record == "SubscriptionChange" and body.get("SuppressSending") is True:
+        # Postmark suppresses after a hard bounce or a complaint as well as on request;
+        # a recipient's own unsubscribe arrives as ManualSuppression.
+        reason = body.get("SuppressionReason")
+        if reason == "HardBounce":
+            return [Event(ident, "hard_bounce", _text(body, "Recipient"))]
+        if reason == "SpamComplaint":
+            return [Event(ident, "complaint", _text(body, "Recipient"))]
+        if reason == "ManualSuppression":
+            recipient = _text(body, "Recipient")
+            return [Event(ident, "unsubscribe", recipient, _default_purpose(purpose))]
+    return []  # reactivations (SuppressSending false) and what does not concern consent
 
 
 def sendgrid(request: Request, purpose: str | None) -> list[Event]:

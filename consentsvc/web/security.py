@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, abort, request
@@ -28,8 +29,27 @@ TOKEN_PATH = re.compile(
 ADDRESS = re.compile(r"[\w.+%-]+(?:@|%40)([\w%-]+\.[\w.%-]+)")
 
 
+def _spelt(char: str) -> str:
+    """A character as itself or percent-encoded, once or twice (%5F, %255F)."""
+    return rf"(?:{re.escape(char)}|%(?:25)?{ord(char):02x})"
+
+
+# An API key wherever it stands, not only where a route expects it: a misspelt webhook
+# URL (/providers/send-grid/csk_…, /api/v1//providers/…) is logged as it came.
+API_KEY = re.compile(
+    "".join(_spelt(c) for c in "csk_") + r"(?:[A-Za-z0-9_-]|%(?:25)?[0-9a-f]{2})+",
+    re.IGNORECASE,
+)
+# A signed link's token (payload.timestamp.signature) wherever it stands, for the same reason.
+SIGNED_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_-])\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27}(?![A-Za-z0-9_-])"
+)
+
+
 def redact(text: str) -> str:
-    """Replace the secret part of link paths, and the person's part of addresses."""
+    """Replace API keys, tokens and the secret part of link paths, and the person's part
+    of addresses."""
+    text = SIGNED_TOKEN.sub("…", API_KEY.sub("csk_…", text))
     return ADDRESS.sub(r"***@\1", TOKEN_PATH.sub(r"/\1/…", text))
 
 
@@ -39,6 +59,8 @@ class RedactTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         try:
             message = record.getMessage()
         except Exception:  # a broken format string: let logging report it as it would
@@ -49,7 +71,22 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class RedactingRecordFactory:
+    """Makes log records as before, then redacts them: every logger of the process (a
+    library's, the root, one created later), before any handler or formatter sees it."""
+
+    def __init__(self, previous: Callable[..., logging.LogRecord]) -> None:
+        self.previous, self.redactor = previous, RedactTokens()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.previous(*args, **kwargs)
+        self.redactor.filter(record)
+        return record
+
+
 def init_app(app: Flask) -> None:
+    if not isinstance(logging.getLogRecordFactory(), RedactingRecordFactory):
+        logging.setLogRecordFactory(RedactingRecordFactory(logging.getLogRecordFactory()))
     redactor = RedactTokens()
     # A logger's filters do not apply to its children's records: name the service's own
     # module loggers (consentsvc.outbox, consentsvc.web.errors, …) one by one.

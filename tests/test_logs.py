@@ -1,0 +1,199 @@
+"""No API key reaches a log line, however the URL that carried it was misspelt.
+
+A key in a provider webhook URL is a bearer secret. The URLs below are near misses a
+processor's admin can type; each once went to the access log with the key in full.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+import httpx
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from consentsvc import clients
+from consentsvc.extensions import db
+from consentsvc.models import Library
+from consentsvc.web.security import redact
+
+from .test_faults import BIN, service_env
+
+NEAR_MISSES = [
+    "/api/v1/providers/send-grid/{key}",
+    "/api/v1/providers/sendgrid/v3/{key}",
+    "/api/v1//providers/sendgrid/{key}",
+    "/api/v1/providers/sendgrid%20/{key}",
+    "/api/v1/providers/sendgrid/{key}?purpose=newsletter",
+    "/api/v2/hooks?token={key}",
+]
+
+
+def new_key(app) -> str:
+    with app.app_context():
+        borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        _client, key = clients.create(db.session, borne, "SendGrid", ["newsletter"])
+        db.session.commit()
+    return key
+
+
+def spellings(key: str) -> list[str]:
+    """The key as it can appear in a logged line: plain, percent-encoded in part or in
+    full, encoded twice, and in upper case."""
+    every = "".join(f"%{ord(c):02X}" for c in key)
+    return [
+        key,
+        key.replace("_", "%5F"),
+        key.replace("_", "%5f").replace("-", "%2D"),
+        "%63%73%6B" + key[3:],
+        every,
+        every.replace("%", "%25"),
+        key.upper(),
+    ]
+
+
+def secret_part(key: str) -> str:
+    return key[len("csk_") :]
+
+
+def test_redact_removes_a_key_in_any_position_and_spelling():
+    key = "csk_ItWZC6r7Lp5RAwJ2Ywysfv_GiN14dpQUvUtZzR6K8R0"
+    for spelt in spellings(key):
+        for line in (
+            f"{spelt}",
+            f"GET /x/{spelt} HTTP/1.1",
+            f'Authorization: Bearer {spelt}, "next"',
+            f"key={spelt}&purpose=newsletter",
+        ):
+            cleaned = redact(line)
+            decoded = unquote(unquote(cleaned)).lower()
+            assert secret_part(key).lower() not in decoded, (spelt, cleaned)
+            assert "csk_…" in cleaned, cleaned
+    # Redacting twice changes nothing more, and ordinary text is left alone.
+    once = redact(f"GET /api/v1/providers/send-grid/{key}")
+    assert redact(once) == once == "GET /api/v1/providers/send-grid/csk_…"
+    assert redact("csk_ alone, task_list and risk_score") == "csk_ alone, task_list and risk_score"
+
+
+def test_redact_removes_signed_tokens_under_a_misspelt_path_too():
+    token = "WzEsWzFdXQ.awJmYA.SBoAIQcoPT4nuTLiab8epKyyRL0"
+    for path in (f"/confirm//{token}", f"/Confirm/{token}", f"/x?t={token}&y=1"):
+        assert token not in redact(f"GET {path} HTTP/1.1"), path
+    assert redact("consentsvc.web.errors") == "consentsvc.web.errors"
+
+
+def test_any_logger_drops_keys(app, caplog):
+    """Not only the service's own loggers: a library's, the root logger, a logger made
+    after the app started, arguments and exceptions included."""
+    key = new_key(app)
+    caplog.set_level(logging.DEBUG)
+    made_later = logging.getLogger("some.library.made.later")
+    made_later.warning("calling %s", f"https://x.example/hook/{key}")
+    logging.getLogger().error("key=%(k)s", {"k": key})
+    logging.getLogger("httpx").info("HTTP Request: POST /api/v1/providers/send-grid/" + key)
+    try:
+        raise ValueError(f"bad url /api/v1//providers/sendgrid/{key}")
+    except ValueError:
+        logging.getLogger("gunicorn.error").exception("Error handling request")
+    assert len(caplog.records) == 4
+    for record in caplog.records:
+        text = caplog.handler.format(record)
+        assert secret_part(key) not in text, text
+        assert "csk_…" in text
+
+
+@pytest.fixture
+def served(app):
+    """The app behind Werkzeug's real server, whose request lines go through logging."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_werkzeug_request_lines_drop_keys(app, served, caplog):
+    key = new_key(app)
+    caplog.set_level(logging.DEBUG)
+    with httpx.Client(timeout=10) as http:
+        send_as_typed(http, served, key)
+    logged = "\n".join(caplog.handler.format(r) for r in caplog.records)
+    requests = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert sum("POST /api/v" in line for line in requests) == len(NEAR_MISSES), requests
+    assert "/api/v1/providers/sendgrid%20/csk_…" in logged
+    assert secret_part(key) not in logged
+
+
+def send_as_typed(http: httpx.Client, base: str, key: str) -> None:
+    """POST to each near miss as typed: httpx would tidy "%20" and "//" away."""
+    for url in NEAR_MISSES:
+        request = http.build_request("POST", base, json=[])
+        request.url = request.url.copy_with(raw_path=url.format(key=key).encode())
+        http.send(request)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_gunicorn_access_and_error_logs_drop_keys(tmp_path: Path):
+    """A real gunicorn, as in production: access log, and its error log at debug level."""
+    database = f"sqlite:///{tmp_path / 'logs.sqlite'}"
+    env = service_env(database, tmp_path)
+    for command in (
+        ["db", "upgrade"],
+        ["demo"],
+        ["clients", "create", "--library", "borne", "--name", "SendGrid", "--purposes",
+         "newsletter"],
+    ):  # fmt: skip
+        done = subprocess.run(  # noqa: S603 - the project's own command
+            [BIN / "consentsvc", *command], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+    key = done.stdout.split("key (shown only now): ")[1].strip()
+    port = _free_port()
+    access, errors = tmp_path / "access.log", tmp_path / "error.log"
+    server = subprocess.Popen(  # noqa: S603 - the project's own command
+        [
+            BIN / "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}",
+            "--access-logfile", str(access), "--error-logfile", str(errors),
+            "--log-level", "debug", "consentsvc:create_app()",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            assert server.poll() is None, errors.read_text()
+            time.sleep(0.1)
+        with httpx.Client(base_url=base, timeout=10) as http:
+            send_as_typed(http, base, key)
+            answer = http.get(f"/api/v1/providers/sendgrid/{key}")
+            assert answer.json() == {"status": "ready"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    access_log, error_log = access.read_text(), errors.read_text()
+    assert access_log.count('"POST /api/v') == len(NEAR_MISSES), access_log
+    assert "/api/v1/providers/send-grid/csk_…" in access_log
+    assert "/api/v1/providers/sendgrid%20/csk_…" in access_log
+    assert "Booting worker" in error_log
+    assert "[DEBUG] POST /api/v1/providers/send-grid/csk_…" in error_log
+    for log in (access_log, error_log):
+        assert secret_part(key) not in log
