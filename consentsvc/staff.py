@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -95,6 +96,9 @@ def login(session: Session, email: str, password: str) -> StaffUser | None:
     """The staff member if the password is right and the account is open; counts failures.
 
     After MAX_FAILURES wrong passwords the account is locked for LOCK, whatever is typed.
+    Every attempt costs one argon2 verification, against a stand-in hash when there is no
+    open account: an unknown, locked or closed account must not answer sooner than a wrong
+    password, or the timing tells which accounts exist.
     """
     try:
         email = normalise_email(email)
@@ -102,17 +106,18 @@ def login(session: Session, email: str, password: str) -> StaffUser | None:
         return None
     # The row is locked, so parallel guesses cannot lose a count of failures.
     user = session.scalar(select(StaffUser).where(StaffUser.email == email).with_for_update())
-    if user is None:
-        _hasher.hash(password)  # the same work as a real check, so timing tells nothing
-        return None
     now = utcnow()
-    if not user.active or (user.locked_until and user.locked_until > now):
-        return None
+    open_account = (
+        user is not None and user.active and not (user.locked_until and user.locked_until > now)
+    )
     try:
-        _hasher.verify(user.password_hash, password)
+        _hasher.verify(user.password_hash if open_account else _stand_in_hash(), password)
     except (VerificationError, InvalidHashError):
-        _count_failure(user, now)
+        if open_account:
+            _count_failure(user, now)
         return None
+    if not open_account:
+        return None  # the stand-in's password, should anyone ever find it, opens nothing
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     if user.totp_secret is None:
@@ -120,6 +125,23 @@ def login(session: Session, email: str, password: str) -> StaffUser | None:
     # else: failures keep counting until the code is right too, so a known password does not
     # reset the lock-out between guesses of the code.
     return user
+
+
+# The argon2 hash of a random password that was thrown away at once: verifying against it
+# costs what verifying a real password does. Kept as text, so no process spends a hash on
+# making one; only if the hasher's parameters ever change is a fresh one made (once).
+_STAND_IN = (
+    "$argon2id$v=19$m=65536,t=3,p=4$"
+    "0K0cxAdcwb2PftvFM67J6g$DZc5jkrWJDwa5jyQi55muQIDNGhY1c8+dxZRAIXTCCc"
+)
+
+
+@functools.cache
+def _stand_in_hash() -> str:
+    """The stand-in hash, with the same parameters as the hashes of real passwords."""
+    if _hasher.check_needs_rehash(_STAND_IN):
+        return _hasher.hash(secrets.token_urlsafe(32))
+    return _STAND_IN
 
 
 def audit(
