@@ -72,8 +72,10 @@ def make_download(subject_id: int) -> str:
     return _serializer("download").dumps(subject_id)
 
 
-def read_download(token: str) -> int:
-    return _load("download", token, current_app.config["DOWNLOAD_MAX_AGE"])
+def read_download(token: str, *, expired_ok: bool = False) -> int:
+    """expired_ok: for asking a new link, which goes only to the person's own address."""
+    max_age = None if expired_ok else current_app.config["DOWNLOAD_MAX_AGE"]
+    return _load("download", token, max_age)
 
 
 def make_email_change(subject_id: int, fingerprint: str) -> str:

@@ -254,7 +254,7 @@ def test_every_token_route_is_fuzzed(app):
         "/preferences/<token>", "/preferences/<token>/stop-all",
         "/preferences/<token>/language", "/preferences/<token>/history",
         "/preferences/<token>/data", "/preferences/<token>/resend",
-        "/download/<token>", "/email/<token>",
+        "/download/<token>", "/download/<token>/resend", "/email/<token>",
         "/unsubscribe/<token>", "/unsubscribe/<token>/undo",
     }  # fmt: skip
 

@@ -208,9 +208,14 @@ def test_preferences_plain_form_post_without_javascript(app, client, outbox):
     url = prefs_url(app)
     response = client.post(url, data={"purpose": "newsletter", "choice": "off"})
     assert response.status_code == 303
-    assert response.headers["Location"].endswith("saved=newsletter")
+    # The page opens at the card that changed, with the notice in that card.
+    assert response.headers["Location"].endswith("?saved=newsletter#purpose-newsletter")
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Je keuze is opgeslagen." in page
+    card = re.search(r'<li class="purpose" id="purpose-newsletter".*?</li>', page, re.S).group(0)
+    assert (
+        '<p class="saved" id="saved-newsletter" tabindex="-1">Je keuze is opgeslagen.</p>' in card
+    )
+    assert "Nieuwsbrief: Uit. Je keuze is opgeslagen." in page  # the live region
     assert 'Zet aan<span class="visually-hidden">: Nieuwsbrief' in page
     response = client.post(url, data={"purpose": "acquisitions", "choice": "on"})
     assert response.status_code == 303
@@ -235,9 +240,11 @@ def test_preferences_htmx_swaps_only_the_fragment(app, client, outbox):
     )
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert page.lstrip().startswith('<section id="purposes"')
+    assert page.lstrip().startswith('<div id="purposes">')
     assert "<html" not in page
-    assert '<div id="notice" hx-swap-oob="innerHTML">Je keuze is opgeslagen.</div>' in page
+    notice = '<div id="notice" hx-swap-oob="innerHTML">Nieuwsbrief: Uit. Je keuze is opgeslagen.'
+    assert notice in page
+    assert 'id="saved-newsletter"' in page
     assert 'id="toggle-newsletter">Zet aan' in page  # same id: htmx puts focus back on it
     assert "HX-Request" in response.headers["Vary"]
 
@@ -284,7 +291,7 @@ def test_direct_debit_cannot_be_switched_on_by_the_member(app, client, outbox):
     confirmed(client, outbox)
     url = prefs_url(app)
     page = client.get(url).get_data(as_text=True)
-    assert "Dit kun je alleen aanzetten bij de balie" in page
+    assert "Hiervoor teken je een machtiging" in page
     before = event_count(app)
     response = client.post(url, data={"purpose": "direct_debit", "choice": "on"})
     assert response.status_code == 400
@@ -543,3 +550,224 @@ def test_batch_signed_tokens_read_like_single_ones(app):
         plain = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=tokens.SALTS["unsubscribe"])
         assert plain.loads(unsubscribe) == [41, 3]
         assert tokens.read_unsubscribe(plain.dumps([41, 3])) == tokens.UnsubscribeLink(41, 3)
+
+
+# -- purposes that are not mail (item 5) ----------------------------------------------------------
+
+
+def section(page, heading_id):
+    """The <section> of a page that the heading with this id names."""
+    return re.search(rf'<section aria-labelledby="{heading_id}">.*?</section>', page, re.S).group(0)
+
+
+@pytest.mark.parametrize(
+    ("lang", "mails", "others"),
+    [("nl", "Mails", "Andere toestemmingen"), ("en", "Mails", "Other permissions")],
+)
+def test_direct_debit_has_its_own_section_in_the_centre(app, client, outbox, lang, mails, others):
+    confirmed(client, outbox)
+    page = client.get(prefs_url(app) + f"?lang={lang}").get_data(as_text=True)
+    mail_part, other_part = section(page, "mails-title"), section(page, "other-title")
+    assert f'<h2 id="mails-title">{mails}</h2>' in mail_part
+    assert f'<h2 id="other-title">{others}</h2>' in other_part
+    assert 'id="purpose-newsletter"' in mail_part and 'id="purpose-direct_debit"' not in mail_part
+    assert 'id="purpose-direct_debit"' in other_part and 'id="purpose-newsletter"' not in other_part
+    # No control to switch it on; why, in the member's words.
+    assert 'id="toggle-direct_debit"' not in other_part
+    assert ("machtiging" if lang == "nl" else "mandate") in other_part
+
+
+def test_a_mandate_alone_shows_no_stop_all_mail(app, client, outbox):
+    confirmed(client, outbox)
+    url = prefs_url(app)
+    client.post(url, data={"purpose": "newsletter", "choice": "off"})
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id(app))
+        ledger.grant(db.session, subject, "direct_debit", channel="staff", actor="staff:1")
+        db.session.commit()
+    page = client.get(url).get_data(as_text=True)
+    assert ">Stop alle mail</button>" not in page
+    assert 'id="toggle-direct_debit"' in section(page, "other-title")  # it can be stopped here
+
+
+def direct_debit_unsubscribe(app):
+    sid, pid = subject_id(app), purpose_id(app, "direct_debit")
+    with app.app_context():
+        subject = db.session.get(Subject, sid)
+        ledger.grant(db.session, subject, "direct_debit", channel="staff", actor="staff:1")
+        db.session.commit()
+        return tokens.make_unsubscribe(sid, pid)
+
+
+def direct_debit_status(app):
+    sid = subject_id(app)
+    with app.app_context():
+        subject = db.session.get(Subject, sid)
+        return ledger.status_of(
+            db.session, subject, ledger.purpose_by_code(subject.library, "direct_debit")
+        )
+
+
+def test_one_click_on_a_direct_debit_link_records_nothing(app, client, outbox):
+    confirmed(client, outbox)
+    token = direct_debit_unsubscribe(app)
+    before = event_count(app)
+    # A mailbox provider's RFC 8058 POST: no cookie, no form token.
+    response = app.test_client().post(
+        f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Deze link kan dit niet stoppen" in page
+    assert "Automatische incasso is geen mail" in page
+    assert "Bibliotheek Borne" in page and "/borne/theme.css" in page
+    for url in (f"/unsubscribe/{token}", f"/unsubscribe/{token}/undo"):
+        assert "Deze link kan dit niet stoppen" in client.post(url).get_data(as_text=True)
+    assert "Deze link kan dit niet stoppen" in client.get(f"/unsubscribe/{token}").get_data(
+        as_text=True
+    )
+    assert event_count(app) == before
+    assert direct_debit_status(app) == "granted"
+    assert len(outbox) == 1  # only the confirmation of the signup
+
+
+# -- the member's data copy (items 3 and 4) --------------------------------------------------
+
+INTERNAL_CODES = re.compile(
+    r"newsletter|acquisitions|direct_marketing|direct_debit|web_form|preference_centre|"
+    r"email_link|one_click|legitimate_interest|: (?:granted|withdrawn|objected|pending|none)\b|"
+    r"\d{2}:\d{2}:\d{2}|\.\d{6}|\+00:00"
+)
+
+
+def main_text(page):
+    """What a member reads in the main part of a page: its text, without the markup."""
+    main = re.search(r"<main.*?</main>", page, re.S).group(0)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", main))
+
+
+def test_a_member_who_just_asked_for_their_link_sees_their_copy_at_once(app, client, outbox):
+    confirmed(client, outbox)
+    data = {"email": "jan@example.nl", "csrf_token": csrf_token(client, "/borne/preferences")}
+    client.post("/borne/preferences", data=data)
+    prefs = link_in(outbox[-1], "preferences")
+    mails = len(outbox)
+    page = client.get(prefs).get_data(as_text=True)
+    assert f'href="{prefs}/data"' in page
+    response = client.get(prefs + "/data")
+    copy = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Je gegevens" in copy and "jan@example.nl" in copy
+    assert "<strong>Nieuwsbrief</strong>: Aan" in copy
+    assert len(outbox) == mails  # nothing to wait for, nothing mailed
+    download = client.get(prefs + "/data?format=json")
+    assert download.headers["Cache-Control"] == "no-store"
+    assert (
+        download.headers["Content-Disposition"] == 'attachment; filename="borne-mijn-gegevens.json"'
+    )
+    assert download.json["subject"]["email"] == "jan@example.nl"
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        (
+            "nl",
+            [
+                "Nieuwsbrief</strong>: Aan",
+                "Aanwinstenmail</strong>: Uit",
+                "Automatische incasso</strong>: Uit",
+                "Aanmeldformulier op de website",
+            ],
+        ),
+        (
+            "en",
+            [
+                "Newsletter</strong>: On",
+                "New arrivals</strong>: Off",
+                "Direct debit</strong>: Off",
+                "Signup form on the website",
+            ],
+        ),
+    ],
+)
+def test_the_copy_speaks_the_members_words(app, client, outbox, lang, words):
+    confirmed(client, outbox)
+    url = prefs_url(app)
+    client.post(url, data={"purpose": "direct_marketing", "choice": "never"})
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id(app))
+        subject.language = lang
+        db.session.commit()
+    page = client.get(url + "/data").get_data(as_text=True)
+    assert f'<html lang="{lang}">' in page
+    for word in words:
+        assert word in page
+    text = main_text(page)
+    assert INTERNAL_CODES.search(text) is None, INTERNAL_CODES.search(text)
+    # Times in the member's timezone, to the minute: the signup was seconds ago.
+    with app.app_context():
+        signed_up = db.session.get(Subject, subject_id(app)).created_at
+    local = signed_up.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Amsterdam"))
+    assert f"{local:%H:%M}" in text
+    assert 'rel="stylesheet"' in page  # print rules live in the one stylesheet
+
+
+def test_old_download_links_still_open_the_copy_and_expire_kindly(app, client, outbox):
+    confirmed(client, outbox)
+    with app.app_context():
+        link = f"/download/{tokens.make_download(subject_id(app))}"
+    assert "<strong>Nieuwsbrief</strong>: Aan" in client.get(link).get_data(as_text=True)
+    app.config["DOWNLOAD_MAX_AGE"] = 0
+    time.sleep(1.1)
+    response = client.get(link)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 410
+    assert "Bibliotheek Borne" in page and "/borne/theme.css" in page
+    assert f'action="{link}/resend"' in page
+    app.config["MAIL_COOLDOWN"] = 0
+    assert "Kijk in je mail" in client.post(link + "/resend").get_data(as_text=True)
+    assert outbox[-1].subject == "Je link naar je mailinstellingen bij Bibliotheek Borne"
+
+
+# -- bad and expired links (item 6) --------------------------------------------------------------
+
+
+def test_an_expired_link_names_its_library_and_offers_a_new_one(app, client, outbox):
+    confirmed(client, outbox)
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id(app))
+        subject.language = "en"
+        db.session.commit()
+    url = prefs_url(app)
+    app.config["PREFERENCES_MAX_AGE"] = 0
+    time.sleep(1.1)
+    page = client.get(url).get_data(as_text=True)
+    assert '<p class="library-name">Bibliotheek Borne</p>' in page
+    assert 'href="/borne/theme.css"' in page
+    assert '<html lang="en">' in page  # the member's own language
+    assert f'<form method="post" action="{url}/resend">' in page
+    assert "Error code" not in page and "410" not in main_text(page)
+
+
+def test_a_bad_link_leads_to_the_members_library(app, client):
+    response = client.get("/preferences/this-is-not-a-real-link")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Deze link werkt niet" in page
+    assert "Foutcode" not in page and "400" not in main_text(page)
+    assert '<form method="get" action="/preferences"' in page
+    assert '<option value="borne">Bibliotheek Borne</option>' in page
+    chosen = client.get("/preferences?library=borne")
+    assert (chosen.status_code, chosen.headers["Location"]) == (303, "/borne/preferences")
+    # An unknown library leads back to the choice, not to an error.
+    assert '<select id="library"' in client.get("/preferences?library=nowhere").get_data(
+        as_text=True
+    )
+
+
+def test_no_status_code_in_member_error_pages(client):
+    page = client.get("/nowhere/signup").get_data(as_text=True)
+    assert "Pagina niet gevonden" in page
+    assert "Foutcode" not in page and "404" not in main_text(page)

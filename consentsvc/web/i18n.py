@@ -43,6 +43,10 @@ def current_language() -> str:
 def init_app(app: Flask) -> None:
     @app.after_request
     def _remember_choice(response: Response) -> Response:
+        if response.mimetype == "text/html":
+            # The page's language, also for htmx: a page it swaps in whole (hx-boost) keeps
+            # the old <html lang>, so static/js/site.js copies this header into it.
+            response.headers.setdefault("Content-Language", current_language())
         lang = request.args.get("lang")
         if lang in LANGUAGES and request.cookies.get(COOKIE) != lang:
             response.set_cookie(

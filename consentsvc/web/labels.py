@@ -43,6 +43,36 @@ CHANNEL = {
 }
 
 
+# What library staff did with a member's record (AuditEntry.action), in the member's words.
+STAFF_ACTION = {
+    "view": _l("Looked at your data"),
+    "export": _l("Made a copy of your data"),
+    "rectification": _l("Corrected your data"),
+    "restriction": _l("Limited what may be done with your data"),
+    "restriction.lifted": _l("Lifted the limit on your data"),
+    "objection": _l("Noted that you object to a mail"),
+    "withdrawal": _l("Noted that you want to stop a mail"),
+    "erase": _l("Erased your data"),
+    "erase.partial": _l("Erased your data, except what the law says we must keep"),
+}
+
+SUPPRESSION = {
+    "complaint": _l("You marked one of our mails as spam. We never mail this address again."),
+    "hard_bounce": _l("Our mail could not be delivered to this address. We no longer mail it."),
+}
+
+
+def staff_action(action: str) -> str:
+    """What a staff member did, as the member reads it (a choice recorded at the desk too)."""
+    if action.startswith("consent."):
+        return str(_l("Recorded a choice of yours at the library"))
+    return str(STAFF_ACTION.get(action, _l("Worked on your data")))
+
+
+def suppression_reason(reason: str) -> str:
+    return str(SUPPRESSION.get(reason, _l("We no longer mail this address.")))
+
+
 def purpose_title(purpose: Purpose) -> str:
     """The purpose's name in the page's language, as members see it (its code as a last resort)."""
     text = current_text(purpose, current_language())

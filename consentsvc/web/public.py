@@ -7,6 +7,8 @@ nothing on GET, so link scanners that fetch every link in a mail do no harm.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import (
@@ -33,6 +35,7 @@ from ..models import Library, Purpose, Subject
 from .errors import render_error
 from .forms import as_id
 from .i18n import current_language, use_member_language
+from .labels import STATUS, staff_action, suppression_reason
 
 bp = Blueprint("public", __name__)
 
@@ -192,7 +195,7 @@ def _confirm_link(token: str) -> tuple[tokens.ConfirmLink, Subject]:
     try:
         link = tokens.read_confirm(token)
     except tokens.ExpiredToken:
-        raise Stop(_expired("public.confirm_resend", token)) from None
+        raise Stop(_expired("confirm", token, "public.confirm_resend")) from None
     except tokens.InvalidToken:
         raise Stop(_bad_link()) from None
     return link, _subject_or_stop(link.subject_id)
@@ -260,7 +263,12 @@ def preferences_language(token: str) -> Response | str | tuple[str, int]:
         return render_error(400)
     ledger.set_language(db.session, subject, language)
     db.session.commit()
-    return redirect(url_for(".preferences", token=token, lang=language, saved="language"), 303)
+    return redirect(
+        url_for(
+            ".preferences", token=token, lang=language, saved="language", _anchor="language-choice"
+        ),
+        303,
+    )
 
 
 @bp.get("/preferences/<token>/history")
@@ -276,45 +284,80 @@ def preferences_history(token: str) -> str | tuple[str, int]:
     )
 
 
-@bp.post("/preferences/<token>/data")
-@csrf.exempt
-@limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
-def preferences_data(token: str) -> str | tuple[str, int]:
-    """Mail a link to a copy of everything the library holds about the member."""
+@bp.get("/preferences/<token>/data")
+def preferences_data(token: str) -> Response | str | tuple[str, int]:
+    """Everything held about the member, at once: the preference link already proves that
+    this is their mailbox, so there is nothing to mail (right of access)."""
     subject = _preference_subject(token)
-    ledger.lock(db.session, subject)
-    mailer.data_copy(db.session, subject)
-    db.session.commit()
-    return render_template("public/link_sent.html", library=subject.library, resend=True)
+    return _data_copy(subject, url_for(".preferences_data", token=token, format="json"), token)
 
 
 @bp.get("/download/<token>")
 def download(token: str) -> Response | str | tuple[str, int]:
-    """Everything held about the member: a page to read, or ?format=json to keep."""
+    """The same copy, from the download link that earlier mails carried."""
     try:
         subject = _subject_or_stop(tokens.read_download(token))
     except tokens.ExpiredToken:
-        return render_error(
-            410, _("This link has expired"),
-            _("Ask for a new copy on the page with your mail settings."),
-        )  # fmt: skip
+        return _expired("download", token, "public.download_resend")
     except tokens.InvalidToken:
         return _bad_link()
+    return _data_copy(subject, url_for(".download", token=token, format="json"))
+
+
+@bp.post("/download/<token>/resend")
+@csrf.exempt
+@limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
+def download_resend(token: str) -> str | tuple[str, int]:
+    """Mail a fresh link to the mail settings, where the copy can be seen at once."""
+    try:
+        subject = _subject_or_stop(tokens.read_download(token, expired_ok=True))
+    except tokens.InvalidToken:
+        return _bad_link()
+    ledger.lock(db.session, subject)
+    mailer.preference_link(db.session, subject)
+    db.session.commit()
+    return render_template("public/link_sent.html", library=subject.library, resend=True)
+
+
+def _data_copy(
+    subject: Subject, json_url: str, preferences_token: str | None = None
+) -> Response | str:
+    """The member's copy: a page in their words, or (?format=json) the file to keep."""
     data = ledger.export(db.session, subject, suppression_key=current_app.config["SUPPRESSION_KEY"])
     if request.args.get("format") == "json":
         response = current_app.response_class(
             json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json"
         )
-        response.headers["Content-Disposition"] = 'attachment; filename="mijn-gegevens.json"'
+        name = _("my-data")  # a file name: letters and hyphens only
+        filename = f"{subject.library.slug}-{name}.json"
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response.headers["Cache-Control"] = "no-store"  # personal data, like every page
         return response
+    titles = {p.id: _title(p) for p in subject.library.purposes}
+    mailings: dict[str, int] = {}
+    for decision in data["mailings_allowed"]:
+        title = titles.get(decision["purpose_id"], _("Other mail"))
+        mailings[title] = mailings.get(title, 0) + 1
     return render_template(
         "public/download.html",
         library=subject.library,
         subject=subject,
-        data=data,
+        states=ledger.state_of(db.session, subject),
         events=ledger.history(db.session, subject),
-        titles={p.id: _title(p) for p in subject.library.purposes},
-        token=token,
+        titles=titles,
+        staff_access=[
+            (datetime.fromisoformat(a["at"]), a["staff"], staff_action(a["action"]))
+            for a in data["staff_access"]
+        ],
+        mailings=sorted(mailings.items()),
+        suppression=data["suppression"]
+        and (
+            datetime.fromisoformat(data["suppression"]["since"]),
+            suppression_reason(data["suppression"]["reason"]),
+        ),
+        json_url=json_url,
+        preferences_token=preferences_token,
+        now=datetime.now(UTC),
     )
 
 
@@ -362,16 +405,40 @@ def preferences_resend(token: str) -> str | tuple[str, int]:
 def _preference_context(subject: Subject, token: str, saved: str | None) -> dict[str, object]:
     language = current_language()
     states = ledger.state_of(db.session, subject)
+    rows = [(s, ledger.current_text(s.purpose, language)) for s in states]
+    if saved not in {s.purpose.code for s in states} | {"all", "language"}:
+        saved = None
     return {
         "library": subject.library,
         "subject": subject,
         "token": token,
-        "rows": [(s, ledger.current_text(s.purpose, language)) for s in states],
-        "saved": saved if saved in {s.purpose.code for s in states} | {"all", "language"} else None,
+        # Purposes that are not mail (direct debit) have their own section: unsubscribing
+        # and "stop all mail" never touch them.
+        "mail_rows": [(s, t) for s, t in rows if s.purpose.is_mail],
+        "other_rows": [(s, t) for s, t in rows if not s.purpose.is_mail],
+        "saved": saved,
+        "saved_message": _saved_message(saved, states),
         "anything_running": any(
-            s.status in ("granted", "pending", "reconfirm_requested") for s in states
+            s.purpose.is_mail and s.status in ("granted", "pending", "reconfirm_requested")
+            for s in states
         ),
     }
+
+
+def _saved_message(saved: str | None, states: list[ledger.PurposeState]) -> str:
+    """What the live region says after a change: which choice, and how it stands now."""
+    if saved is None:
+        return ""
+    if saved == "all":
+        return _("All mail is stopped. Your choice has been saved.")
+    for state in states:
+        if state.purpose.code == saved:
+            return _(
+                "%(title)s: %(status)s. Your choice has been saved.",
+                title=_title(state.purpose),
+                status=STATUS[state.status],
+            )
+    return _("Your choice has been saved.")
 
 
 def _after_preference_change(subject: Subject, token: str, saved: str) -> Response | str:
@@ -380,14 +447,16 @@ def _after_preference_change(subject: Subject, token: str, saved: str) -> Respon
         context = _preference_context(subject, token, saved)
         blocks = ["purposes", "saved_notice"]
         return render_blocks("public/preferences.html", blocks, fragment=True, **context)
-    return redirect(url_for(".preferences", token=token, saved=saved), 303)
+    # Without JavaScript the page opens at the card that changed, where its notice is.
+    anchor = "stop-all" if saved == "all" else f"purpose-{saved}"
+    return redirect(url_for(".preferences", token=token, saved=saved, _anchor=anchor), 303)
 
 
 def _preference_subject(token: str) -> Subject:
     try:
         subject_id = tokens.read_preferences(token)
     except tokens.ExpiredToken:
-        raise Stop(_expired("public.preferences_resend", token)) from None
+        raise Stop(_expired("preferences", token, "public.preferences_resend")) from None
     except tokens.InvalidToken:
         raise Stop(_bad_link()) from None
     return _subject_or_stop(subject_id)
@@ -464,6 +533,17 @@ def _unsubscribe_target(token: str) -> tuple[Subject, Purpose]:
     purpose = db.session.get(Purpose, link.purpose_id)
     if purpose is None or purpose.library_id != subject.library_id:
         raise Stop(_bad_link())
+    if not purpose.is_mail:
+        # Direct debit is not mail: an unsubscribe link (or a mailbox provider's one-click
+        # POST, which fires on its own) must never end it. Nothing is recorded.
+        raise Stop(
+            (
+                render_template(
+                    "public/not_mail.html", library=subject.library, title=_title(purpose)
+                ),
+                400,
+            )
+        )
     return subject, purpose
 
 
@@ -528,23 +608,44 @@ def _title(purpose: Purpose) -> str:
     return text.title if text else purpose.code
 
 
-def _expired(resend_endpoint: str, token: str) -> tuple[str, int]:
+# Readers that accept an authentic but old link: it still names the person, so the page
+# about it can be in their language and their library's colours.
+_EXPIRED_READERS: dict[str, Callable[[str], int]] = {
+    "confirm": lambda token: tokens.read_confirm(token, expired_ok=True).subject_id,
+    "preferences": lambda token: tokens.read_preferences(token, expired_ok=True),
+    "download": lambda token: tokens.read_download(token, expired_ok=True),
+}
+
+
+def _expired(kind: str, token: str, resend_endpoint: str) -> tuple[str, int]:
+    subject = _subject(_EXPIRED_READERS[kind](token))
+    if subject is None:
+        return _bad_link()
     return render_template(
         "public/expired.html",
         action=url_for(resend_endpoint, token=token),
-        library=g.get("library"),
+        library=subject.library,
     ), 410
 
 
 def _bad_link() -> tuple[str, int]:
-    return render_error(
-        400,
-        _("This link does not work"),
-        _(
-            "The link is incomplete or has been changed. Use the whole link from your mail, "
-            "or ask for a new one."
-        ),
-    )
+    # A changed link names nobody, so it cannot say whose library it was; the page leads to
+    # the "mail me my link" page of the library the member chooses.
+    return _find_library_page(broken=True), 400
+
+
+def _find_library_page(broken: bool) -> str:
+    libraries = db.session.scalars(select(Library).order_by(Library.name)).all()
+    return render_template("public/find_library.html", broken=broken, libraries=libraries)
+
+
+@bp.get("/preferences")
+def find_library() -> Response | str:
+    """Lead a member without a working link to their library's "mail me my link" page."""
+    slug = request.args.get("library", "")
+    if slug and db.session.scalar(select(Library.id).where(Library.slug == slug[:40])):
+        return redirect(url_for(".request_link", library=slug), 303)
+    return _find_library_page(broken=False)
 
 
 def _from_allowed_origin(lib: Library) -> bool:

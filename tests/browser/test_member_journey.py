@@ -59,7 +59,8 @@ def test_signup_confirm_preferences_unsubscribe(live: LiveService, contexts: Con
         newsletter.click()
     expect(newsletter).to_contain_text("Zet aan")
     expect(page.locator("#purpose-newsletter .status")).to_contain_text("Uit")
-    expect(page.locator("#notice")).to_have_text("Je keuze is opgeslagen.")
+    expect(page.locator("#notice")).to_have_text("Nieuwsbrief: Uit. Je keuze is opgeslagen.")
+    expect(page.locator("#purpose-newsletter .saved")).to_have_text("Je keuze is opgeslagen.")
     assert live.states(address)["newsletter"] == "withdrawn"
 
     with page.expect_request(lambda r: r.method == "POST") as switch_on:
@@ -87,6 +88,6 @@ def assert_how_it_was_sent(page, posts: list[Request], javascript: bool) -> None
         assert page.evaluate("window.__marker") == "still the same page"
         assert "saved=" not in page.url
     else:
-        # Plain form posts, each answered with a redirect to the page with a notice.
+        # Plain form posts, each answered with a redirect to the card with its notice.
         assert all("hx-request" not in post.headers for post in posts)
-        assert page.url.endswith("?saved=newsletter")
+        assert page.url.endswith("?saved=newsletter#purpose-newsletter")
