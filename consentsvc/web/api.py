@@ -68,8 +68,6 @@ limited = limiter.shared_limit(api_limit, scope="api", key_func=rate_limit_key)
 
 @bp.before_request
 def _authenticate() -> None:
-    # A check of 10,000 addresses is far larger than any member's form (MAX_CONTENT_LENGTH).
-    request.max_content_length = current_app.config["API_MAX_CONTENT_LENGTH"]
     if request.endpoint in ("api.openapi", "api.provider_webhook"):
         return  # the document is public; provider webhooks authenticate by their URL
     client = clients.authenticate(db.session, _bearer() or "")
