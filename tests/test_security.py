@@ -383,6 +383,55 @@ def test_json_text_a_database_cannot_store_is_refused(app, client, body, field):
     assert row_counts(app) == before
 
 
+def test_calls_without_a_valid_key_are_limited_per_address(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, API_AUTH_FAILURE_RATE_LIMIT="5 per minute")
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        _client, key = clients.create(db.session, library, "Laposta", ["newsletter"])
+        db.session.commit()
+    good = {"Authorization": f"Bearer {key}"}
+    check = {"purpose": "newsletter", "recipients": ["jan@example.nl"]}
+    # Every /api/v1 route, the provider webhook URLs (key in the path) included.
+    calls = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/"):
+            continue
+        path = rule.rule.replace("<path:email>", "jan@example.nl")
+        path = path.replace("<provider>", "postmark").replace("<key>", "csk_" + "x" * 43)
+        for method in sorted((rule.methods or set()) & {"GET", "POST"}):
+            calls.append((method, path))
+    assert len(calls) >= 6, calls
+    attacker = app.test_client()
+    wrong = [{"Authorization": "Bearer csk_guess"}, {}, {"Authorization": "Basic eDp5"}]
+
+    def fail(number):
+        method, path = calls[number % len(calls)]
+        return attacker.open(path, method=method, json=check, headers=wrong[number % 3])
+
+    first = [fail(number) for number in range(5)]
+    assert [r.status_code for r in first] == [401 if "/providers/" not in r.request.path
+                                              else 404 for r in first]  # fmt: skip
+    # From here on, every route answers this address 429 with Retry-After.
+    for number in range(5, 5 + len(calls)):
+        response = fail(number)
+        assert response.status_code == 429, calls[number % len(calls)]
+        assert response.json == {"error": {"code": "rate_limited", "message": "Too many attempts"}}
+        assert 0 < int(response.headers["Retry-After"]) <= 60
+        assert response.headers["Cache-Control"] == "no-store"
+    # A valid key is not slowed down by these failures, from this address or any other.
+    assert attacker.post("/api/v1/consent/check", json=check, headers=good).status_code == 200
+    assert attacker.get(f"/api/v1/providers/postmark/{key}").json == {"status": "ready"}
+    # Another address has its own count.
+    elsewhere = app.test_client()
+    response = elsewhere.post(
+        "/api/v1/consent/check",
+        json=check,
+        headers=wrong[0],
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+    assert response.status_code == 401
+
+
 def test_hsts_follows_the_proxy_only_when_the_proxy_is_trusted(app_factory):
     behind_proxy = app_factory(PROXY_COUNT=1, BASE_URL="https://consent.example").test_client()
     secure = behind_proxy.get("/borne/signup", headers={"X-Forwarded-Proto": "https"})
