@@ -329,19 +329,25 @@ def test_text_a_database_cannot_store_is_refused_on_every_route(app, every_url):
             form = {"csrf_token": token, "note": "Aan de balie\x00", "email": "jan@example.nl"}
             response = admin.post(path, data=form, headers=auth)
             assert_refused(response, f"{label} form")
+    # No library, token, address or key holds a NUL: such a path names no page.
     for path in (
         "/bor%00ne/signup",
         "/bor%00ne/preferences",
         "/bor%00ne/theme.css",
         "/confirm/abc%00def",
         "/admin/subjects/1%00",
+        "/api/v1/subjects/jan%00@example.nl",
+        f"/api/v1/providers/postmark/{auth['Authorization'][7:]}%00",
     ):
-        assert_refused(admin.get(path), path)
-    for path, field in (
-        ("/api/v1/subjects/jan%00@example.nl", "path"),
-        ("/api/v1/providers/postmark/csk_%00", "path"),
-    ):
-        assert_refused(admin.get(path, headers=auth), path, field)
+        response = admin.post(path, headers=auth) if "/providers/" in path else admin.get(
+            path, headers=auth
+        )  # fmt: skip
+        assert response.status_code == 404, path
+        assert_strict_headers(response, path)
+        if path.startswith("/api/"):
+            assert response.json["error"]["code"] == "not_found", path
+        else:
+            assert "Pagina niet gevonden" in response.get_data(as_text=True), path
     # Headers that are kept as proof of a signup, and every other.
     for name in ("User-Agent", "Origin", "Referer", "Accept-Language"):
         response = admin.post(

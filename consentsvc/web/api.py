@@ -256,7 +256,6 @@ def provider_webhook(provider: str, key: str) -> Response | tuple[Response, int]
 def record_event(event: providers.Event) -> str:
     """Apply one reported event once; 'duplicate' when its id was seen before."""
     client: ApiClient = g.client
-    _storable(event.email, "email")
     if event.type not in providers.TYPES:
         raise ApiError(400, "invalid_field", f"One of {', '.join(providers.TYPES)}.", "type")
     try:
@@ -368,7 +367,7 @@ def _string(body: dict[str, Any], name: str, limit: int = 254) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise ApiError(400, "invalid_field", f"A text of 1 to {limit} characters.", name)
-    return _storable(value, name)
+    return value
 
 
 def _optional_string(body: dict[str, Any], name: str, limit: int, field: str) -> str | None:
@@ -377,17 +376,7 @@ def _optional_string(body: dict[str, Any], name: str, limit: int, field: str) ->
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise ApiError(400, "invalid_field", f"A text of at most {limit} characters.", field)
-    return _storable(value, field)
-
-
-def _storable(value: str, field: str) -> str:
-    """Refuse what no database column can hold: NUL characters and lone surrogates."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiError(400, "invalid_field", "Not valid Unicode text.", field) from None
-    if "\x00" in value:
-        raise ApiError(400, "invalid_field", "NUL characters are not allowed.", field)
+    # NUL and lone surrogates never get here: the request edge refused them (web/edge.py).
     return value
 
 

@@ -12,7 +12,7 @@ import json
 import re
 from typing import IO, Any
 
-from flask import Flask, Request, Response, current_app, request
+from flask import Flask, Request, Response, abort, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
@@ -137,9 +137,7 @@ class EdgeRequest(Request):
 
 
 def _unstorable_input() -> str | None:
-    """Where the request carries text that cannot be stored: path, query, form, headers."""
-    if UNSTORABLE.search(request.path):
-        return "path"
+    """Where the request carries text that cannot be stored: query, form, headers."""
     sources = (("query", request.args), ("form", request.form))
     for source, values in sources:
         for name, value in values.items(multi=True):
@@ -163,6 +161,9 @@ def init_app(app: Flask) -> None:
         # Read (or refuse) the body now, also for views that never read it: confirm and
         # unsubscribe must not act on a request that every form refuses.
         request.stream  # noqa: B018 - reading the property is the check
+        if UNSTORABLE.search(request.path):
+            # No library, token, address or key holds one: a mangled link, not found.
+            abort(404)
         field = _unstorable_input()
         if field:
             raise Refused("invalid_field", NOT_STORABLE, field)
