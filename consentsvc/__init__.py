@@ -51,13 +51,14 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import admin, api, errors, i18n, labels, public, security
+    from .web import admin, api, edge, errors, i18n, labels, public, security
     from .web.forms import IdConverter
 
     app.url_map.converters["id"] = IdConverter
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
+    edge.init_app(app)
     security.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)

@@ -48,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "LINK_REQUEST_RATE_LIMIT": "5 per minute;30 per hour",
     # Per API key, on every /api/v1 call.
     "API_RATE_LIMIT": "600 per minute",
+    # Per client address, calls to /api/v1 with a missing, wrong or revoked key.
+    "API_AUTH_FAILURE_RATE_LIMIT": "30 per minute;300 per hour",
     # Behind a reverse proxy, the number of proxies whose X-Forwarded-* headers are trusted.
     "PROXY_COUNT": 0,
     "MAX_CONTENT_LENGTH": 64 * 1024,

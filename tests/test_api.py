@@ -681,10 +681,14 @@ def test_the_rate_limit_is_one_budget_per_key(app_factory):
 def test_long_or_odd_processor_ids_are_stored_safely(app, client, key):
     subscribe(app, "complainer@example.nl")
     payload = json.loads((FIXTURES / "postmark_spam_complaint.json").read_text())
-    payload["ID"] = "9" * 300 + "\x00"
+    payload["ID"] = "9" * 300
     url = provider_url(key, "postmark")
     assert client.post(url, json=payload).json["results"] == ["processed"]
     assert client.post(url, json=payload).json["results"] == ["duplicate"]
+    # Text no database can store is refused at the edge, as in every other body.
+    payload["ID"] += "\x00"
+    refused = client.post(url, json=payload)
+    assert (refused.status_code, refused.json["error"]["field"]) == (400, "ID")
 
 
 # -- the duplicate check of reported events -----------------------------------------------------

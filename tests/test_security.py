@@ -13,10 +13,10 @@ from werkzeug.serving import make_server
 from consentsvc import clients, create_app, ledger, outbox, tokens
 from consentsvc.cli import deliver_once
 from consentsvc.extensions import db, mail
-from consentsvc.models import StaffUser, Subject
-from consentsvc.web.security import RedactTokens
+from consentsvc.models import Library, StaffUser, Subject
+from consentsvc.web.security import PUBLIC, RedactTokens
 
-from .conftest import link_in, signup
+from .conftest import csrf_token, link_in, signup
 from .test_admin import log_in
 from .test_outbox import Receiver
 
@@ -126,6 +126,45 @@ def test_a_crash_logs_neither_token_nor_address(app, client, token_urls, caplog,
     assert "jan@example.nl" not in logged
 
 
+@pytest.mark.parametrize("path", ["/borne/signup", "/api/v1/signups"])
+def test_a_database_error_on_a_write_gives_the_services_own_500(app, client, monkeypatch, path):
+    """A failed flush leaves the session unusable until it is rolled back: the error page
+    must not need it, or the server sends its bare page without any of the headers."""
+    app.testing = False  # answer as in production instead of raising
+    real_signup = ledger.signup
+
+    def signup_then_fail(session, *args, **kwargs):
+        result = real_signup(session, *args, **kwargs)
+        session.add(Library(slug="borne", name="A second Borne"))  # the slug is unique
+        session.flush()
+        return result
+
+    monkeypatch.setattr("consentsvc.ledger.signup", signup_then_fail)
+    if path.startswith("/api/"):
+        with app.app_context():
+            borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+            _client, key = clients.create(db.session, borne, "Crash", ["newsletter"])
+            db.session.commit()
+        response = client.post(
+            path,
+            json={"email": "jan@example.nl", "purposes": ["newsletter"]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert response.json == {
+            "error": {"code": "server_error", "message": "Something went wrong on our side"}
+        }
+    else:
+        response = signup(client, "jan@example.nl")
+        page = response.get_data(as_text=True)
+        assert "Er ging bij ons iets mis" in page
+        assert "Bibliotheek Borne" in page  # the library's page, read again after the rollback
+    assert response.status_code == 500
+    assert_strict_headers(response, path)
+    assert response.headers["Cache-Control"] == "no-store"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Subject)) == 0
+
+
 def test_keys_that_are_too_short_or_given_as_one_string(app_factory):
     with pytest.raises(ValueError, match="at least 32"):
         app_factory(SECRET_KEY="short")
@@ -195,11 +234,11 @@ def every_url(app, token_urls):
         for name in rule.arguments:
             path = re.sub(rf"<(?:[^<>:]+:)?{name}>", str(args[name]), path)
         for method in sorted((rule.methods or set()) & {"GET", "POST"}):
-            urls.append((method, path))
+            urls.append((method, path, rule.endpoint))
     return staff, {"Authorization": f"Bearer {key}"}, urls
 
 
-def assert_strict_headers(response, label):
+def assert_strict_headers(response, label, public=False):
     headers = response.headers
     csp = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
     assert csp["default-src"] == "'none'", label
@@ -211,16 +250,20 @@ def assert_strict_headers(response, label):
     assert headers["X-Frame-Options"] == "DENY", label
     # Token pages must not hand their URL to another site; every page follows the same rule.
     assert headers["Referrer-Policy"] == "no-referrer", label
-    if response.mimetype == "text/html":
+    if public and response.status_code < 400:
+        # The same for everyone (static files, theme.css): cached as its view says.
+        assert "no-store" not in headers["Cache-Control"], label
+    else:
+        # Pages, JSON and errors: they show one person's data or carry their links.
         assert headers["Cache-Control"] == "no-store", label
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_every_route_answers_with_strict_headers(every_url, scheme):
     staff, auth, urls = every_url
-    methods = {method for method, _path in urls}
+    methods = {method for method, _path, _endpoint in urls}
     assert methods == {"GET", "POST"} and len(urls) > 50  # the whole map, not a sample
-    for method, path in urls:
+    for method, path, endpoint in urls:
         label = f"{scheme} {method} {path}"
         # POSTs go without a form token or body: refused, but refusals need the headers too.
         base_url = f"{scheme}://localhost"
@@ -232,12 +275,167 @@ def test_every_route_answers_with_strict_headers(every_url, scheme):
         assert response.status_code < 500, label
         if method == "GET":
             assert response.status_code < 400, label  # the page itself, not an error page
-        assert_strict_headers(response, label)
+        assert_strict_headers(response, label, public=endpoint in PUBLIC)
         hsts = response.headers.get("Strict-Transport-Security")
         if scheme == "https":
             assert hsts == "max-age=31536000", label
         else:
             assert hsts is None, label  # over plain HTTP it is meaningless (RFC 6797, 8.1)
+
+
+NOT_USABLE = "Dit kunnen we niet gebruiken"
+
+
+def row_counts(app):
+    with app.app_context():
+        return {
+            table.name: db.session.scalar(select(func.count()).select_from(table))
+            for table in db.metadata.sorted_tables
+        }
+
+
+def assert_refused(response, label, field=None):
+    assert response.status_code == 400, label
+    assert_strict_headers(response, label)
+    if response.mimetype == "application/json":
+        error = response.json["error"]
+        assert error["code"] == "invalid_field", label
+        assert error["message"] == "Text may not contain NUL characters or lone surrogates."
+        if field:
+            assert error["field"] == field, label
+    else:
+        page = response.get_data(as_text=True)
+        assert NOT_USABLE in page and "NUL-teken" in page, label
+
+
+def test_text_a_database_cannot_store_is_refused_on_every_route(app, every_url):
+    """PostgreSQL text cannot hold NUL: refused at the edge, in every input of every route,
+    before any view runs, and nothing changes."""
+    staff, auth, urls = every_url
+    admin = staff["admin"]
+    token = csrf_token(admin, "/admin/account")
+    before = row_counts(app)
+    for method, path, endpoint in urls:
+        label = f"{method} {path}"
+        response = admin.get(f"{path}?q=abc%00", headers=auth)
+        assert_refused(response, f"{label}?q", field="query.q")
+        if method != "POST":
+            continue
+        if endpoint.startswith("api."):
+            body = {"id": "e\u0000", "type": "complaint", "email": "jan@example.nl"}
+            response = admin.post(path, json=body, headers=auth)
+            assert_refused(response, f"{label} json", field="id")
+        else:
+            form = {"csrf_token": token, "note": "Aan de balie\x00", "email": "jan@example.nl"}
+            response = admin.post(path, data=form, headers=auth)
+            assert_refused(response, f"{label} form")
+    # No library, token, address or key holds a NUL: such a path names no page.
+    for path in (
+        "/bor%00ne/signup",
+        "/bor%00ne/preferences",
+        "/bor%00ne/theme.css",
+        "/confirm/abc%00def",
+        "/admin/subjects/1%00",
+        "/api/v1/subjects/jan%00@example.nl",
+        f"/api/v1/providers/postmark/{auth['Authorization'][7:]}%00",
+    ):
+        response = admin.post(path, headers=auth) if "/providers/" in path else admin.get(
+            path, headers=auth
+        )  # fmt: skip
+        assert response.status_code == 404, path
+        assert_strict_headers(response, path)
+        if path.startswith("/api/"):
+            assert response.json["error"]["code"] == "not_found", path
+        else:
+            assert "Pagina niet gevonden" in response.get_data(as_text=True), path
+    # Headers that are kept as proof of a signup, and every other.
+    for name in ("User-Agent", "Origin", "Referer", "Accept-Language"):
+        response = admin.post(
+            "/borne/signup",
+            data={"email": "piet@example.nl", "purpose": "newsletter", "csrf_token": token},
+            headers={name: "Mozilla/5.0\x00"},
+        )
+        assert_refused(response, name)
+    response = admin.post("/api/v1/signups", headers={**auth, "User-Agent": "x\x00"}, json={})
+    assert_refused(response, "api header", field="headers.User-Agent")
+    assert row_counts(app) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"purpose": "newsletter", "recipients": ["jan@example.nl", "\\ud800@example.nl"]}',
+         "recipients[1]"),
+        ('{"email": "jan@example.nl", "purposes": ["newsletter"], '
+         '"evidence": {"user_agent": "Mozilla\\u0000"}}', "evidence.user_agent"),
+        ('{"email": "jan@example.nl", "purposes": ["newsletter"], "\\udfff": 1}', "body"),
+        (b'{"email": "jan@example.nl", "purposes": ["newsletter\xed\xa0\x80"]}',
+         "purposes[0]"),
+    ],
+    ids=["lone surrogate", "NUL", "surrogate name", "surrogate in UTF-8"],
+)  # fmt: skip
+def test_json_text_a_database_cannot_store_is_refused(app, client, body, field):
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        _client, key = clients.create(db.session, library, "NUL", ["newsletter"])
+        db.session.commit()
+    before = row_counts(app)
+    for url in ("/api/v1/consent/check", "/api/v1/signups"):
+        response = client.post(
+            url, data=body, content_type="application/json",
+            headers={"Authorization": f"Bearer {key}"},
+        )  # fmt: skip
+        assert_refused(response, url, field)
+    assert row_counts(app) == before
+
+
+def test_calls_without_a_valid_key_are_limited_per_address(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, API_AUTH_FAILURE_RATE_LIMIT="5 per minute")
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        _client, key = clients.create(db.session, library, "Laposta", ["newsletter"])
+        db.session.commit()
+    good = {"Authorization": f"Bearer {key}"}
+    check = {"purpose": "newsletter", "recipients": ["jan@example.nl"]}
+    # Every /api/v1 route, the provider webhook URLs (key in the path) included.
+    calls = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/"):
+            continue
+        path = rule.rule.replace("<path:email>", "jan@example.nl")
+        path = path.replace("<provider>", "postmark").replace("<key>", "csk_" + "x" * 43)
+        for method in sorted((rule.methods or set()) & {"GET", "POST"}):
+            calls.append((method, path))
+    assert len(calls) >= 6, calls
+    attacker = app.test_client()
+    wrong = [{"Authorization": "Bearer csk_guess"}, {}, {"Authorization": "Basic eDp5"}]
+
+    def fail(number):
+        method, path = calls[number % len(calls)]
+        return attacker.open(path, method=method, json=check, headers=wrong[number % 3])
+
+    first = [fail(number) for number in range(5)]
+    assert [r.status_code for r in first] == [401 if "/providers/" not in r.request.path
+                                              else 404 for r in first]  # fmt: skip
+    # From here on, every route answers this address 429 with Retry-After.
+    for number in range(5, 5 + len(calls)):
+        response = fail(number)
+        assert response.status_code == 429, calls[number % len(calls)]
+        assert response.json == {"error": {"code": "rate_limited", "message": "Too many attempts"}}
+        assert 0 < int(response.headers["Retry-After"]) <= 60
+        assert response.headers["Cache-Control"] == "no-store"
+    # A valid key is not slowed down by these failures, from this address or any other.
+    assert attacker.post("/api/v1/consent/check", json=check, headers=good).status_code == 200
+    assert attacker.get(f"/api/v1/providers/postmark/{key}").json == {"status": "ready"}
+    # Another address has its own count.
+    elsewhere = app.test_client()
+    response = elsewhere.post(
+        "/api/v1/consent/check",
+        json=check,
+        headers=wrong[0],
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+    assert response.status_code == 401
 
 
 def test_hsts_follows_the_proxy_only_when_the_proxy_is_trusted(app_factory):

@@ -7,14 +7,19 @@ only; anything else is a 403, never another library's data.
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 import uuid
 from collections import Counter
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask_limiter.util import get_remote_address
+from limits import parse_many
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import TooManyRequests
 
 from .. import clients, ledger, mailer, tokens
 from ..config import LANGUAGES
@@ -66,15 +71,29 @@ def api_limit() -> str:
 limited = limiter.shared_limit(api_limit, scope="api", key_func=rate_limit_key)
 
 
+def refuse_key(status: int, code: str, message: str) -> NoReturn:
+    """Answer a call without a valid key, counted per client address: past
+    API_AUTH_FAILURE_RATE_LIMIT such calls get 429 instead.
+
+    The per-key limit cannot see these calls (each wrong key is a budget of its own). A
+    valid key is never counted or refused here, so others' failures do not slow it down.
+    """
+    if current_app.config["RATELIMIT_ENABLED"]:
+        address = get_remote_address()
+        for item in parse_many(current_app.config["API_AUTH_FAILURE_RATE_LIMIT"]):
+            if not limiter.limiter.hit(item, "api-auth-failure", address):
+                reset, _left = limiter.limiter.get_window_stats(item, "api-auth-failure", address)
+                raise TooManyRequests(retry_after=max(1, math.ceil(reset - time.time())))
+    raise ApiError(status, code, message)
+
+
 @bp.before_request
 def _authenticate() -> None:
-    # A check of 10,000 addresses is far larger than any member's form (MAX_CONTENT_LENGTH).
-    request.max_content_length = current_app.config["API_MAX_CONTENT_LENGTH"]
     if request.endpoint in ("api.openapi", "api.provider_webhook"):
         return  # the document is public; provider webhooks authenticate by their URL
     client = clients.authenticate(db.session, _bearer() or "")
     if client is None:
-        raise ApiError(401, "unauthorized", "Send a valid key as 'Authorization: Bearer csk_…'.")
+        refuse_key(401, "unauthorized", "Send a valid key as 'Authorization: Bearer csk_…'.")
     _seen(client)
 
 
@@ -221,7 +240,9 @@ def provider_webhook(provider: str, key: str) -> Response | tuple[Response, int]
     because these processors cannot send an Authorization header."""
     parse = providers.PARSERS.get(provider)
     client = clients.authenticate(db.session, key)
-    if parse is None or client is None:
+    if client is None:
+        refuse_key(404, "not_found", "No such webhook address.")
+    if parse is None:
         return error_response(404, "not_found", "No such webhook address.")
     _seen(client)
     if request.method == "GET":
@@ -245,7 +266,6 @@ def provider_webhook(provider: str, key: str) -> Response | tuple[Response, int]
 def record_event(event: providers.Event) -> str:
     """Apply one reported event once; 'duplicate' when its id was seen before."""
     client: ApiClient = g.client
-    _storable(event.email, "email")
     if event.type not in providers.TYPES:
         raise ApiError(400, "invalid_field", f"One of {', '.join(providers.TYPES)}.", "type")
     try:
@@ -368,7 +388,7 @@ def _string(body: dict[str, Any], name: str, limit: int = 254) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise ApiError(400, "invalid_field", f"A text of 1 to {limit} characters.", name)
-    return _storable(value, name)
+    return value
 
 
 def _optional_string(body: dict[str, Any], name: str, limit: int, field: str) -> str | None:
@@ -377,17 +397,7 @@ def _optional_string(body: dict[str, Any], name: str, limit: int, field: str) ->
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise ApiError(400, "invalid_field", f"A text of at most {limit} characters.", field)
-    return _storable(value, field)
-
-
-def _storable(value: str, field: str) -> str:
-    """Refuse what no database column can hold: NUL characters and lone surrogates."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiError(400, "invalid_field", "Not valid Unicode text.", field) from None
-    if "\x00" in value:
-        raise ApiError(400, "invalid_field", "NUL characters are not allowed.", field)
+    # NUL and lone surrogates never get here: the request edge refused them (web/edge.py).
     return value
 
 

@@ -110,15 +110,36 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(InternalServerError)
     def _server(_exc: InternalServerError) -> Response | tuple[str, int]:
-        if request.path.startswith("/api/"):
-            return _http(InternalServerError())
-        return render_error(500)
+        # This handler must not fail: if it raised, the server would send its own bare page
+        # without any security header. A failed flush leaves the session unusable until it
+        # is rolled back (PendingRollbackError), and the page reads the library's name.
+        _roll_back()
+        try:
+            if request.path.startswith("/api/"):
+                return _http(InternalServerError())
+            return render_error(500)
+        except Exception:
+            log.exception("the error page itself failed")
+            _roll_back()
+            g.pop("library", None)
+        try:
+            return render_error(500)
+        except Exception:
+            return Response(str(MESSAGES[500][0]), 500, mimetype="text/plain")
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DisconnectionError)
     @app.errorhandler(PoolTimeout)
     def _database_away(exc: Exception) -> Response | tuple[str, int, dict[str, str]]:
         return database_unavailable(exc)
+
+
+def _roll_back() -> None:
+    try:
+        db.session.rollback()
+    except Exception:
+        # The connection is gone; dropping it lets the pool open a fresh one later.
+        db.session.invalidate()
 
 
 def database_unavailable(exc: Exception) -> Response | tuple[str, int, dict[str, str]]:

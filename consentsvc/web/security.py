@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, request
 
 CSP = "; ".join(
     [
@@ -21,6 +21,9 @@ CSP = "; ".join(
         "base-uri 'none'",
     ]
 )
+
+# Answers that are the same for everyone and may be cached as their view says.
+PUBLIC = {"static", "public.theme"}
 
 TOKEN_PATH = re.compile(
     r"/(confirm|preferences|unsubscribe|download|email|api/v1/providers/\w+)/[^/\s?\"']+"
@@ -96,15 +99,6 @@ def init_app(app: Flask) -> None:
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(redactor)
 
-    @app.before_request
-    def _refuse_oversized_bodies() -> None:
-        # Werkzeug answers 413 only when a view reads the body; confirm and unsubscribe never
-        # do, and would act on a request that every form refuses. The API raises its own
-        # limit (API_MAX_CONTENT_LENGTH) and reads every body it accepts.
-        limit, length = request.max_content_length, request.content_length
-        if request.blueprint != "api" and limit is not None and (length or 0) > limit:
-            abort(413)
-
     @app.after_request
     def _headers(response: Response) -> Response:
         headers: dict[str, Any] = response.headers
@@ -118,8 +112,11 @@ def init_app(app: Flask) -> None:
         # PROXY_COUNT): a browser ignores HSTS received over plain HTTP (RFC 6797, 8.1).
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if request.endpoint != "static" and response.mimetype == "text/html":
-            # Pages show one person's choices: never keep them in a shared cache.
-            headers.setdefault("Cache-Control", "no-store")
+        # Pages and JSON alike show one person's choices or carry their links: nothing is
+        # kept in any cache unless it is the same for everyone and its view says how long
+        # (static files, a library's theme.css). Errors included.
+        if request.endpoint not in PUBLIC or "Cache-Control" not in headers:
+            headers["Cache-Control"] = "no-store"
+        if response.mimetype == "text/html":
             response.vary.add("HX-Request")
         return response
