@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +28,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
+    insert,
     null,
     select,
     union_all,
@@ -40,6 +43,7 @@ from .models import (
     ConsentEvent,
     ConsentState,
     ConsentText,
+    DecisionRecipient,
     Evidence,
     LegalBasis,
     Library,
@@ -670,6 +674,35 @@ def _check_statement(
     return union_all(states, suppressions)
 
 
+def record_decision(
+    session: Session,
+    library: Library,
+    purpose: Purpose,
+    decisions: Sequence[Decision],
+    *,
+    client_id: int,
+) -> ConsentDecision:
+    """Keep the answer to a check: who asked, the counts per reason, and who was allowed
+    (by subject id, never by address), so a send can later be traced to it."""
+    decision = ConsentDecision(
+        id=str(uuid.uuid4()),
+        library_id=library.id,
+        client_id=client_id,
+        purpose_id=purpose.id,
+        recipients=len(decisions),
+        reasons=dict(Counter(d.reason for d in decisions)),
+    )
+    session.add(decision)
+    session.flush()
+    allowed = sorted({d.subject_id for d in decisions if d.allowed and d.subject_id is not None})
+    if allowed:
+        session.execute(
+            insert(DecisionRecipient),
+            [{"decision_id": decision.id, "subject_id": sid} for sid in allowed],
+        )
+    return decision
+
+
 def suppress(
     session: Session,
     library: Library,
@@ -716,17 +749,12 @@ def export(session: Session, subject: Subject, *, suppression_key: str) -> dict[
                 Suppression.email_hmac == email_hmac(suppression_key, subject.email),
             )
         )
-    # Decisions keep allowed subject ids as a JSON list; read them here rather than in SQL,
-    # which has no portable "list contains" for SQLite and PostgreSQL alike.
-    decisions = [
-        d
-        for d in session.scalars(
-            select(ConsentDecision)
-            .where(ConsentDecision.library_id == subject.library_id)
-            .order_by(ConsentDecision.checked_at)
-        )
-        if subject.id in d.allowed_subject_ids
-    ]
+    decisions = session.scalars(
+        select(ConsentDecision)
+        .join(DecisionRecipient, DecisionRecipient.decision_id == ConsentDecision.id)
+        .where(DecisionRecipient.subject_id == subject.id)
+        .order_by(ConsentDecision.checked_at, ConsentDecision.id)
+    ).all()
     reads = session.scalars(
         select(AuditEntry).where(AuditEntry.subject_id == subject.id).order_by(AuditEntry.id)
     )

@@ -241,10 +241,17 @@ class ConsentDecision(db.Model):
     purpose_id: Mapped[int] = mapped_column(ForeignKey("purpose.id"))
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     recipients: Mapped[int] = mapped_column()
-    # Subject ids that were allowed; with the counts per reason this is the whole answer
-    # without keeping a single address.
-    allowed_subject_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # With the people allowed (DecisionRecipient) this is the whole answer without keeping
+    # a single address.
     reasons: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class DecisionRecipient(db.Model):
+    """A person a consent check allowed: one row each, so that a person's export finds
+    their decisions by index instead of reading every decision of the library."""
+
+    decision_id: Mapped[str] = mapped_column(ForeignKey("consent_decision.id"), primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subject.id"), primary_key=True, index=True)
 
 
 class InboundEvent(db.Model):

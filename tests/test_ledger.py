@@ -291,3 +291,58 @@ def test_one_mailbox_has_one_spelling():
     # Non-ASCII before the @ needs SMTPUTF8, which the mail path cannot do: refused early.
     with pytest.raises(ledger.InvalidEmail):
         ledger.normalise_email("jöhn@example.nl")
+
+
+def test_a_persons_export_reads_only_their_own_decisions(app, session, borne):
+    """The export finds a person's check decisions by index: the statements it issues do
+    not grow with the decisions of the library, and it loads none of other people's."""
+    from sqlalchemy import event
+
+    from consentsvc import clients
+    from consentsvc.extensions import db
+    from consentsvc.models import ConsentDecision
+
+    jan = subscribe(session, borne, "jan@example.nl")
+    others = [f"reader{n}@example.nl" for n in range(30)]
+    for email in others:
+        subscribe(session, borne, email)
+    _client, key = clients.create(session, borne, "Laposta", ["newsletter"])
+    session.commit()
+    jan_id = jan.id
+    api = app.test_client()
+
+    def check(recipients):
+        response = api.post(
+            "/api/v1/consent/check",
+            json={"purpose": "newsletter", "recipients": recipients},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 200
+        return response.json["decision_id"]
+
+    jans = [check(["jan@example.nl", *others[:5]]), check(["jan@example.nl"])]
+
+    def export_cost():
+        statements, loaded = [], []
+        session.expunge_all()
+        person = session.get(Subject, jan_id)
+        listen = (db.engine, "before_cursor_execute")
+        count = lambda *args: statements.append(args[2])  # noqa: E731
+        load = lambda target, context: loaded.append(target.id)  # noqa: E731
+        event.listen(*listen, count)
+        event.listen(ConsentDecision, "load", load)
+        try:
+            data = ledger.export(session, person, suppression_key=KEY)
+        finally:
+            event.remove(*listen, count)
+            event.remove(ConsentDecision, "load", load)
+        assert [d["decision_id"] for d in data["mailings_allowed"]] == jans
+        return len(statements), sorted(loaded)
+
+    few = export_cost()
+    for n in range(40):
+        check(others[n % 30 : n % 30 + 10])
+    many = export_cost()
+    assert few == many, (few, many)
+    statements, loaded = many
+    assert statements <= 12 and loaded == sorted(jans)

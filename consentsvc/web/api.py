@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-import uuid
-from collections import Counter
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -25,7 +23,7 @@ from .. import clients, ledger, mailer, tokens
 from ..config import LANGUAGES
 from ..extensions import csrf, db, limiter
 from ..ledger import Channel, LedgerError, Proof
-from ..models import ApiClient, ConsentDecision, ConsentText, InboundEvent, Purpose, utcnow
+from ..models import ApiClient, ConsentText, InboundEvent, Purpose, utcnow
 from . import providers
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -139,16 +137,9 @@ def consent_check() -> Response:
         else {}
     )
     preferences = dict(zip(subject_ids, tokens.make_many_preferences(subject_ids), strict=True))
-    decision = ConsentDecision(
-        id=str(uuid.uuid4()),
-        library_id=client.library_id,
-        client_id=client.id,
-        purpose_id=purpose.id,
-        recipients=len(recipients),
-        allowed_subject_ids=sorted(set(subject_ids)),
-        reasons=dict(Counter(d.reason for d in decisions)),
+    decision = ledger.record_decision(
+        db.session, client.library, purpose, decisions, client_id=client.id
     )
-    db.session.add(decision)
     db.session.commit()
     base = current_app.config["BASE_URL"]
     list_id = _list_id(purpose)
