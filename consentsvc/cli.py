@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from . import clients, ledger, libraries, mailer, outbox, staff
+from . import clients, intake, ledger, libraries, mailer, outbox, staff
 from .database import reading_only
 from .extensions import db
 from .models import ApiClient, LegalBasis, Library, StaffRole, StaffUser, WebhookEndpoint
@@ -40,11 +40,13 @@ def register(app: Flask) -> None:
 
 
 def deliver_once(limit: int = 50) -> outbox.Report:
-    """Deliver what is due in the outbox now (webhooks and the service's own mails)."""
+    """Deliver what is due in the outbox now (webhooks, the service's own mails, and the
+    signups and link requests waiting to be decided)."""
     config = current_app.config
     return outbox.deliver_due(
         db.session,
         send_mail=mailer.send_queued,
+        decide=intake.decide,
         allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
         allow_http=config["WEBHOOK_ALLOW_HTTP"],
         limit=limit,
@@ -64,7 +66,7 @@ def worker(once: bool, batch: int) -> None:
         if report.handled:
             click.echo(
                 f"outbox: {report.delivered} delivered, {report.retried} to retry, "
-                f"{report.dead} given up"
+                f"{report.dead} given up, {report.decided} signups and link requests decided"
             )
         if once and report.handled < batch:
             return

@@ -304,20 +304,24 @@ def signup(
     proof: Proof | None = None,
     text_ids: dict[str, int] | None = None,
     actor: str | None = None,
+    requested_at: datetime | None = None,
 ) -> SignupResult:
     """Start double opt-in for each purpose (or grant it, where the purpose needs none).
 
     text_ids names the ConsentText the person was shown per purpose code; by default the
-    current wording in their language.
+    current wording in their language. requested_at is when the person asked, if that was
+    before now (the outbox worker records signups after the request).
     """
     purposes = _self_service_purposes(library, purpose_codes)
     subject = subject_for(session, library, email, language)
     lock(session, subject)
     if subject.restricted_at is not None:
         raise Restricted(subject.id)
-    now = utcnow()
+    now = requested_at or utcnow()
     subject.last_activity_at = now
     evidence = _evidence(session, subject, proof)
+    if evidence is not None:
+        evidence.created_at = now
     result = SignupResult(subject, [], [], [], False)
     for purpose in purposes:
         text = _shown_text(session, purpose, language, (text_ids or {}).get(purpose.code))
@@ -338,6 +342,26 @@ def signup(
             result.pending.append(purpose.code)
             result.newly_pending |= status != Status.PENDING
     return result
+
+
+def shown_texts(
+    session: Session,
+    library: Library,
+    purpose_codes: Sequence[str],
+    language: str,
+    text_ids: dict[str, int] | None = None,
+) -> dict[str, int]:
+    """The wording a signup for these purposes shows, as ConsentText ids per purpose code.
+
+    Checks what signup would refuse (purposes not offered, a text of another purpose) without
+    looking at any person, so it can run before anyone knows whether the address is new.
+    """
+    shown = {}
+    for purpose in _self_service_purposes(library, purpose_codes):
+        text = _shown_text(session, purpose, language, (text_ids or {}).get(purpose.code))
+        if text is not None:
+            shown[purpose.code] = text.id
+    return shown
 
 
 def confirm(

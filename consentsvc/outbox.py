@@ -3,7 +3,8 @@ that caused it; `consentsvc worker` delivers it afterwards, with retries.
 
 Webhooks follow Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature) and its
 retry schedule; the service's own mails go the same way, so a crash between commit and send
-loses nothing and a failing SMTP server is retried.
+loses nothing and a failing SMTP server is retried. Requests whose outcome must not show in
+the answer (signups, "mail me my link") wait here too, until the worker decides them.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ LEASE = timedelta(minutes=5)
 SEND_BUDGET = timedelta(seconds=30)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 MAX_URL = 500  # the column's length
+# What a queued request holds about the person, dropped once it is decided.
+PERSONAL_REQUEST_FIELDS = ("email", "proof")
 
 
 class EndpointRefused(ValueError):
@@ -121,6 +124,21 @@ def enqueue_mail(
     return message
 
 
+def enqueue_request(
+    session: Session, library_id: int, kind: str, payload: dict[str, Any]
+) -> OutboxMessage:
+    """Queue a request for the worker to decide (see intake.py); the same row for any address."""
+    message = OutboxMessage(
+        library_id=library_id,
+        channel="request",
+        event_type=f"request.{kind}",
+        message_id=_message_id(),
+        payload={"request": kind, **payload},
+    )
+    session.add(message)
+    return message
+
+
 def add_endpoint(
     session: Session,
     library_id: int,
@@ -145,17 +163,20 @@ def add_endpoint(
 
 
 def forget_address(session: Session, library_id: int, email: str) -> None:
-    """Take an erased person's address out of webhooks that still wait."""
+    """Take an erased person's address out of webhooks that still wait, and drop the
+    requests that still wait for them: erasure must not be undone by a signup a moment old."""
     waiting = session.scalars(
         select(OutboxMessage).where(
             OutboxMessage.library_id == library_id,
-            OutboxMessage.channel == "webhook",
+            OutboxMessage.channel.in_(("webhook", "request")),
             OutboxMessage.delivered_at.is_(None),
             OutboxMessage.dead_at.is_(None),
         )
     )
     for message in waiting:
-        if message.payload.get("data", {}).get("email") == email:
+        if message.channel == "request" and message.payload.get("email") == email:
+            _dead(message, "the person was erased")
+        elif message.payload.get("data", {}).get("email") == email:
             _forget_address(message)
 
 
@@ -180,11 +201,13 @@ class Report:
     delivered: int = 0
     retried: int = 0
     dead: int = 0
+    # Requests (signups, link requests) carried out; what they queue is counted as delivered.
+    decided: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def handled(self) -> int:
-        return self.delivered + self.retried + self.dead
+        return self.delivered + self.retried + self.dead + self.decided
 
 
 class RetryLater(Exception):
@@ -196,21 +219,45 @@ class GiveUp(Exception):
 
 
 MailSender = Callable[[dict[str, Any]], None]
+# Decides a queued request: (library id, payload).
+Decider = Callable[[int, dict[str, Any]], None]
 
 
 def deliver_due(
     session: Session,
     *,
     send_mail: MailSender,
+    decide: Decider,
     allowed_networks: Iterable[str] = (),
     allow_http: bool = False,
     limit: int = 50,
 ) -> Report:
-    """Claim the messages that are due, deliver them, and record each outcome."""
+    """Claim the messages that are due, deliver them, and record each outcome.
+
+    Deciding a request queues its mail, due at once: then one more batch is claimed, so a
+    single turn of the worker takes a signup all the way to the member's inbox.
+    """
     report = Report()
-    ids = claim(session, limit=limit)
-    if not ids:
-        return report
+    for _round in range(2):
+        decided = report.decided
+        ids = claim(session, limit=limit)
+        if not ids:
+            break
+        _deliver(session, ids, report, send_mail, decide, allowed_networks, allow_http)
+        if report.decided == decided:
+            break
+    return report
+
+
+def _deliver(
+    session: Session,
+    ids: list[int],
+    report: Report,
+    send_mail: MailSender,
+    decide: Decider,
+    allowed_networks: Iterable[str],
+    allow_http: bool,
+) -> None:
     lease_end = utcnow() + LEASE
     with webhook_client(allowed_networks) as client:
         for position, message_id in enumerate(ids):
@@ -224,6 +271,8 @@ def deliver_due(
             try:
                 if message.channel == "mail":
                     send_mail(message.payload)
+                elif message.channel == "request":
+                    decide(message.library_id, message.payload)
                 else:
                     _post_webhook(client, message, allow_http=allow_http)
             except GiveUp as exc:
@@ -249,9 +298,11 @@ def deliver_due(
                 message.delivered_at = utcnow()
                 message.leased_until = None
                 _forget_address(message)
-                report.delivered += 1
+                if message.channel == "request":
+                    report.decided += 1
+                else:
+                    report.delivered += 1
             session.commit()
-    return report
 
 
 def release(session: Session, ids: list[int]) -> None:
@@ -330,6 +381,7 @@ def _retry(message: OutboxMessage, error: str) -> bool:
     message.last_error = error[:200]
     if message.attempts > len(RETRY_DELAYS):
         message.dead_at = utcnow()
+        _forget_address(message)
         return False
     delay = RETRY_DELAYS[message.attempts - 1]
     jitter = random.uniform(0.9, 1.1)  # noqa: S311 - spreads retries, not a secret  # nosec B311
@@ -345,10 +397,15 @@ def _dead(message: OutboxMessage, error: str) -> None:
 
 
 def _forget_address(message: OutboxMessage) -> None:
-    """Once a webhook is done with, keep what happened but not to whom."""
+    """Once a webhook or request is done with, keep what happened but not to whom."""
     if message.channel == "webhook" and "email" in message.payload.get("data", {}):
         data = {k: v for k, v in message.payload["data"].items() if k != "email"}
         message.payload = {**message.payload, "data": data}
+    elif message.channel == "request":
+        # The ledger now holds the evidence; the row keeps only what kind of request it was.
+        message.payload = {
+            k: v for k, v in message.payload.items() if k not in PERSONAL_REQUEST_FIELDS
+        }
 
 
 # -- where webhooks may go ------------------------------------------------------------------------

@@ -125,6 +125,17 @@ def link_in(message, kind):
     return match.group(1)
 
 
+def work_outbox(app):
+    """Run the outbox worker until nothing is due: it decides the signups and link requests
+    that requests only recorded, and sends what they queue."""
+    from consentsvc.cli import deliver_once
+
+    with app.app_context():
+        while deliver_once().handled:
+            pass
+        db.session.remove()
+
+
 def signup(client, email="jan@example.nl", purposes=("newsletter",), library="borne", **extra):
     data = {"email": email, "purpose": list(purposes), **extra}
     data["csrf_token"] = csrf_token(client, f"/{library}/signup")

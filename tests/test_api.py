@@ -11,7 +11,7 @@ from consentsvc import clients, ledger
 from consentsvc.extensions import db
 from consentsvc.models import ConsentDecision, DecisionRecipient, Library, Subject, Suppression
 
-from .conftest import link_in
+from .conftest import link_in, work_outbox
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CHECK = "/api/v1/consent/check"
@@ -262,6 +262,9 @@ def test_signup_starts_double_opt_in_like_the_form(app, client, key, outbox):
         headers=key,
     )
     assert response.status_code == 202 and response.json == {"status": "accepted"}
+    with app.app_context():  # only recorded: the worker decides
+        assert db.session.scalar(select(func.count()).select_from(Subject)) == 0
+    work_outbox(app)
     assert status(app, "nieuw@example.nl") == "pending"
     [mail] = outbox
     assert mail.subject == "Confirm your subscription to Bibliotheek Borne"
@@ -560,6 +563,7 @@ def test_a_key_of_one_library_reaches_nothing_of_another(app, client):
         json={"email": "jan@example.nl", "purposes": ["newsletter"]},
         headers=zoetermeer,
     )
+    work_outbox(app)
     key_url = provider_url(zoetermeer, "sendgrid")
     client.post(key_url, json=json.loads((FIXTURES / "sendgrid_events.json").read_text()))
 

@@ -13,8 +13,9 @@ import httpx
 from sqlalchemy import func, select
 
 from consentsvc import create_app, ledger, tokens
+from consentsvc.cli import deliver_once
 from consentsvc.extensions import db
-from consentsvc.models import ConsentEvent, ConsentState, Library, Subject
+from consentsvc.models import ConsentEvent, ConsentState, Library, OutboxMessage, Subject
 
 from .conftest import TEST_CONFIG, csrf_token
 from .test_admin import log_in, person
@@ -45,10 +46,43 @@ def test_simultaneous_signups_for_one_new_address(app):
     for thread in threads:
         thread.join()
     assert failures == []
+    # The requests only recorded the signups; workers side by side carry them out.
+    _workers_together(app, 4)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Subject)) == 1
         assert db.session.scalar(select(func.count()).select_from(ConsentEvent)) == 4
         assert ledger.verify(db.session) == []
+
+
+def _workers_together(app, count):
+    """Several outbox workers at once, each claiming one message at a time, until none is due."""
+    barrier = threading.Barrier(count)
+    errors = []
+
+    def work():
+        barrier.wait()
+        with app.app_context():
+            try:
+                while deliver_once(limit=1).handled:
+                    pass
+            except Exception as exc:  # reported by the assertion below
+                errors.append(repr(exc))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=work) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    with app.app_context():
+        waiting = db.session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.dead_at.is_(None))
+        )
+        assert waiting == 0
 
 
 # -- many members at once ---------------------------------------------------------------------
@@ -153,6 +187,7 @@ def test_fifty_members_at_once_lose_nothing(app):
     problems = _run_together(THREADS, work)
     assert problems == []
     assert len(answers) == 15 + 20 * 3 + 15
+    _workers_together(app, 4)  # they carry out the signups the requests recorded
 
     with app.app_context():
         # State equals the fold of the events, for every person and purpose.
@@ -349,6 +384,7 @@ def test_gunicorn_workers_share_one_sqlite_file(tmp_path):
     assert "Traceback" not in log_text
     assert sorted(set(statuses)) == [200, 303], statuses
     assert statuses.count(200) == 40
+    _workers_together(app, 2)
     with app.app_context():
         assert ledger.verify(db.session) == []
         signed_up = db.session.scalar(

@@ -9,7 +9,7 @@ from consentsvc import ledger, tokens
 from consentsvc.extensions import db
 from consentsvc.models import ConsentEvent, ConsentState, Evidence, Subject
 
-from .conftest import link_in, signup
+from .conftest import link_in, signup, work_outbox
 
 
 def table_counts(app):
@@ -30,6 +30,7 @@ def test_signup_confirm_preferences_unsubscribe(app, client, outbox, runner):
     response = signup(client, "Jan@Example.nl", ["newsletter", "acquisitions"])
     assert response.status_code == 200
     assert "Kijk in je mail" in response.get_data(as_text=True)
+    work_outbox(app)  # the worker records the signup and sends the mail
     assert states(app) == {
         "newsletter": "pending",
         "acquisitions": "pending",

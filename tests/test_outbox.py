@@ -274,15 +274,28 @@ def test_two_workers_deliver_each_message_exactly_once(app, receiver):
     assert sorted(p["data"]["n"] for _, p in receiver.received) == list(range(40))
 
 
-def test_the_outbox_holds_no_address_or_link_for_mails(app, client):
+def test_the_outbox_holds_no_address_or_link_for_mails(app, client, monkeypatch):
+    from consentsvc import mailer
+
     from .conftest import signup
 
+    def server_down(outgoing):
+        raise ConnectionRefusedError
+
+    monkeypatch.setattr(mailer, "send", server_down)  # so the mail stays in the outbox
     signup(client, "secret.person@example.nl")
+    deliver(app)  # decides the signup (see intake.py) and tries its mail
     with app.app_context():
         [message] = db.session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "mail"))
         text = json.dumps(message.payload)
         assert "secret.person" not in text and "confirm/" not in text
-        assert message.payload["mail"] == "confirm"
+        assert message.payload["mail"] == "confirm" and message.delivered_at is None
+        # The signup request held the address only until it was decided.
+        [request] = db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.channel == "request")
+        )
+        assert request.delivered_at is not None
+        assert "secret.person" not in json.dumps(request.payload)
 
 
 def test_one_bad_message_does_not_stop_the_others(app, client, outbox, monkeypatch):

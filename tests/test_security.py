@@ -179,7 +179,7 @@ def test_dev_mail_goes_to_files_and_a_short_line(app_factory, tmp_path, capsys):
     signup(app.test_client(), "jan.de.vries@example.nl")
     assert not (tmp_path / "mail").exists()  # queued, not yet sent
     result = app.test_cli_runner().invoke(args=["worker", "--once"])
-    assert "outbox: 1 delivered, 0 to retry, 0 given up" in result.output
+    assert "outbox: 1 delivered, 0 to retry, 0 given up, 1 signups" in result.output
     line = [x for x in result.output.splitlines() if x.startswith("[mail]")][-1]
     assert line.startswith("[mail] confirm to j***@example.nl: http://localhost/confirm/")
     assert "jan.de.vries" not in line

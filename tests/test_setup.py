@@ -76,9 +76,10 @@ def test_subject_export_of_an_unknown_person(runner):
 
 
 def test_ledger_verify_finds_a_state_that_disagrees(app, runner, client):
-    from .conftest import signup
+    from .conftest import signup, work_outbox
 
     signup(client, "jan@example.nl")
+    work_outbox(app)
     assert runner.invoke(args=["ledger", "verify"]).exit_code == 0
     with app.app_context():
         db.session.execute(text("UPDATE consent_state SET status = 'granted'"))

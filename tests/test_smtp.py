@@ -85,7 +85,7 @@ def test_a_refusing_server_is_retried_and_the_mail_arrives_once(app_factory, smt
     assert (report.delivered, report.retried) == (0, 1)
     assert inbox.messages == []
     with app.app_context():
-        [message] = db.session.scalars(select(OutboxMessage))
+        [message] = db.session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "mail"))
         assert message.last_error == "mail: SMTPDataError"
         db.session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
         db.session.commit()
@@ -99,6 +99,6 @@ def test_server_down_keeps_the_mail_waiting(app_factory):
     signup(app.test_client(), "jan@example.nl")
     assert run_worker(app).retried == 1
     with app.app_context():
-        [message] = db.session.scalars(select(OutboxMessage))
+        [message] = db.session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "mail"))
         assert message.delivered_at is None and message.dead_at is None
         assert message.last_error == "mail: ConnectionRefusedError"

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import TooManyRequests
 
-from .. import clients, ledger, mailer, tokens
+from .. import clients, intake, ledger, mailer, tokens
 from ..config import LANGUAGES
 from ..extensions import csrf, db, limiter
 from ..ledger import Channel, LedgerError, Proof
@@ -195,7 +195,8 @@ def signups() -> tuple[Response, int]:
     except ledger.InvalidEmail:
         raise ApiError(400, "invalid_address", "Not a valid e-mail address.", "email") from None
     try:
-        result = ledger.signup(
+        # Only recorded here, for every address alike; the worker decides (see intake.py).
+        intake.record_signup(
             db.session, g.library, email, [p.code for p in purposes],
             language=language, channel=Channel.API, proof=proof, text_ids=text_ids,
             actor=_actor(),
@@ -203,7 +204,6 @@ def signups() -> tuple[Response, int]:
     except LedgerError as exc:
         db.session.rollback()
         raise ApiError(400, exc.code, "This purpose cannot be signed up for.", "purposes") from None
-    mailer.after_signup(db.session, result.subject, result)
     db.session.commit()
     # The same answer for new, pending and confirmed addresses.
     return jsonify(status="accepted"), 202
@@ -303,7 +303,8 @@ def record_event(event: providers.Event) -> str:
     return "processed"
 
 
-@bp.get("/v1/subjects/<path:email>")
+# "/" may begin an address: the path must not be tidied into a redirect (308) to another one.
+@bp.get("/v1/subjects/<path:email>", merge_slashes=False)
 @limited
 def subject(email: str) -> Response:
     """The current state and history of one person, for this key's purposes only."""

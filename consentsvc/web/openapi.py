@@ -75,13 +75,17 @@ def _ok(description: str, schema: Schema, example: Any = None, *, limited: bool)
     return response
 
 
-def _to_subject(response: Schema, email: str) -> Schema:
+def _to_subject(
+    response: Schema,
+    email: str,
+    description: str = "The person's consents and history after this call.",
+) -> Schema:
     """Add an OpenAPI link: the person this call was about can be looked up next."""
     response["links"] = {
         "GetSubject": {
             "operationId": "getSubject",
             "parameters": {"email": email},
-            "description": "The person's consents and history after this call.",
+            "description": description,
         }
     }
     return response
@@ -741,13 +745,23 @@ PATHS: Schema = {
             "summary": "Start double opt-in for a person who ticked the box on your website.",
             "description": (
                 "The service mails the confirmation link; nothing is granted until the person "
-                "clicks it. Purposes already granted are left as they are."
+                "clicks it. Purposes already granted are left as they are. The signup is "
+                "recorded with the time of this call and the wording shown, and carried out "
+                "by the service's worker moments later: the answer is the same, and takes "
+                "as long, whether the address is new, pending or already subscribed."
             ),
             "requestBody": {"required": True, "content": _json(_ref("SignupRequest"))},
             "responses": {
                 "202": _to_subject(
-                    _ok("Accepted.", _ref("Accepted"), {"status": "accepted"}, limited=True),
+                    _ok(
+                        "Accepted: recorded, to be carried out by the worker.",
+                        _ref("Accepted"),
+                        {"status": "accepted"},
+                        limited=True,
+                    ),
                     "$request.body#/email",
+                    "The person's consents and history, once the worker has carried out the "
+                    "signup (usually within seconds).",
                 ),
                 **_errors("400", "401", "403", "413", "429"),
             },

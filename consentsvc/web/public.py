@@ -26,7 +26,7 @@ from flask_babel import gettext as _
 from jinja2_fragments.flask import render_blocks
 from sqlalchemy import select, text
 
-from .. import ledger, mailer, tokens
+from .. import intake, ledger, mailer, tokens
 from ..config import LANGUAGES
 from ..extensions import csrf, db, htmx, limiter
 from ..ledger import Channel, LedgerError, Proof
@@ -99,7 +99,8 @@ def signup(library: str) -> str | tuple[str, int]:
         return _signup_form(lib, errors=errors, email=email[:254], chosen=codes), 400
     text_ids = {code: as_id(request.form.get(f"text_{code}")) for code in codes}
     try:
-        result = ledger.signup(
+        # Only recorded here, for every address alike; the worker decides (see intake.py).
+        intake.record_signup(
             db.session, lib, email, codes,
             language=current_language(), channel=Channel.WEB_FORM,
             proof=_proof(), text_ids={k: v for k, v in text_ids.items() if v},
@@ -107,7 +108,6 @@ def signup(library: str) -> str | tuple[str, int]:
     except LedgerError:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
-    mailer.after_signup(db.session, result.subject, result)
     db.session.commit()
     # The same words for a new, a pending and a confirmed address: nobody learns who is subscribed.
     return render_template("public/signup_sent.html", library=lib)
@@ -565,11 +565,9 @@ def request_link(library: str) -> str | tuple[str, int]:
         return render_template(
             "public/request_link.html", library=lib, errors=errors, email=email[:254]
         ), 400
-    subject = ledger.find_subject(db.session, lib, email)
-    if subject is not None:
-        ledger.lock(db.session, subject)
-        mailer.preference_link(db.session, subject)
-        db.session.commit()
+    # Whether the address is known is for the worker to find out (see intake.py).
+    intake.record_link_request(db.session, lib, email)
+    db.session.commit()
     return render_template("public/link_sent.html", library=lib)
 
 
