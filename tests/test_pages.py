@@ -771,3 +771,22 @@ def test_no_status_code_in_member_error_pages(client):
     page = client.get("/nowhere/signup").get_data(as_text=True)
     assert "Pagina niet gevonden" in page
     assert "Foutcode" not in page and "404" not in main_text(page)
+
+
+def test_an_expired_address_change_link_names_its_library_and_changes_nothing(app, client, outbox):
+    confirmed(client, outbox)
+    sid = subject_id(app)
+    with app.app_context():
+        subject = db.session.get(Subject, sid)
+        ledger.request_email_change(db.session, subject, "jan.nieuw@example.nl")
+        db.session.commit()
+        token = tokens.make_email_change(sid, ledger.email_fingerprint("jan.nieuw@example.nl"))
+    app.config["CONFIRM_MAX_AGE"] = 0
+    time.sleep(1.1)
+    for response in (client.get(f"/email/{token}"), client.post(f"/email/{token}")):
+        page = response.get_data(as_text=True)
+        assert response.status_code == 410
+        assert '<p class="library-name">Bibliotheek Borne</p>' in page
+        assert "Vraag Bibliotheek Borne om je de mail opnieuw te sturen" in page
+    with app.app_context():
+        assert db.session.get(Subject, sid).email == "jan@example.nl"

@@ -368,7 +368,8 @@ def email_change(token: str) -> str | tuple[str, int]:
     try:
         subject_id, fingerprint = tokens.read_email_change(token)
     except tokens.ExpiredToken:
-        return render_error(410, _("This link has expired"), _("Ask the library again."))
+        # Staff started the change; only they can send a new link.
+        return _expired("email_change", token, None)
     except tokens.InvalidToken:
         return _bad_link()
     subject = _subject_or_stop(subject_id)
@@ -612,16 +613,17 @@ _EXPIRED_READERS: dict[str, Callable[[str], int]] = {
     "confirm": lambda token: tokens.read_confirm(token, expired_ok=True).subject_id,
     "preferences": lambda token: tokens.read_preferences(token, expired_ok=True),
     "download": lambda token: tokens.read_download(token, expired_ok=True),
+    "email_change": lambda token: tokens.read_email_change(token, expired_ok=True)[0],
 }
 
 
-def _expired(kind: str, token: str, resend_endpoint: str) -> tuple[str, int]:
+def _expired(kind: str, token: str, resend_endpoint: str | None) -> tuple[str, int]:
     subject = _subject(_EXPIRED_READERS[kind](token))
     if subject is None:
         return _bad_link()
     return render_template(
         "public/expired.html",
-        action=url_for(resend_endpoint, token=token),
+        action=url_for(resend_endpoint, token=token) if resend_endpoint else None,
         library=subject.library,
     ), 410
 

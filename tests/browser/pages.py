@@ -106,6 +106,26 @@ def download(live: LiveService, page: Page, lang: str) -> None:
     go(page, f"/download/{live.token('download', member.subject_id)}", lang)
 
 
+def data_copy(live: LiveService, page: Page, lang: str) -> None:
+    member, _ = live.new_member(purposes=("newsletter", "acquisitions"))
+    with live.session() as session:
+        subject = session.get(Subject, member.subject_id)
+        assert subject is not None
+        subject.card_number = "2100012345678"
+        ledger.object_to(session, subject, "direct_marketing", channel=ledger.Channel.STAFF)
+    go(page, f"/preferences/{live.token('preferences', member.subject_id)}/data", lang)
+
+
+def not_mail(live: LiveService, page: Page, lang: str) -> None:
+    member, _ = live.new_member()
+    token = live.token("unsubscribe", member.subject_id, live.purpose_id("direct_debit"))
+    go(page, f"/unsubscribe/{token}", lang)
+
+
+def find_library(live: LiveService, page: Page, lang: str) -> None:
+    go(page, "/preferences", lang)
+
+
 def expired(live: LiveService, page: Page, lang: str) -> None:
     member, _ = live.new_member()
     max_age = live.app.config["PREFERENCES_MAX_AGE"]
@@ -143,7 +163,8 @@ MEMBER_PAGES: dict[str, Opener] = {
     for opener in (
         signup, signup_errors, signup_sent, confirm, confirmed, confirm_used, preferences,
         preferences_changed, history, unsubscribe, unsubscribed, request_link, link_sent,
-        download, expired, bad_link, not_found, email_change, email_changed,
+        download, data_copy, not_mail, find_library, expired, bad_link, not_found,
+        email_change, email_changed,
     )
 }  # fmt: skip
 

@@ -78,7 +78,11 @@ def test_the_changed_card_stays_put_and_keeps_the_focus(
     assert in_view(page, f"#saved-{code}")
     # The live region was in the page before the change, and now says what changed.
     expect(page.locator("#notice[role=status]")).to_contain_text("Je keuze is opgeslagen.")
-    expected = {"newsletter": "withdrawn", "acquisitions": "granted", "direct_marketing": "objected"}
+    expected = {
+        "newsletter": "withdrawn",
+        "acquisitions": "granted",
+        "direct_marketing": "objected",
+    }
     assert live.states_of(member.subject_id)[code] == expected[code]
 
 
@@ -109,7 +113,9 @@ def test_without_javascript_the_answer_opens_at_the_card(
     page.locator("#toggle-acquisitions").click()
     page.wait_for_url("**?saved=acquisitions#purpose-acquisitions")
     expect(page.locator("#purpose-acquisitions #saved-acquisitions")).to_be_visible()
-    top = page.evaluate("document.getElementById('purpose-acquisitions').getBoundingClientRect().top")
+    top = page.evaluate(
+        "document.getElementById('purpose-acquisitions').getBoundingClientRect().top"
+    )
     assert abs(top) <= 1  # the browser jumped to the card
     assert in_view(page, "#saved-acquisitions")
     assert live.states_of(member.subject_id)["acquisitions"] == "granted"

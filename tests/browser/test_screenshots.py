@@ -7,7 +7,7 @@ from .conftest import SCREENSHOTS, Contexts
 from .live import LiveService
 from .pages import MEMBER_PAGES
 
-WIDE, NARROW = {"width": 1280, "height": 800}, {"width": 360, "height": 740}
+WIDE, NARROW = {"width": 1280, "height": 800}, {"width": 320, "height": 740}
 
 
 @pytest.mark.parametrize("name", MEMBER_PAGES)
@@ -21,5 +21,5 @@ def test_member_page_screenshots(live: LiveService, contexts: Contexts, name: st
         path.unlink(missing_ok=True)
         page.screenshot(path=path, full_page=True)
         assert path.stat().st_size > 1000, path
-    # At 360 px nothing may stick out: a member on a phone never scrolls sideways.
+    # At 320 px nothing may stick out: a member on a phone never scrolls sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
