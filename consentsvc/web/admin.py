@@ -451,7 +451,7 @@ def api_clients() -> str:
 
 @bp.post("/clients")
 @roles(*ADMIN)
-def create_client() -> str | tuple[str, int]:
+def create_client() -> Response | str | tuple[str, int]:
     """Make a key for a mailing processor or the website; it is shown once."""
     name = request.form.get("name", "").strip()[:100]
     codes = request.form.getlist("purpose")
@@ -464,19 +464,34 @@ def create_client() -> str | tuple[str, int]:
         return _clients_page(error=_("Give a name and at least one purpose.")), 400
     _audit("client.create", detail=f"client {client.id}")
     db.session.commit()
-    return _clients_page(new_key=key, new_client=client)
+    # The key is kept only as a hash: it reaches the page after the redirect once, through
+    # the (signed, HttpOnly) session cookie, and is gone from it on that page.
+    flash(_("The key for %(name)s. Copy it now: it is shown only this once.", name=client.name))
+    flash(key, "secret")
+    return redirect(url_for(".api_clients"), 303)
 
 
-@bp.post("/clients/<id:client_id>/revoke")
+@bp.route("/clients/<id:client_id>/revoke", methods=["GET", "POST"])
 @roles(*ADMIN)
-def revoke_client(client_id: int) -> Response:
-    """Stop a key at once."""
+def revoke_client(client_id: int) -> Response | str:
+    """Stop a key at once (GET asks first)."""
     client = db.session.get(ApiClient, client_id)
     if client is None or client.library_id != g.library.id:
         abort(404)
+    if request.method == "GET":
+        if client.revoked_at is not None:
+            abort(404)
+        return _confirm_page(
+            _("Revoke the key of %(name)s?", name=client.name),
+            _("%(name)s can do nothing with this key any more: no checks, no signups, no "
+              "events. Mail they send without checking is their responsibility. This cannot "
+              "be undone; they need a new key.", name=client.name),
+            _("Revoke the key"), url_for(".api_clients"),
+        )  # fmt: skip
     clients.revoke(db.session, client)
     _audit("client.revoke", detail=f"client {client.id}")
     db.session.commit()
+    flash(_("The key of %(name)s is revoked.", name=client.name))
     return redirect(url_for(".api_clients"), 303)
 
 
@@ -501,7 +516,7 @@ WEBHOOK_ERRORS = {
 
 @bp.post("/webhooks")
 @roles(*ADMIN)
-def add_webhook() -> str | tuple[str, int]:
+def add_webhook() -> Response | str | tuple[str, int]:
     """Register a receiver; its signing secret is shown once."""
     config = current_app.config
     url, events = request.form.get("url", "").strip(), request.form.getlist("event")
@@ -517,20 +532,34 @@ def add_webhook() -> str | tuple[str, int]:
         return _webhooks_page(error=error, form={"url": url, "events": events}), 400
     _audit("webhook.add", detail=f"endpoint {endpoint.id}")
     db.session.commit()
-    return _webhooks_page(new_endpoint=endpoint)
+    flash(_("The signing secret for %(url)s. Copy it now: it is shown only this once.",
+            url=endpoint.url))  # fmt: skip
+    flash(endpoint.secret, "secret")
+    return redirect(url_for(".webhooks"), 303)
 
 
-@bp.post("/webhooks/<id:endpoint_id>/remove")
+@bp.route("/webhooks/<id:endpoint_id>/remove", methods=["GET", "POST"])
 @roles(*ADMIN)
-def remove_webhook(endpoint_id: int) -> Response:
-    """Stop sending to a receiver (its history stays)."""
+def remove_webhook(endpoint_id: int) -> Response | str:
+    """Stop sending to a receiver (its history stays; GET asks first)."""
     endpoint = db.session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.library_id != g.library.id:
         abort(404)
+    if request.method == "GET":
+        if not endpoint.active:
+            abort(404)
+        return _confirm_page(
+            _("Stop sending to %(url)s?", url=endpoint.url),
+            _("Nothing more goes to this address, also not the messages still waiting. Its "
+              "history stays here. To send there again, add the address anew: it gets a new "
+              "signing secret."),
+            _("Stop sending"), url_for(".webhooks"),
+        )  # fmt: skip
     endpoint.active = False
     endpoint.disabled_reason = "removed"
     _audit("webhook.remove", detail=f"endpoint {endpoint.id}")
     db.session.commit()
+    flash(_("Nothing more is sent to %(url)s.", url=endpoint.url))
     return redirect(url_for(".webhooks"), 303)
 
 
@@ -633,38 +662,70 @@ def add_staff() -> Response | str | tuple[str, int]:
     return redirect(url_for(".staff_members"), 303)
 
 
-@bp.post("/staff/<id:staff_id>/deactivate")
+@bp.route("/staff/<id:staff_id>/deactivate", methods=["GET", "POST"])
 @roles(*ACCOUNTS)
 def deactivate_staff(staff_id: int) -> Response | str | tuple[str, int]:
-    """Close an account at once (its audit trail stays)."""
+    """Close an account at once (its audit trail stays; GET asks first)."""
     user = db.session.get(StaffUser, staff_id)
     if user is None or user.library_id != g.library.id:
         abort(404)
+    if request.method == "GET" and not user.active:
+        abort(404)
     try:
-        staff.close(user, by=current_user)
+        staff.check_close(user, by=current_user)
     except staff.StaffError as exc:
         error = CLOSE_ERRORS[user.role] if exc.code == "close" else STAFF_ERRORS[exc.code]
         return _staff_page(error=error), 400
+    if request.method == "GET":
+        return _confirm_page(
+            _("Close the account of %(name)s?", name=user.name),
+            _("%(name)s is logged out at once and can no longer log in. Everything they did "
+              "stays in the audit log. A closed account cannot be opened again; add a new "
+              "one if needed.", name=user.name),
+            _("Close the account"), url_for(".staff_members"),
+        )  # fmt: skip
+    staff.close(user, by=current_user)
     _audit("staff.deactivate", detail=f"staff {user.id} {user.role}")
     db.session.commit()
     flash(_("The account of %(name)s is closed.", name=user.name))
     return redirect(url_for(".staff_members"), 303)
 
 
-@bp.post("/staff/<id:staff_id>/access/remove")
+@bp.route("/staff/<id:staff_id>/access/remove", methods=["GET", "POST"])
 @roles(*ADMIN)
-def remove_access(staff_id: int) -> Response:
-    """Take away an admin's access to this library (not their home library)."""
+def remove_access(staff_id: int) -> Response | str:
+    """Take away an admin's access to this library (not their home library; GET asks first)."""
     user = db.session.get(StaffUser, staff_id)
     if user is None or user.library_id == g.library.id:
         abort(404)
     linked = [lib for lib in user.other_libraries if lib.id == g.library.id]
     if not linked:
         abort(404)
+    if request.method == "GET":
+        return _confirm_page(
+            _("Take away the access of %(name)s to %(library)s?",
+              name=user.name, library=g.library.name),
+            _("%(name)s can no longer work in %(library)s, from their next page on. Their "
+              "own library (%(home)s) stays theirs.",
+              name=user.name, library=g.library.name, home=user.library.name),
+            _("Take away the access"), url_for(".staff_members"),
+        )  # fmt: skip
     user.other_libraries.remove(linked[0])
     _audit("staff.access_removed", detail=f"staff {user.id}")
     db.session.commit()
+    flash(_("%(name)s no longer works in %(library)s.", name=user.name, library=g.library.name))
     return redirect(url_for(".staff_members"), 303)
+
+
+def _confirm_page(question: str, consequence: str, button: str, back: str) -> str:
+    """The second step of something that cannot be undone: what happens, then a button.
+
+    Works without JavaScript: GET shows this page, its form POSTs to the same address.
+    """
+    return render_template(
+        "admin/confirm.html", question=question, consequence=consequence, button=button,
+        back=back,
+    )  # fmt: skip
 
 
 def _staff_page(**extra: Any) -> str:
