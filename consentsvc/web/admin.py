@@ -26,6 +26,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
@@ -354,7 +355,7 @@ def export(subject_id: int) -> Response | str | tuple[str, int]:
 
 @bp.post("/subjects/<id:subject_id>/erase")
 @roles(*PRIVACY)
-def erase(subject_id: int) -> str | tuple[str, int]:
+def erase(subject_id: int) -> Response | str | tuple[str, int]:
     """Erase the person, keeping only what a legal duty requires."""
     person = _subject(subject_id)
     identification = _identification(person)
@@ -371,7 +372,18 @@ def erase(subject_id: int) -> str | tuple[str, int]:
         subject=person, reason=identification,
     )  # fmt: skip
     db.session.commit()
-    return render_template("admin/erased.html", person=person, result=result)
+    if result.erased:
+        flash(_("The person's data and evidence are erased. The address is suppressed, so it "
+                "is never mailed again; the person can lift that by signing up anew."))  # fmt: skip
+    else:
+        flash(_("Not everything could be erased: a legal retention duty still holds. Mail has "
+                "stopped and the address is suppressed."))  # fmt: skip
+        for code, until in result.kept.items():
+            date = format_datetime(until, "d MMMM yyyy")
+            flash(_("%(purpose)s: kept until %(date)s", purpose=code, date=date))
+    if result.withdrawn:
+        flash(_("Stopped: %(purposes)s", purposes=", ".join(result.withdrawn)))
+    return redirect(url_for(".subject", subject_id=person.id), 303)
 
 
 @bp.post("/subjects/<id:subject_id>/email")
@@ -887,21 +899,26 @@ def login_code_setup() -> Response | str | tuple[str, int]:
             return _account_page(error=ACCOUNT_ERRORS["current"]), 400
         current_user.totp_secret = None
         current_user.totp_last_step = None
+        session.pop(PENDING_CODE, None)
         _account_changed("account.code_removed")
         return redirect(url_for(".account", done="code_removed"), 303)
     if current_user.totp_secret is not None:
         # Replacing the code would need no password: switch it off first (that asks for it).
         return _account_page(error=ACCOUNT_ERRORS["code_on"]), 400
     if form.get("action") == "start":
-        return _account_page(new_secret=staff.new_totp_secret())
-    secret = form.get("secret", "")
+        # Kept in the session until the app's first code proves it was scanned; the page
+        # after the redirect shows it, so a reload does not make another one.
+        session[PENDING_CODE] = staff.new_totp_secret()
+        return redirect(url_for(".account"), 303)
+    secret = session.get(PENDING_CODE) or ""
     if not re.fullmatch(r"[A-Z2-7]{32}", secret):
         abort(400)
     step = staff.totp_matches(secret, form.get("code", ""), None)
     if step is None:
-        return _account_page(new_secret=secret, error=ACCOUNT_ERRORS["code"]), 400
+        return _account_page(error=ACCOUNT_ERRORS["code"]), 400
     current_user.totp_secret = secret
     current_user.totp_last_step = step
+    session.pop(PENDING_CODE)
     _account_changed("account.code_added")
     return redirect(url_for(".account", done="code_added"), 303)
 
@@ -913,7 +930,11 @@ def _account_changed(action: str) -> None:
     login_user(current_user)
 
 
-def _account_page(new_secret: str | None = None, **extra: Any) -> str:
+PENDING_CODE = "login_code_pending"
+
+
+def _account_page(**extra: Any) -> str:
+    new_secret = session.get(PENDING_CODE) if current_user.totp_secret is None else None
     qr = None
     if new_secret is not None:
         uri = staff.totp_uri(new_secret, current_user.email, "consentsvc")
