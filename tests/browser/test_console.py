@@ -8,6 +8,7 @@ from consentsvc.models import ApiClient, AuditEntry, ConsentEvent, StaffUser
 
 from .conftest import Contexts
 from .live import STAFF_PASSWORD, LiveService, submit
+from .test_accessibility import violations
 
 # Demo members (consentsvc.demo.seed_people): numbers 1 and 2 get the newsletter only, 3
 # also acquisitions, 5 stopped the newsletter later; none of them pays by direct debit, so
@@ -189,6 +190,7 @@ def test_desk_consent_keeps_every_input_on_an_error_and_a_reload_records_nothing
     # Nothing was reset: the purpose, the way it was given are as chosen.
     expect(page.locator("#text option:checked")).to_have_text(offers)
     expect(page.locator("#how-phone")).to_be_checked()
+    assert violations(page) == []  # errors beside their fields, WCAG 2.1 AA
     # The address stays the person's page: a reload shows it, never a "method not allowed".
     assert page.url.endswith(f"/admin/subjects/{subject_id}")
     page.click(".error-summary a[href='#note']")
@@ -225,6 +227,8 @@ def test_revoking_a_key_asks_first_and_works_without_javascript(
         expect(page.locator("h1")).to_have_text("API-sleutels")
         assert revoked(live, client_id) is False
         link.click()
+        if javascript:
+            assert violations(page) == []  # the confirmation step, WCAG 2.1 AA
         submit(page, f"form[action='/admin/clients/{client_id}/revoke']", "[role=status]")
         expect(page.locator("[role=status]")).to_contain_text(
             "De sleutel van sender is ingetrokken."
