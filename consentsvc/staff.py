@@ -241,12 +241,17 @@ def session_is_current(
     return now - started < lifetime and now - last_seen < idle
 
 
-def close(user: StaffUser, *, by: StaffUser) -> None:
-    """Close an account at once (its audit trail stays); only who may give its role may."""
+def check_close(user: StaffUser, *, by: StaffUser) -> None:
+    """Raise StaffError unless `by` may close this account: who may give its role, not self."""
     if user.id == by.id:
         raise StaffError("own", "you cannot close your own account")
     if not may_give(by, user.role):
         raise StaffError("close", f"a {by.role} cannot close the account of a {user.role}")
+
+
+def close(user: StaffUser, *, by: StaffUser) -> None:
+    """Close an account at once (its audit trail stays) and end its sessions."""
+    check_close(user, by=by)
     user.active = False
     end_sessions(user)
 

@@ -65,15 +65,19 @@ MATRIX = [
     ("get", "/admin/audit", PRIVACY),
     ("get", "/admin/clients", ADMIN),
     ("post", "/admin/clients", ADMIN),
+    ("get", "/admin/clients/{client}/revoke", ADMIN),
     ("post", "/admin/clients/{client}/revoke", ADMIN),
     ("get", "/admin/webhooks", ADMIN),
     ("post", "/admin/webhooks", ADMIN),
+    ("get", "/admin/webhooks/{endpoint}/remove", ADMIN),
     ("post", "/admin/webhooks/{endpoint}/remove", ADMIN),
     ("get", "/admin/purposes", ADMIN),
     ("post", "/admin/purposes/1/texts", ADMIN),
     ("get", "/admin/staff", ACCOUNTS),
     ("post", "/admin/staff", ACCOUNTS),
+    ("get", "/admin/staff/{staff}/deactivate", ACCOUNTS),
     ("post", "/admin/staff/{staff}/deactivate", ACCOUNTS),
+    ("get", "/admin/staff/{staff}/access/remove", ADMIN),
     ("post", "/admin/staff/{staff}/access/remove", ADMIN),
     ("get", "/admin/library", ADMIN),
     ("post", "/admin/library", ADMIN),
@@ -172,7 +176,8 @@ def test_erasure_leaves_no_trace_of_the_address_but_keeps_the_ledger(app):
     response = post(
         client, f"/admin/subjects/{subject_id}/erase", identification="pas gezien", confirm="yes"
     )
-    assert "zijn gewist" in response.get_data(as_text=True)
+    assert response.headers["Location"] == f"/admin/subjects/{subject_id}"  # a reload is a GET
+    assert "zijn gewist" in client.get(response.headers["Location"]).get_data(as_text=True)
 
     with app.app_context():
         # The address, card number and evidence appear in no text column of any table.
@@ -214,9 +219,8 @@ def test_erasure_is_partial_while_a_retention_duty_holds(app):
         ledger.grant(db.session, subject, "direct_debit", channel="staff", actor="staff:1")
         db.session.commit()
     client = log_in(app, "privacy_officer")
-    page = post(
-        client, f"/admin/subjects/{subject_id}/erase", identification="pas", confirm="yes"
-    ).get_data(as_text=True)
+    done = post(client, f"/admin/subjects/{subject_id}/erase", identification="pas", confirm="yes")
+    page = client.get(done.headers["Location"]).get_data(as_text=True)
     assert "wettelijke bewaarplicht" in page
     assert "direct_debit" in page
     with app.app_context():
@@ -408,11 +412,13 @@ def test_correcting_an_address_needs_a_confirmation_from_the_new_one(app, outbox
 
 def test_admin_makes_and_revokes_a_key_that_works(app):
     admin = log_in(app, "admin")
-    page = post(admin, "/admin/clients", name="Spotler", purpose="newsletter").get_data(
-        as_text=True
-    )
+    made = post(admin, "/admin/clients", name="Spotler", purpose="newsletter")
+    assert made.status_code == 303  # Post/Redirect/Get: a reload makes no second key
+    page = admin.get(made.headers["Location"]).get_data(as_text=True)
     assert "hij staat hier maar één keer" in page
-    key = re.search(r"<code>(csk_[^<]+)</code>", page).group(1)
+    key = re.search(r'<code class="secret">(csk_[^<]+)</code>', page).group(1)
+    # Shown once: the next look at the page no longer has it.
+    assert key not in admin.get("/admin/clients").get_data(as_text=True)
     check = {"purpose": "newsletter", "recipients": ["a@example.nl"]}
     api = app.test_client()
     headers = {"Authorization": f"Bearer {key}"}
@@ -433,10 +439,10 @@ def test_admin_adds_a_webhook_only_to_a_safe_address(app):
     refused = post(admin, "/admin/webhooks", url="http://10.0.0.5/hook", event="consent.withdrawn")
     assert refused.status_code == 400
     assert "Alleen adressen die met https:// beginnen" in refused.get_data(as_text=True)
-    page = post(
-        admin, "/admin/webhooks", url="https://1.1.1.1/hook", event="consent.withdrawn"
-    ).get_data(as_text=True)
-    assert "whsec_" in page
+    added = post(admin, "/admin/webhooks", url="https://1.1.1.1/hook", event="consent.withdrawn")
+    assert added.status_code == 303
+    assert "whsec_" in admin.get(added.headers["Location"]).get_data(as_text=True)
+    assert "whsec_" not in admin.get("/admin/webhooks").get_data(as_text=True)
     assert "wachtend 0, bezorgd 0, opgegeven 0" in admin.get("/admin/webhooks").get_data(
         as_text=True
     )
@@ -671,3 +677,51 @@ def test_the_first_privacy_officer_comes_from_the_command_line_audited(app):
     assert audit_of(app, "staff.add") == [
         ("fg@bibliotheek.example", f"staff {femke.id} privacy_officer, command line")
     ]
+
+
+# -- destructive actions ask first ------------------------------------------------------------
+
+
+def test_destructive_actions_show_what_happens_and_wait_for_a_second_step(app):
+    ids = matrix_ids(app)
+    with app.app_context():
+        zoetermeer = db.session.scalar(select(Library).where(Library.slug == "zoetermeer"))
+        helper = staff.create(
+            db.session, zoetermeer, "ilse@regio.example", "Ilse", "admin", "x" * 12
+        )
+        staff.add_library(helper, db.session.scalar(select(Library).where(Library.slug == "borne")))
+        db.session.commit()
+        helper_id = helper.id
+    admin = log_in(app, "admin")
+    steps = [
+        (f"/admin/clients/{ids['client']}/revoke", "Laposta kan met deze sleutel niets meer"),
+        (f"/admin/webhooks/{ids['endpoint']}/remove", "Er gaat niets meer naar dit adres"),
+        (f"/admin/staff/{ids['staff']}/deactivate", "Kees wordt meteen uitgelogd"),
+        (
+            f"/admin/staff/{helper_id}/access/remove",
+            "Ilse kan niet meer werken in Bibliotheek Borne",
+        ),
+    ]
+    for url, consequence in steps:
+        shown = admin.get(url)
+        assert shown.status_code == 200, url
+        page = shown.get_data(as_text=True)
+        assert consequence in page, url
+        assert f'<form method="post" action="{url}">' in page
+    # Looking at the question changed nothing.
+    with app.app_context():
+        assert db.session.get(clients.ApiClient, ids["client"]).revoked_at is None
+        assert db.session.get(outbox.WebhookEndpoint, ids["endpoint"]).active
+        assert db.session.get(StaffUser, ids["staff"]).active
+        assert len(db.session.get(StaffUser, helper_id).other_libraries) == 1
+    for url, _ in steps:
+        done = post(admin, url)
+        assert done.status_code == 303, url
+        assert admin.get(done.headers["Location"]).status_code == 200
+    with app.app_context():
+        assert db.session.get(clients.ApiClient, ids["client"]).revoked_at is not None
+        assert not db.session.get(outbox.WebhookEndpoint, ids["endpoint"]).active
+        assert not db.session.get(StaffUser, ids["staff"]).active
+        assert db.session.get(StaffUser, helper_id).other_libraries == []
+    # Asking again about something already done is a plain "not here any more".
+    assert admin.get(f"/admin/clients/{ids['client']}/revoke").status_code == 404

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from consentsvc import clients, create_app, ledger, outbox, tokens
@@ -207,8 +207,20 @@ def every_url(app, token_urls):
             allow_http=True, allowed_networks=["127.0.0.0/8"],
         )  # fmt: skip
         subject.pending_email = "jan.nieuw@example.nl"
+        # A desk colleague: an account the admin may close (the confirmation step is a page).
+        colleague = StaffUser(
+            library_id=library.id, email="kees@bibliotheek.example", name="Kees", role="desk",
+            password_hash="-",
+        )  # fmt: skip
+        # And an admin of another library who also looks after this one.
+        helper = StaffUser(
+            library=db.session.scalar(select(Library).where(Library.id != library.id)),
+            email="ilse@regio.example", name="Ilse", role="admin",
+            password_hash="-", other_libraries=[library],
+        )  # fmt: skip
+        db.session.add_all([colleague, helper])
         db.session.commit()
-        staff_id = db.session.scalar(select(func.max(StaffUser.id)))
+        staff_id, helper_id = colleague.id, helper.id
         with app.test_request_context():
             tokens_by_prefix = {
                 "confirm": token_urls[0].split("/")[2],
@@ -230,6 +242,8 @@ def every_url(app, token_urls):
         args = dict(values)
         if "token" in rule.arguments:
             args["token"] = tokens_by_prefix[rule.rule.split("/")[1]]
+        if rule.rule.endswith("/access/remove"):
+            args["staff_id"] = helper_id
         path = rule.rule
         for name in rule.arguments:
             path = re.sub(rf"<(?:[^<>:]+:)?{name}>", str(args[name]), path)

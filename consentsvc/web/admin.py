@@ -26,6 +26,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
@@ -354,7 +355,7 @@ def export(subject_id: int) -> Response | str | tuple[str, int]:
 
 @bp.post("/subjects/<id:subject_id>/erase")
 @roles(*PRIVACY)
-def erase(subject_id: int) -> str | tuple[str, int]:
+def erase(subject_id: int) -> Response | str | tuple[str, int]:
     """Erase the person, keeping only what a legal duty requires."""
     person = _subject(subject_id)
     identification = _identification(person)
@@ -371,7 +372,18 @@ def erase(subject_id: int) -> str | tuple[str, int]:
         subject=person, reason=identification,
     )  # fmt: skip
     db.session.commit()
-    return render_template("admin/erased.html", person=person, result=result)
+    if result.erased:
+        flash(_("The person's data and evidence are erased. The address is suppressed, so it "
+                "is never mailed again; the person can lift that by signing up anew."))  # fmt: skip
+    else:
+        flash(_("Not everything could be erased: a legal retention duty still holds. Mail has "
+                "stopped and the address is suppressed."))  # fmt: skip
+        for code, until in result.kept.items():
+            date = format_datetime(until, "d MMMM yyyy")
+            flash(_("%(purpose)s: kept until %(date)s", purpose=code, date=date))
+    if result.withdrawn:
+        flash(_("Stopped: %(purposes)s", purposes=", ".join(result.withdrawn)))
+    return redirect(url_for(".subject", subject_id=person.id), 303)
 
 
 @bp.post("/subjects/<id:subject_id>/email")
@@ -451,7 +463,7 @@ def api_clients() -> str:
 
 @bp.post("/clients")
 @roles(*ADMIN)
-def create_client() -> str | tuple[str, int]:
+def create_client() -> Response | str | tuple[str, int]:
     """Make a key for a mailing processor or the website; it is shown once."""
     name = request.form.get("name", "").strip()[:100]
     codes = request.form.getlist("purpose")
@@ -464,19 +476,34 @@ def create_client() -> str | tuple[str, int]:
         return _clients_page(error=_("Give a name and at least one purpose.")), 400
     _audit("client.create", detail=f"client {client.id}")
     db.session.commit()
-    return _clients_page(new_key=key, new_client=client)
+    # The key is kept only as a hash: it reaches the page after the redirect once, through
+    # the (signed, HttpOnly) session cookie, and is gone from it on that page.
+    flash(_("The key for %(name)s. Copy it now: it is shown only this once.", name=client.name))
+    flash(key, "secret")
+    return redirect(url_for(".api_clients"), 303)
 
 
-@bp.post("/clients/<id:client_id>/revoke")
+@bp.route("/clients/<id:client_id>/revoke", methods=["GET", "POST"])
 @roles(*ADMIN)
-def revoke_client(client_id: int) -> Response:
-    """Stop a key at once."""
+def revoke_client(client_id: int) -> Response | str:
+    """Stop a key at once (GET asks first)."""
     client = db.session.get(ApiClient, client_id)
     if client is None or client.library_id != g.library.id:
         abort(404)
+    if request.method == "GET":
+        if client.revoked_at is not None:
+            abort(404)
+        return _confirm_page(
+            _("Revoke the key of %(name)s?", name=client.name),
+            _("%(name)s can do nothing with this key any more: no checks, no signups, no "
+              "events. Mail they send without checking is their responsibility. This cannot "
+              "be undone; they need a new key.", name=client.name),
+            _("Revoke the key"), url_for(".api_clients"),
+        )  # fmt: skip
     clients.revoke(db.session, client)
     _audit("client.revoke", detail=f"client {client.id}")
     db.session.commit()
+    flash(_("The key of %(name)s is revoked.", name=client.name))
     return redirect(url_for(".api_clients"), 303)
 
 
@@ -501,7 +528,7 @@ WEBHOOK_ERRORS = {
 
 @bp.post("/webhooks")
 @roles(*ADMIN)
-def add_webhook() -> str | tuple[str, int]:
+def add_webhook() -> Response | str | tuple[str, int]:
     """Register a receiver; its signing secret is shown once."""
     config = current_app.config
     url, events = request.form.get("url", "").strip(), request.form.getlist("event")
@@ -517,20 +544,34 @@ def add_webhook() -> str | tuple[str, int]:
         return _webhooks_page(error=error, form={"url": url, "events": events}), 400
     _audit("webhook.add", detail=f"endpoint {endpoint.id}")
     db.session.commit()
-    return _webhooks_page(new_endpoint=endpoint)
+    flash(_("The signing secret for %(url)s. Copy it now: it is shown only this once.",
+            url=endpoint.url))  # fmt: skip
+    flash(endpoint.secret, "secret")
+    return redirect(url_for(".webhooks"), 303)
 
 
-@bp.post("/webhooks/<id:endpoint_id>/remove")
+@bp.route("/webhooks/<id:endpoint_id>/remove", methods=["GET", "POST"])
 @roles(*ADMIN)
-def remove_webhook(endpoint_id: int) -> Response:
-    """Stop sending to a receiver (its history stays)."""
+def remove_webhook(endpoint_id: int) -> Response | str:
+    """Stop sending to a receiver (its history stays; GET asks first)."""
     endpoint = db.session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.library_id != g.library.id:
         abort(404)
+    if request.method == "GET":
+        if not endpoint.active:
+            abort(404)
+        return _confirm_page(
+            _("Stop sending to %(url)s?", url=endpoint.url),
+            _("Nothing more goes to this address, also not the messages still waiting. Its "
+              "history stays here. To send there again, add the address anew: it gets a new "
+              "signing secret."),
+            _("Stop sending"), url_for(".webhooks"),
+        )  # fmt: skip
     endpoint.active = False
     endpoint.disabled_reason = "removed"
     _audit("webhook.remove", detail=f"endpoint {endpoint.id}")
     db.session.commit()
+    flash(_("Nothing more is sent to %(url)s.", url=endpoint.url))
     return redirect(url_for(".webhooks"), 303)
 
 
@@ -633,38 +674,70 @@ def add_staff() -> Response | str | tuple[str, int]:
     return redirect(url_for(".staff_members"), 303)
 
 
-@bp.post("/staff/<id:staff_id>/deactivate")
+@bp.route("/staff/<id:staff_id>/deactivate", methods=["GET", "POST"])
 @roles(*ACCOUNTS)
 def deactivate_staff(staff_id: int) -> Response | str | tuple[str, int]:
-    """Close an account at once (its audit trail stays)."""
+    """Close an account at once (its audit trail stays; GET asks first)."""
     user = db.session.get(StaffUser, staff_id)
     if user is None or user.library_id != g.library.id:
         abort(404)
+    if request.method == "GET" and not user.active:
+        abort(404)
     try:
-        staff.close(user, by=current_user)
+        staff.check_close(user, by=current_user)
     except staff.StaffError as exc:
         error = CLOSE_ERRORS[user.role] if exc.code == "close" else STAFF_ERRORS[exc.code]
         return _staff_page(error=error), 400
+    if request.method == "GET":
+        return _confirm_page(
+            _("Close the account of %(name)s?", name=user.name),
+            _("%(name)s is logged out at once and can no longer log in. Everything they did "
+              "stays in the audit log. A closed account cannot be opened again; add a new "
+              "one if needed.", name=user.name),
+            _("Close the account"), url_for(".staff_members"),
+        )  # fmt: skip
+    staff.close(user, by=current_user)
     _audit("staff.deactivate", detail=f"staff {user.id} {user.role}")
     db.session.commit()
     flash(_("The account of %(name)s is closed.", name=user.name))
     return redirect(url_for(".staff_members"), 303)
 
 
-@bp.post("/staff/<id:staff_id>/access/remove")
+@bp.route("/staff/<id:staff_id>/access/remove", methods=["GET", "POST"])
 @roles(*ADMIN)
-def remove_access(staff_id: int) -> Response:
-    """Take away an admin's access to this library (not their home library)."""
+def remove_access(staff_id: int) -> Response | str:
+    """Take away an admin's access to this library (not their home library; GET asks first)."""
     user = db.session.get(StaffUser, staff_id)
     if user is None or user.library_id == g.library.id:
         abort(404)
     linked = [lib for lib in user.other_libraries if lib.id == g.library.id]
     if not linked:
         abort(404)
+    if request.method == "GET":
+        return _confirm_page(
+            _("Take away the access of %(name)s to %(library)s?",
+              name=user.name, library=g.library.name),
+            _("%(name)s can no longer work in %(library)s, from their next page on. Their "
+              "own library (%(home)s) stays theirs.",
+              name=user.name, library=g.library.name, home=user.library.name),
+            _("Take away the access"), url_for(".staff_members"),
+        )  # fmt: skip
     user.other_libraries.remove(linked[0])
     _audit("staff.access_removed", detail=f"staff {user.id}")
     db.session.commit()
+    flash(_("%(name)s no longer works in %(library)s.", name=user.name, library=g.library.name))
     return redirect(url_for(".staff_members"), 303)
+
+
+def _confirm_page(question: str, consequence: str, button: str, back: str) -> str:
+    """The second step of something that cannot be undone: what happens, then a button.
+
+    Works without JavaScript: GET shows this page, its form POSTs to the same address.
+    """
+    return render_template(
+        "admin/confirm.html", question=question, consequence=consequence, button=button,
+        back=back,
+    )  # fmt: skip
 
 
 def _staff_page(**extra: Any) -> str:
@@ -826,21 +899,26 @@ def login_code_setup() -> Response | str | tuple[str, int]:
             return _account_page(error=ACCOUNT_ERRORS["current"]), 400
         current_user.totp_secret = None
         current_user.totp_last_step = None
+        session.pop(PENDING_CODE, None)
         _account_changed("account.code_removed")
         return redirect(url_for(".account", done="code_removed"), 303)
     if current_user.totp_secret is not None:
         # Replacing the code would need no password: switch it off first (that asks for it).
         return _account_page(error=ACCOUNT_ERRORS["code_on"]), 400
     if form.get("action") == "start":
-        return _account_page(new_secret=staff.new_totp_secret())
-    secret = form.get("secret", "")
+        # Kept in the session until the app's first code proves it was scanned; the page
+        # after the redirect shows it, so a reload does not make another one.
+        session[PENDING_CODE] = staff.new_totp_secret()
+        return redirect(url_for(".account"), 303)
+    secret = session.get(PENDING_CODE) or ""
     if not re.fullmatch(r"[A-Z2-7]{32}", secret):
         abort(400)
     step = staff.totp_matches(secret, form.get("code", ""), None)
     if step is None:
-        return _account_page(new_secret=secret, error=ACCOUNT_ERRORS["code"]), 400
+        return _account_page(error=ACCOUNT_ERRORS["code"]), 400
     current_user.totp_secret = secret
     current_user.totp_last_step = step
+    session.pop(PENDING_CODE)
     _account_changed("account.code_added")
     return redirect(url_for(".account", done="code_added"), 303)
 
@@ -852,7 +930,11 @@ def _account_changed(action: str) -> None:
     login_user(current_user)
 
 
-def _account_page(new_secret: str | None = None, **extra: Any) -> str:
+PENDING_CODE = "login_code_pending"
+
+
+def _account_page(**extra: Any) -> str:
+    new_secret = session.get(PENDING_CODE) if current_user.totp_secret is None else None
     qr = None
     if new_secret is not None:
         uri = staff.totp_uri(new_secret, current_user.email, "consentsvc")

@@ -4,10 +4,11 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from consentsvc import ledger
-from consentsvc.models import AuditEntry, ConsentEvent, StaffUser
+from consentsvc.models import ApiClient, AuditEntry, ConsentEvent, StaffUser
 
 from .conftest import Contexts
 from .live import STAFF_PASSWORD, LiveService, submit
+from .test_accessibility import violations
 
 # Demo members (consentsvc.demo.seed_people): numbers 1 and 2 get the newsletter only, 3
 # also acquisitions, 5 stopped the newsletter later; none of them pays by direct debit, so
@@ -92,8 +93,9 @@ def test_privacy_officer_erases_a_person(live: LiveService, contexts: Contexts):
     open_person(page, ERASED)
     page.fill("#erase-identification", "Pas gezien aan de balie")
     page.check("#confirm")
-    submit(page, "form[action$='/erase']", "h1:text-is('Wissen')")
+    submit(page, "form[action$='/erase']", "main [role=status]")
     expect(page.locator("main [role=status]")).to_contain_text("gewist")
+    assert page.url.endswith(f"/admin/subjects/{erased_id}")  # a reload erases nothing again
     person = live.subject(erased_id)
     assert person.erased_at is not None and person.email != ERASED
     assert audited(live, "erase", erased_id) == [live.staff["privacy_officer"]]
@@ -188,6 +190,7 @@ def test_desk_consent_keeps_every_input_on_an_error_and_a_reload_records_nothing
     # Nothing was reset: the purpose, the way it was given are as chosen.
     expect(page.locator("#text option:checked")).to_have_text(offers)
     expect(page.locator("#how-phone")).to_be_checked()
+    assert violations(page) == []  # errors beside their fields, WCAG 2.1 AA
     # The address stays the person's page: a reload shows it, never a "method not allowed".
     assert page.url.endswith(f"/admin/subjects/{subject_id}")
     page.click(".error-summary a[href='#note']")
@@ -202,3 +205,40 @@ def test_desk_consent_keeps_every_input_on_an_error_and_a_reload_records_nothing
     expect(page.locator("h1")).to_have_text(BY_PHONE)
     assert "/consent" not in page.url
     assert events_of(live, subject_id, "granted") == granted_before + 1
+
+
+def test_revoking_a_key_asks_first_and_works_without_javascript(
+    live: LiveService, contexts: Contexts
+):
+    for javascript in (True, False):
+        key = live.api_key(["newsletter"])
+        with live.session() as session:
+            client = session.scalar(select(ApiClient).where(ApiClient.key_prefix == key[:10]))
+            assert client is not None
+            client_id = client.id
+        page = contexts.staff_page("admin", java_script_enabled=javascript)
+        page.goto("/admin/clients")
+        link = page.locator(f"a[href='/admin/clients/{client_id}/revoke']")
+        link.click()
+        expect(page.locator("h1")).to_have_text("De sleutel van sender intrekken?")
+        expect(page.locator("main")).to_contain_text("Dit kan niet ongedaan worden gemaakt")
+        # Going back changes nothing.
+        page.click("text=Nee, terug")
+        expect(page.locator("h1")).to_have_text("API-sleutels")
+        assert revoked(live, client_id) is False
+        link.click()
+        if javascript:
+            assert violations(page) == []  # the confirmation step, WCAG 2.1 AA
+        submit(page, f"form[action='/admin/clients/{client_id}/revoke']", "[role=status]")
+        expect(page.locator("[role=status]")).to_contain_text(
+            "De sleutel van sender is ingetrokken."
+        )
+        assert page.url.endswith("/admin/clients")
+        assert revoked(live, client_id) is True
+
+
+def revoked(live: LiveService, client_id: int) -> bool:
+    with live.session() as session:
+        client = session.get(ApiClient, client_id)
+        assert client is not None
+        return client.revoked_at is not None
