@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from consentsvc import clients, create_app, ledger, outbox, tokens
