@@ -152,6 +152,7 @@ def test_a_chunked_form_over_the_limit_is_refused_not_cut(app, client, outbox, s
     response = chunked(client, "/borne/signup", body, "application/x-www-form-urlencoded")
     assert response.status_code == 413
     assert TOO_LARGE in response.get_data(as_text=True)
+    work_outbox(app)  # a recorded attempt would be decided here
     assert subjects(app) == []
     assert len(outbox) == 0
     # The same form within the limit, sent the same way, goes through.
@@ -159,6 +160,7 @@ def test_a_chunked_form_over_the_limit_is_refused_not_cut(app, client, outbox, s
         client, "/borne/signup", fields + b"x" * 1000, "application/x-www-form-urlencoded"
     )
     assert fits.status_code == 200
+    work_outbox(app)
     assert subjects(app) == ["jan@example.nl"]
 
 
@@ -258,11 +260,13 @@ def test_gunicorn_refuses_chunked_bodies_over_the_limits(app, gunicorn, key):
     assert TOO_LARGE in page.decode()
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert headers["Cache-Control"] == "no-store"
+    work_outbox(app)
     assert subjects(app) == []
     status, _headers, page = raw_chunked_post(
         gunicorn, "/borne/signup", fields + b"x", form, **site
     )
     assert status == 200 and "Kijk in je mail" in page.decode()
+    work_outbox(app)
     assert subjects(app) == ["jan@example.nl"]
 
     recipients = [f"person{i}@example.nl" for i in range(10_000)]

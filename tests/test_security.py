@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from consentsvc import clients, create_app, ledger, outbox, tokens
+from consentsvc import clients, create_app, intake, ledger, outbox, tokens
 from consentsvc.cli import deliver_once
 from consentsvc.extensions import db, mail
 from consentsvc.models import Library, StaffUser, Subject
@@ -131,7 +131,7 @@ def test_a_database_error_on_a_write_gives_the_services_own_500(app, client, mon
     """A failed flush leaves the session unusable until it is rolled back: the error page
     must not need it, or the server sends its bare page without any of the headers."""
     app.testing = False  # answer as in production instead of raising
-    real_signup = ledger.signup
+    real_signup = intake.record_signup
 
     def signup_then_fail(session, *args, **kwargs):
         result = real_signup(session, *args, **kwargs)
@@ -139,7 +139,7 @@ def test_a_database_error_on_a_write_gives_the_services_own_500(app, client, mon
         session.flush()
         return result
 
-    monkeypatch.setattr("consentsvc.ledger.signup", signup_then_fail)
+    monkeypatch.setattr("consentsvc.intake.record_signup", signup_then_fail)
     if path.startswith("/api/"):
         with app.app_context():
             borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
