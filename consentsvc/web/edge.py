@@ -30,9 +30,9 @@ MAX_JSON_DEPTH = 32
 # "\ud800" decodes to one).
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
-_BRACKETS = str.maketrans("{}", "[]")
+# Brackets only, and of one kind: for the depth it does not matter which.
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 # Only an escape (or a surrogate the decoder let through) can give NUL or a lone surrogate
 # in decoded JSON: bodies without one need no walk through every string.
 _MAY_BE_UNSTORABLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])|[\ud800-\udfff]")
@@ -50,18 +50,22 @@ class Refused(BadRequest):
 def nesting_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether JSON text nests arrays and objects deeper than `limit`, found without
     decoding it (string contents do not count)."""
-    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
-    if brackets.count("[") + brackets.count("{") <= limit:
-        return False
-    brackets = brackets.translate(_BRACKETS)
-    if "[" * (limit + 1) in brackets:
-        return True
+    # As UTF-8 bytes, where no other character holds a bracket's or a quote's byte, with
+    # bytes methods only (a 4 MiB body takes milliseconds). Escapes go first, in pairs from
+    # the left as a decoder reads them, so an escaped quote does not end a string; then
+    # every other piece between quotes is outside the strings.
+    data = text.encode("utf-8", "surrogatepass").replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(data.split(b'"')[::2])
+    brackets = outside.translate(_BRACKETS, _NOT_BRACKETS)
+    too_deep = b"[" * (limit + 1)
     # Each pass takes away the innermost level: what is left after `limit` passes is deeper.
     for _ in range(limit):
-        brackets = brackets.replace("[]", "")
-        if not brackets:
+        if brackets.count(b"[") <= limit:
             return False
-    return True
+        if too_deep in brackets:
+            return True
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
 
 
 def unstorable_field(value: Any, path: str = "") -> str | None:
