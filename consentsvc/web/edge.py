@@ -57,15 +57,16 @@ def nesting_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     data = text.encode("utf-8", "surrogatepass").replace(b"\\\\", b"").replace(b'\\"', b"")
     outside = b"".join(data.split(b'"')[::2])
     brackets = outside.translate(_BRACKETS, _NOT_BRACKETS)
-    too_deep = b"[" * (limit + 1)
-    # Each pass takes away the innermost level: what is left after `limit` passes is deeper.
-    for _ in range(limit):
-        if brackets.count(b"[") <= limit:
+    # Each pass takes away the innermost level, so after `passes` of them what is left may
+    # nest `limit - passes` deep. Few brackets cannot nest deeper; a run of openings does.
+    for passes in range(limit + 1):
+        allowed = limit - passes
+        if brackets.count(b"[") <= allowed:
             return False
-        if too_deep in brackets:
+        if b"[" * (allowed + 1) in brackets:
             return True
         brackets = brackets.replace(b"[]", b"")
-    return bool(brackets)
+    return True  # not reached: with nothing allowed, any bracket left is a run of one
 
 
 def unstorable_field(value: Any, path: str = "") -> str | None:
