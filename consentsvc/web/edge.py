@@ -1,8 +1,9 @@
 """What the service accepts at its edge, for every route at once: body sizes whatever the
 framing, how deeply JSON may nest, and only text a database column can store.
 
-Every request goes through `EdgeRequest` (the app's request class) and `_refuse_unstorable`
-(the first check of each request), so no view has to remember any of this.
+Every request goes through `EdgeRequest` (the app's request class, whose body and JSON are
+checked whoever reads them) and `_refuse_at_the_edge` (run before every view), so no view
+has to remember any of this.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _refuse_at_the_edge() -> None:
-        # Read (or refuse) the body now, also for views that never read it: confirm and
+        # Refuse a body over the limit now, also for views that never read it: confirm and
         # unsubscribe must not act on a request that every form refuses.
         request.stream  # noqa: B018 - reading the property is the check
         if UNSTORABLE.search(request.path):
