@@ -15,11 +15,14 @@ from email import policy
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from consentsvc import clients, ledger, tokens
 from consentsvc.extensions import db
 from consentsvc.models import ConsentEvent, Library, Purpose, Subject
+from consentsvc.web.edge import nesting_too_deep
 
 from .conftest import csrf_token, link_in, signup, work_outbox
 from .test_faults import BIN, service_env
@@ -361,6 +364,31 @@ def test_json_up_to_the_depth_limit_is_read(client, key):
     )
     assert response.status_code == 200
     assert response.json["results"][0]["email"] == "jan@example.nl"
+
+
+def depth(value):
+    if isinstance(value, dict):
+        return 1 + max(map(depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab\u00e9'),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\a', max_size=3), inner, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, limit=st.integers(min_value=0, max_value=6))
+def test_the_depth_found_without_decoding_is_the_real_depth(value, limit):
+    for text in (json.dumps(value), json.dumps(value, ensure_ascii=False, indent=1)):
+        assert nesting_too_deep(text, limit) == (depth(value) > limit), text
 
 
 def test_provider_webhooks_refuse_bodies_they_cannot_read(client, key):

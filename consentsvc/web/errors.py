@@ -114,11 +114,12 @@ def init_app(app: Flask) -> None:
         # without any security header. A failed flush leaves the session unusable until it
         # is rolled back (PendingRollbackError), and the page reads the library's name.
         _roll_back()
+        if request.path.startswith("/api/"):
+            return _http(InternalServerError())
         try:
-            if request.path.startswith("/api/"):
-                return _http(InternalServerError())
             return render_error(500)
         except Exception:
+            # E.g. the database went away in between: the page without the library's name.
             log.exception("the error page itself failed")
             _roll_back()
             g.pop("library", None)
@@ -162,11 +163,7 @@ def database_unavailable(exc: Exception) -> Response | tuple[str, int, dict[str,
         request.method,
         rule,
     )
-    try:
-        db.session.rollback()
-    except Exception:
-        # The connection is gone; dropping it lets the pool open a fresh one later.
-        db.session.invalidate()
+    _roll_back()
     # The library was loaded before the failure; rendering its name would need the
     # database again, so the page names no library.
     g.pop("library", None)
