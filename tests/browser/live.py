@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from playwright.sync_api import Page
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -30,7 +30,7 @@ from consentsvc import clients, create_app, ledger, staff, tokens
 from consentsvc.cli import deliver_once
 from consentsvc.demo import seed, seed_people
 from consentsvc.extensions import db
-from consentsvc.models import Library, StaffRole, StaffUser, Subject
+from consentsvc.models import Library, OutboxMessage, StaffRole, StaffUser, Subject
 
 from ..conftest import TEST_CONFIG
 from ..test_smtp import Inbox, free_port
@@ -154,8 +154,30 @@ class LiveService:
         assert found is not None
         return found
 
+    def decided(self, timeout: float = 15) -> None:
+        """Wait until the worker has decided every signup and link request the pages recorded
+        (a request only records the attempt; see consentsvc/intake.py)."""
+        waiting = (
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                OutboxMessage.channel == "request",
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.dead_at.is_(None),
+            )
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.session() as session:
+                if not session.scalar(waiting):
+                    return
+            assert time.monotonic() < deadline, "the worker left requests undecided"
+            time.sleep(0.05)
+
     def states(self, email_address: str) -> dict[str, str | None]:
-        """The member's current state per purpose code, as a sender's check would read it."""
+        """The member's current state per purpose code, as a sender's check would read it
+        once the worker has decided what the pages recorded."""
+        self.decided()
         with self.session() as session:
             subject = ledger.find_subject(session, self.library(session), email_address)
             assert subject is not None, f"{email_address} is not known"
