@@ -2,10 +2,12 @@
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
 import pytest
+import time_machine
 from sqlalchemy import String, Text, func, select
 
 from consentsvc import clients, ledger, outbox, staff
@@ -13,7 +15,7 @@ from consentsvc.extensions import db
 from consentsvc.models import AuditEntry, ConsentEvent, Library, StaffUser, Subject
 
 from .conftest import csrf_token
-from .test_admin import log_in, make_staff, person
+from .test_admin import log_in, log_in_again, make_staff, person
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "export.schema.json").read_text())
 
@@ -59,6 +61,7 @@ MATRIX = [
     ("post", "/admin/subjects/{id}/consent", EVERYONE),
     ("post", "/admin/subjects/{id}/stop", EVERYONE),
     ("post", "/admin/subjects/{id}/export", PRIVACY),
+    ("get", "/admin/subjects/{id}/export", PRIVACY),
     ("post", "/admin/subjects/{id}/erase", PRIVACY),
     ("post", "/admin/subjects/{id}/restriction", PRIVACY),
     ("post", "/admin/subjects/{id}/email", PRIVACY),
@@ -145,10 +148,13 @@ def test_export_holds_everything_and_matches_its_schema(app):
         json={"purpose": "newsletter", "recipients": ["jan.de.vries@example.nl"]},
         headers={"Authorization": f"Bearer {key}"},
     )
-    response = post(
+    asked = post(
         client, f"/admin/subjects/{subject_id}/export",
         format="json", identification="pas en geboortedatum gecontroleerd",
     )  # fmt: skip
+    assert asked.status_code == 303  # Post/Redirect/Get
+    assert asked.headers["Location"] == f"/admin/subjects/{subject_id}/export"
+    response = client.get(asked.headers["Location"])
     assert response.headers["Content-Disposition"].startswith("attachment")
     data = response.json
     jsonschema.validate(data, SCHEMA, format_checker=jsonschema.FormatChecker())
@@ -162,8 +168,42 @@ def test_export_holds_everything_and_matches_its_schema(app):
     ]
     page = post(
         client, f"/admin/subjects/{subject_id}/export", format="html", identification="pas",
-    ).get_data(as_text=True)  # fmt: skip
-    assert "jan.de.vries@example.nl" in page and "192.0.2.44" in page
+    ).headers["Location"]  # fmt: skip
+    assert "jan.de.vries@example.nl" in client.get(page).get_data(as_text=True)
+    # A reload shows the same copy and audits nothing more; the export was audited once.
+    reloaded = client.get(page).get_data(as_text=True)
+    assert "jan.de.vries@example.nl" in reloaded and "192.0.2.44" in reloaded
+    assert exports_audited(app, subject_id) == 2
+
+
+def exports_audited(app, subject_id):
+    with app.app_context():
+        return db.session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.subject_id == subject_id, AuditEntry.action == "export")
+        )
+
+
+def test_an_export_copy_needs_its_audited_request(app):
+    """The copy's page opens only after the POST that recorded why, in the same session."""
+    subject_id = rich_person(app)
+    officer = log_in(app, "privacy_officer")
+    unasked = officer.get(f"/admin/subjects/{subject_id}/export")
+    assert (unasked.status_code, unasked.headers["Location"]) == (
+        303,
+        f"/admin/subjects/{subject_id}",
+    )
+    post(officer, f"/admin/subjects/{subject_id}/export", format="html", identification="pas")
+    other_session = log_in_again(
+        app, app.test_client(), "privacy_officer.borne@bibliotheek.example"
+    )
+    elsewhere = other_session.get(f"/admin/subjects/{subject_id}/export")
+    assert elsewhere.status_code == 303
+    assert "jan.de.vries@example.nl" not in elsewhere.get_data(as_text=True)
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=6)):
+        assert officer.get(f"/admin/subjects/{subject_id}/export").status_code == 303
+    assert exports_audited(app, subject_id) == 1
 
 
 def test_erasure_leaves_no_trace_of_the_address_but_keeps_the_ledger(app):
