@@ -90,15 +90,6 @@ def preference_link(session: Session, subject: Subject, kind: str = "preference_
     return True
 
 
-def data_copy(session: Session, subject: Subject) -> bool:
-    """Queue a mail with a link to a copy of everything held, if the cool-down allows one."""
-    if not _cooled(subject.last_link_mail_at):
-        return False
-    subject.last_link_mail_at = utcnow()
-    _queue(session, subject, "data_copy")
-    return True
-
-
 def reconfirm(session: Session, subject: Subject, request_id: int) -> None:
     """Queue the mail that asks to agree to changed wording (once per change: no cool-down)."""
     _queue(session, subject, "reconfirm", request_ids=[request_id])
