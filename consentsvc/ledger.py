@@ -319,9 +319,7 @@ def signup(
         raise Restricted(subject.id)
     now = requested_at or utcnow()
     subject.last_activity_at = now
-    evidence = _evidence(session, subject, proof)
-    if evidence is not None:
-        evidence.created_at = now
+    evidence = _evidence(session, subject, proof, at=now)
     result = SignupResult(subject, [], [], [], False)
     for purpose in purposes:
         text = _shown_text(session, purpose, language, (text_ids or {}).get(purpose.code))
@@ -1029,11 +1027,14 @@ def status_of(session: Session, subject: Subject, purpose: Purpose) -> str | Non
     return state.status if state else None
 
 
-def _evidence(session: Session, subject: Subject, proof: Proof | None) -> Evidence | None:
+def _evidence(
+    session: Session, subject: Subject, proof: Proof | None, at: datetime | None = None
+) -> Evidence | None:
     if proof is None:
         return None
     evidence = Evidence(
         subject_id=subject.id,
+        created_at=at or utcnow(),
         ip_address=proof.ip_address,
         user_agent=(proof.user_agent or "")[:400] or None,
         origin=(proof.origin or "")[:200] or None,
