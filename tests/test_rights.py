@@ -61,7 +61,7 @@ MATRIX = [
     ("post", "/admin/subjects/{id}/consent", EVERYONE),
     ("post", "/admin/subjects/{id}/stop", EVERYONE),
     ("post", "/admin/subjects/{id}/export", PRIVACY),
-    ("get", "/admin/subjects/{id}/export", PRIVACY),
+    ("get", "/admin/subjects/{id}/copy", PRIVACY),
     ("post", "/admin/subjects/{id}/erase", PRIVACY),
     ("post", "/admin/subjects/{id}/restriction", PRIVACY),
     ("post", "/admin/subjects/{id}/email", PRIVACY),
@@ -153,7 +153,7 @@ def test_export_holds_everything_and_matches_its_schema(app):
         format="json", identification="pas en geboortedatum gecontroleerd",
     )  # fmt: skip
     assert asked.status_code == 303  # Post/Redirect/Get
-    assert asked.headers["Location"] == f"/admin/subjects/{subject_id}/export"
+    assert asked.headers["Location"] == f"/admin/subjects/{subject_id}/copy"
     response = client.get(asked.headers["Location"])
     assert response.headers["Content-Disposition"].startswith("attachment")
     data = response.json
@@ -189,7 +189,7 @@ def test_an_export_copy_needs_its_audited_request(app):
     """The copy's page opens only after the POST that recorded why, in the same session."""
     subject_id = rich_person(app)
     officer = log_in(app, "privacy_officer")
-    unasked = officer.get(f"/admin/subjects/{subject_id}/export")
+    unasked = officer.get(f"/admin/subjects/{subject_id}/copy")
     assert (unasked.status_code, unasked.headers["Location"]) == (
         303,
         f"/admin/subjects/{subject_id}",
@@ -198,11 +198,11 @@ def test_an_export_copy_needs_its_audited_request(app):
     other_session = log_in_again(
         app, app.test_client(), "privacy_officer.borne@bibliotheek.example"
     )
-    elsewhere = other_session.get(f"/admin/subjects/{subject_id}/export")
+    elsewhere = other_session.get(f"/admin/subjects/{subject_id}/copy")
     assert elsewhere.status_code == 303
     assert "jan.de.vries@example.nl" not in elsewhere.get_data(as_text=True)
     with time_machine.travel(datetime.now(UTC) + timedelta(minutes=6)):
-        assert officer.get(f"/admin/subjects/{subject_id}/export").status_code == 303
+        assert officer.get(f"/admin/subjects/{subject_id}/copy").status_code == 303
     assert exports_audited(app, subject_id) == 1
 
 

@@ -350,7 +350,7 @@ def export(subject_id: int) -> Response | str | tuple[str, int]:
     return redirect(url_for(".export_copy", subject_id=person.id), 303)
 
 
-@bp.get("/subjects/<id:subject_id>/export")
+@bp.get("/subjects/<id:subject_id>/copy")
 @roles(*PRIVACY)
 def export_copy(subject_id: int) -> Response | str:
     """The copy an audited export opened: JSON to hand over, or a page to print."""
