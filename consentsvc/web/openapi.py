@@ -478,8 +478,10 @@ SCHEMAS: Schema = {
             "ChangedAt": {},
             "Email": {"description": "The address, for Bounce and SpamComplaint."},
             "Recipient": {"description": "The address, for SubscriptionChange."},
-            "SuppressSending": {"description": "Must be true for an unsubscribe."},
-            "SuppressionReason": {"description": "Must be ManualSuppression for an unsubscribe."},
+            "SuppressSending": {"description": "True: suppressed; false (reactivation): ignored."},
+            "SuppressionReason": {
+                "description": "HardBounce, SpamComplaint or ManualSuppression (an unsubscribe)."
+            },
         },
     },
     "SendGridEvents": {
