@@ -611,7 +611,8 @@ HEADERS: Schema = {
 RESPONSES: Schema = {
     "BadRequest": {
         "description": (
-            "The body is not a JSON object (invalid_body), a field is wrong (invalid_field, "
+            "The body is not a JSON object or nests deeper than 32 levels (invalid_body), text "
+            "holds a NUL or a lone surrogate (invalid_field), a field is wrong (invalid_field, "
             "invalid_address, not_self_service, unknown_purpose; `field` names it), or a "
             "processor payload is not understood (invalid_payload)."
         ),
@@ -649,7 +650,10 @@ RESPONSES: Schema = {
         "content": _json(_ref("Error"), _error_body("too_large", "Too much data")),
     },
     "RateLimited": {
-        "description": "This key made too many calls (rate_limited); wait Retry-After seconds.",
+        "description": (
+            "This key made too many calls, or too many calls came from this address without a "
+            "valid key (rate_limited); wait Retry-After seconds."
+        ),
         "headers": {**RATE_HEADERS, "Retry-After": {**HEADERS["Retry-After"], "required": True}},
         "content": _json(_ref("Error"), _error_body("rate_limited", "Too many attempts")),
     },
