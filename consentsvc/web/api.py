@@ -22,14 +22,13 @@ from werkzeug.exceptions import TooManyRequests
 from .. import clients, intake, ledger, mailer, tokens
 from ..config import LANGUAGES
 from ..extensions import csrf, db, limiter
-from ..ledger import Channel, LedgerError, Proof
+from ..ledger import MAX_RECIPIENTS, Channel, LedgerError, Proof
 from ..models import ApiClient, ConsentText, InboundEvent, Purpose, utcnow
 from . import providers
+from .openapi import document
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
-
-MAX_RECIPIENTS = 10_000
 
 
 class ApiError(Exception):
@@ -98,8 +97,6 @@ def _authenticate() -> None:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3.1 description of this API."""
-    from .openapi import document
-
     return jsonify(document(current_app.config["BASE_URL"]))
 
 

@@ -13,9 +13,8 @@ from typing import Any
 
 from .. import outbox
 from ..config import LANGUAGES
-from ..ledger import REASON_BY_STATUS, Action, Channel, Status
+from ..ledger import MAX_RECIPIENTS, REASON_BY_STATUS, Action, Channel, Status
 from . import providers
-from .api import MAX_RECIPIENTS
 
 Schema = dict[str, Any]
 

@@ -1,0 +1,135 @@
+"""The consent ledger: every change to a consent, and what may be mailed because of it.
+
+Every function takes a SQLAlchemy session and plain values. Nothing here knows about
+requests, templates or mail; callers commit. One module per concern:
+
+- events: the vocabulary (actions, statuses, channels), appending an event, the state fold
+- purposes: purposes and their worded, versioned texts
+- people: finding and creating a person by address
+- addresses: normalising an address, its keyed hash and fingerprint
+- changes: signup, confirmation, reconfirmation, grant, withdrawal, objection
+- check: may these addresses be mailed, and the kept answer
+- suppression: addresses never to be mailed again
+- rights: export, erasure, rectification, restriction
+- verification: every state is the fold of its events
+- errors: what the ledger refuses
+
+Callers import from here (`from consentsvc import ledger`), not from the modules.
+"""
+
+from __future__ import annotations
+
+from ..models import ConsentText, Library
+from .addresses import MAX_EMAIL_LENGTH, email_fingerprint, email_hmac, normalise_email
+from .changes import (
+    SignupResult,
+    confirm,
+    grant,
+    object_to,
+    request_reconfirmation,
+    set_language,
+    shown_texts,
+    signup,
+    still_pending,
+    withdraw,
+    withdraw_all,
+)
+from .check import (
+    MAX_RECIPIENTS,
+    REASON_BY_STATUS,
+    SQLITE_CHUNK,
+    Decision,
+    check_many,
+    record_decision,
+)
+from .errors import (
+    AddressTaken,
+    InvalidEmail,
+    LedgerError,
+    NotSelfService,
+    Restricted,
+    UnknownPurpose,
+)
+from .events import (
+    STATUS_AFTER,
+    Action,
+    Channel,
+    Proof,
+    PurposeState,
+    Status,
+    history,
+    lock,
+    state_of,
+    status_of,
+)
+from .people import find_subject, subject_for
+from .purposes import add_purpose, add_text, current_text, purpose_by_code, signup_purposes
+from .rights import (
+    Erasure,
+    confirm_email_change,
+    erase,
+    export,
+    lift_restriction,
+    request_email_change,
+    restrict,
+)
+from .suppression import suppress
+from .verification import verify
+
+__all__ = [
+    "MAX_EMAIL_LENGTH",
+    "MAX_RECIPIENTS",
+    "REASON_BY_STATUS",
+    "SQLITE_CHUNK",
+    "STATUS_AFTER",
+    "Action",
+    "AddressTaken",
+    "Channel",
+    "ConsentText",
+    "Decision",
+    "Erasure",
+    "InvalidEmail",
+    "LedgerError",
+    "Library",
+    "NotSelfService",
+    "Proof",
+    "PurposeState",
+    "Restricted",
+    "SignupResult",
+    "Status",
+    "UnknownPurpose",
+    "add_purpose",
+    "add_text",
+    "check_many",
+    "confirm",
+    "confirm_email_change",
+    "current_text",
+    "email_fingerprint",
+    "email_hmac",
+    "erase",
+    "export",
+    "find_subject",
+    "grant",
+    "history",
+    "lift_restriction",
+    "lock",
+    "normalise_email",
+    "object_to",
+    "purpose_by_code",
+    "record_decision",
+    "request_email_change",
+    "request_reconfirmation",
+    "restrict",
+    "set_language",
+    "shown_texts",
+    "signup",
+    "signup_purposes",
+    "state_of",
+    "status_of",
+    "still_pending",
+    "subject_for",
+    "suppress",
+    "verify",
+    "withdraw",
+    "withdraw_all",
+]
