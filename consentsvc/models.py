@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -99,6 +100,10 @@ class Subject(db.Model):
     restricted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Erasure keeps the row (the ledger points at it) but nothing that identifies the person.
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Membership as the library system reports it (API or nightly import); its end starts
+    # the contact-data retention clock. Dates, not times: the library system knows no more.
+    membership_started_on: Mapped[date | None] = mapped_column(Date)
+    membership_ended_on: Mapped[date | None] = mapped_column(Date)
 
     library: Mapped[Library] = relationship()
 
