@@ -224,8 +224,8 @@ def events() -> Response:
 @csrf.exempt
 @limited
 def provider_webhook(provider: str, key: str) -> Response | tuple[Response, int]:
-    """A processor's own webhook format (mailchimp, postmark, sendgrid), key in the URL
-    because these processors cannot send an Authorization header."""
+    """A processor's own webhook format (mailchimp, postmark, sendgrid, laposta, brevo), key
+    in the URL because these processors cannot send an Authorization header."""
     parse = providers.PARSERS.get(provider)
     client = clients.authenticate(db.session, key)
     if client is None:

@@ -159,7 +159,7 @@ TAGS = [
     {"name": "websites", "description": "Library website backends: start a signup."},
     {
         "name": "processors",
-        "description": "Webhooks in the formats of Mailchimp, Postmark, SendGrid.",
+        "description": "Webhooks in the formats of Mailchimp, Postmark, SendGrid, Laposta, Brevo.",
     },
     {"name": "meta", "description": "This document."},
 ]
@@ -501,6 +501,64 @@ SCHEMAS: Schema = {
             },
         },
     },
+    "LapostaWebhook": {
+        "type": "object",
+        "description": (
+            "Laposta list webhook. An event deactivated with info.action unsubscribed is an "
+            "unsubscribe, with hardbounce a hard bounce (without info.action, the member's "
+            "state unsubscribed or cleaned says the same); each needs data.email. deleted "
+            "(removed by staff in Laposta), subscribed and modified are ignored. An empty "
+            "body (Laposta testing the URL) is answered with 0 events."
+        ),
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["event"],
+                    "properties": {
+                        "type": {"description": "Always member."},
+                        "event": {"description": "subscribed, modified or deactivated."},
+                        "data": {
+                            "type": "object",
+                            "description": "The member: email, state, member_id, list_id, …",
+                        },
+                        "info": {
+                            "type": "object",
+                            "description": "action (unsubscribed, deleted, hardbounce), "
+                            "date_event, source. With the member, makes the event's id.",
+                        },
+                    },
+                },
+            },
+            "date_requested": {},
+        },
+    },
+    "BrevoEvents": {
+        "description": (
+            "Brevo (Sendinblue) webhook, marketing or transactional: one event object, or an "
+            "array of them (batched). hard_bounce is a hard bounce, spam and complaint a "
+            "complaint, unsubscribe and unsubscribed an unsubscribe (each needs email); "
+            "blocked, soft bounces, list_addition and the rest are ignored."
+        ),
+        "oneOf": [
+            _ref("BrevoEvent"),
+            {"type": "array", "items": _ref("BrevoEvent")},
+        ],
+    },
+    "BrevoEvent": {
+        "type": "object",
+        "required": ["event"],
+        "properties": {
+            "event": {"type": "string", "description": "The event's name."},
+            "email": {"description": "The address."},
+            "message-id": {"description": "With event, times and address, makes the id."},
+            "camp_id": {"description": "Of a campaign (marketing), instead of message-id."},
+            "ts_event": {},
+            "id": {"description": "Brevo's webhook or account id, not the event's."},
+        },
+    },
     "Subject": {
         "type": "object",
         "required": ["email", "language", "consents", "events"],
@@ -810,8 +868,9 @@ PATHS: Schema = {
             "description": (
                 "Point the processor's webhook at this URL. Each event is applied once "
                 "(its id is derived from the processor's ids). The body is the processor's: "
-                "a form for mailchimp, a JSON object for postmark, a JSON array for sendgrid; "
-                "any other shape for the provider gives 400 invalid_payload."
+                "a form for mailchimp, a JSON object for postmark, a JSON array for sendgrid, "
+                "a JSON object with a data array for laposta, a JSON object or array for "
+                "brevo; any other shape for the provider gives 400 invalid_payload."
             ),
             "security": [],
             "parameters": [
@@ -832,7 +891,16 @@ PATHS: Schema = {
                     "application/x-www-form-urlencoded": {"schema": _ref("MailchimpWebhook")},
                     "application/json": {
                         "schema": {
-                            "oneOf": [_ref("PostmarkWebhook"), _ref("SendGridEvents")],
+                            # anyOf: a Brevo object or array can look like the others.
+                            "anyOf": [
+                                _ref(name)
+                                for name in (
+                                    "PostmarkWebhook",
+                                    "SendGridEvents",
+                                    "LapostaWebhook",
+                                    "BrevoEvents",
+                                )
+                            ],
                         }
                     },
                 },
