@@ -142,6 +142,9 @@ def test_laposta_testing_the_url_is_answered(app, client, key):
         assert response.status_code == 200
         assert response.json == {"status": "processed", "events": 0, "results": []}
     assert client.post(url).json["events"] == 0  # no body and no content type at all
+    # An empty form is no test call but the wrong format (Laposta posts JSON).
+    form = client.post(url, data=b"", content_type="application/x-www-form-urlencoded")
+    assert (form.status_code, form.json["error"]["code"]) == (400, "invalid_payload")
     assert counts(app) == (0, 0)
 
 

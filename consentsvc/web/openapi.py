@@ -886,7 +886,10 @@ PATHS: Schema = {
                 }
             ],
             "requestBody": {
-                "required": True,
+                # Laposta tests the URL with a call that may carry no body at all.
+                "required": False,
+                "description": "Required, except by laposta: an empty call (JSON or no "
+                "content type) is its test, answered with 0 events.",
                 "content": {
                     "application/x-www-form-urlencoded": {"schema": _ref("MailchimpWebhook")},
                     "application/json": {

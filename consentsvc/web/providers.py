@@ -119,7 +119,7 @@ def laposta(request: Request, purpose: str | None) -> list[Event]:
     is not the member's choice and changes nothing here; nor do "subscribed" and
     "modified", since consent here is given by double opt-in, not by a processor's list.
     """
-    if not request.get_data():
+    if not request.get_data() and request.mimetype in ("", "application/json"):
         return []  # an empty call: Laposta testing the address, as a GET also does
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
