@@ -383,6 +383,18 @@ def test_no_address_or_key_is_logged(app, client, key, caplog):
     secret = key["Authorization"].split(" ", 1)[1]
     for text in ("leaver@", "bounced@", "complainer@", "removed@", "newcomer@", secret):
         assert text not in caplog.text, text
+    # What is kept of each report holds the address only as the keyed hash.
+    with app.app_context():
+        rows = db.session.execute(select(InboundEvent.external_id, InboundEvent.email_hmac))
+        kept = {(ident.split(":")[0], mac) for ident, mac in rows}
+        hmac_key = app.config["SUPPRESSION_KEY"]
+    assert kept == {
+        ("laposta", ledger.email_hmac(hmac_key, "leaver@example.nl")),
+        ("laposta", ledger.email_hmac(hmac_key, "bounced@example.nl")),
+        ("brevo", ledger.email_hmac(hmac_key, "bounced@example.nl")),
+        ("brevo", ledger.email_hmac(hmac_key, "complainer@example.nl")),
+        ("brevo", ledger.email_hmac(hmac_key, "leaver@example.nl")),
+    }
 
 
 def test_the_documented_bodies_match_the_processors_payloads():

@@ -144,9 +144,10 @@ def laposta(request: Request, purpose: str | None) -> list[Event]:
         )
         # Laposta sends no id; the same report always has the same member, list and time
         # (date_event, not date_fired: a retry is fired again, the event happened once).
+        # The address is left out: the report's key holds it already, as a keyed hash.
         ident = _event_id(
             "laposta", kind, reason, _optional_text(member, "member_id"),
-            _optional_text(member, "list_id"), _optional_text(info, "date_event"), email,
+            _optional_text(member, "list_id"), _optional_text(info, "date_event"),
         )  # fmt: skip
         if reason == "unsubscribed":
             events.append(Event(ident, "unsubscribe", email, _default_purpose(purpose)))
@@ -186,13 +187,13 @@ def brevo(request: Request, purpose: str | None) -> list[Event]:
             continue
         email = _text(item, "email")
         # Brevo's "id" is its webhook's (or account's), not the event's: the message
-        # (message-id, or camp_id for a campaign), the event, its time and the address
-        # together are what one report always has and another never.
+        # (message-id, or camp_id for a campaign), the event and its time, with the
+        # address the report's key holds (as a keyed hash), tell one report from another.
         ident = _event_id(
             "brevo", item["event"], _optional_id(item, "message-id"),
             _optional_id(item, "camp_id"), _optional_id(item, "ts_event"),
             _optional_id(item, "ts_epoch"), _optional_id(item, "date_event"),
-            _optional_id(item, "id"), email,
+            _optional_id(item, "id"),
         )  # fmt: skip
         purpose_code = _default_purpose(purpose) if kind == "unsubscribe" else None
         events.append(Event(ident, kind, email, purpose_code))
