@@ -1,11 +1,8 @@
 """Requests at once: many members, double clicks, several processes; nothing lost or doubled."""
 
-import contextlib
 import itertools
-import socket
 import subprocess
 import threading
-import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +14,7 @@ from consentsvc.cli import deliver_once
 from consentsvc.extensions import db
 from consentsvc.models import ConsentEvent, ConsentState, Library, OutboxMessage, Subject
 
+from . import servers
 from .conftest import TEST_CONFIG, csrf_token
 from .test_admin import log_in, person
 from .test_faults import BIN, service_env
@@ -305,12 +303,6 @@ def test_double_staff_objection_records_one_event(app):
 # -- several processes writing one SQLite file ----------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_gunicorn_workers_share_one_sqlite_file(tmp_path):
     """Four gunicorn workers write to one SQLite file at once: no "database is locked",
     no 5xx, and the ledger stays consistent."""
@@ -336,23 +328,9 @@ def test_gunicorn_workers_share_one_sqlite_file(tmp_path):
         db.session.remove()
         db.engine.dispose()
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(  # noqa: S603 - the project's own command
-            [BIN / "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}", "consentsvc:create_app()"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            assert server.poll() is None, log_path.read_text()
-            time.sleep(0.1)
+    with servers.gunicorn("-w", "4", env=env, log=log_path) as served:
+        base = served.url
 
         def send(number):
             with httpx.Client(base_url=base, timeout=60) as client:
@@ -373,9 +351,6 @@ def test_gunicorn_workers_share_one_sqlite_file(tmp_path):
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             statuses = list(pool.map(send, range(120)))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     log_text = log_path.read_text()
     assert "database is locked" not in log_text

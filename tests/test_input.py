@@ -8,12 +8,9 @@ import email
 import io
 import json
 import socket
-import subprocess
 import threading
-import time
 from email import policy
 
-import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,8 +21,9 @@ from consentsvc.extensions import db
 from consentsvc.models import ConsentEvent, Library, Purpose, Subject
 from consentsvc.web.edge import nesting_too_deep
 
+from . import servers
 from .conftest import csrf_token, link_in, signup, work_outbox
-from .test_faults import BIN, service_env
+from .test_faults import service_env
 from .test_smtp import mail_app, run_worker, smtp  # noqa: F401 - smtp is a fixture
 
 TOO_LARGE = "Te veel gegevens"
@@ -197,30 +195,11 @@ def test_a_chunked_api_body_over_the_api_limit_is_413(client, key):
 @pytest.fixture
 def gunicorn(app, tmp_path):
     """The app under gunicorn, as in production, on the test database; its port."""
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
+    log = tmp_path / "gunicorn.log"
     env = service_env(app.config["DATABASE_URL"], tmp_path)
-    log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(  # noqa: S603 - the project's own command
-            [BIN / "gunicorn", "-b", f"127.0.0.1:{port}", "consentsvc:create_app()"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            assert server.poll() is None, log_path.read_text()
-            time.sleep(0.1)
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert "Traceback" not in log_path.read_text()
+    with servers.gunicorn(env=env, log=log) as served:
+        yield served.port
+    assert "Traceback" not in log.read_text()
 
 
 def raw_chunked_post(port, path, body, content_type, **headers):

@@ -6,12 +6,9 @@ processor's admin can type; each once went to the access log with the key in ful
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -25,6 +22,7 @@ from consentsvc.extensions import db
 from consentsvc.models import Library
 from consentsvc.web.security import redact
 
+from . import servers
 from .test_faults import BIN, service_env
 
 NEAR_MISSES = [
@@ -141,12 +139,6 @@ def send_as_typed(http: httpx.Client, base: str, key: str) -> None:
         http.send(request)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_gunicorn_access_and_error_logs_drop_keys(tmp_path: Path):
     """A real gunicorn, as in production: access log, and its error log at debug level."""
     database = f"sqlite:///{tmp_path / 'logs.sqlite'}"
@@ -162,33 +154,14 @@ def test_gunicorn_access_and_error_logs_drop_keys(tmp_path: Path):
         )
         assert done.returncode == 0, done.stderr
     key = done.stdout.split("key (shown only now): ")[1].strip()
-    port = _free_port()
     access, errors = tmp_path / "access.log", tmp_path / "error.log"
-    server = subprocess.Popen(  # noqa: S603 - the project's own command
-        [
-            BIN / "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}",
-            "--access-logfile", str(access), "--error-logfile", str(errors),
-            "--log-level", "debug", "consentsvc:create_app()",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            assert server.poll() is None, errors.read_text()
-            time.sleep(0.1)
-        with httpx.Client(base_url=base, timeout=10) as http:
-            send_as_typed(http, base, key)
-            answer = http.get(f"/api/v1/providers/sendgrid/{key}")
-            assert answer.json() == {"status": "ready"}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with servers.gunicorn(
+        "-w", "1", "--access-logfile", access, "--error-logfile", errors,
+        "--log-level", "debug", env=env, log=tmp_path / "gunicorn.out", explains=errors,
+    ) as served, httpx.Client(base_url=served.url, timeout=10) as http:  # fmt: skip
+        send_as_typed(http, served.url, key)
+        answer = http.get(f"/api/v1/providers/sendgrid/{key}")
+        assert answer.json() == {"status": "ready"}
     access_log, error_log = access.read_text(), errors.read_text()
     assert access_log.count('"POST /api/v') == len(NEAR_MISSES), access_log
     assert "/api/v1/providers/send-grid/csk_…" in access_log

@@ -1,7 +1,5 @@
 """The service's own mails through a real SMTP server, including one that refuses at first."""
 
-import socket
-
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
@@ -11,6 +9,7 @@ from consentsvc.extensions import db
 from consentsvc.models import OutboxMessage, utcnow
 
 from .conftest import signup
+from .servers import free_port
 
 
 class Inbox:
@@ -41,12 +40,6 @@ def smtp():
     yield start
     for controller in servers:
         controller.stop()
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def mail_app(app_factory, port):

@@ -9,7 +9,6 @@ is imported from the new venv.
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import os
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,8 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from . import servers
 from .conftest import TEST_CONFIG
-from .test_smtp import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HTMX = Path("consentsvc/static/vendor/htmx.min.js")
@@ -147,12 +145,14 @@ def test_the_installed_wheel_runs_the_journey_in_dutch(installed):
     assert "Running upgrade" in installed.run(consentsvc, "db", "upgrade").stderr
     assert "borne: Bibliotheek Borne" in installed.run(consentsvc, "demo").stdout
 
-    port = free_port()
+    port = servers.free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**installed.env, "CONSENTSVC_BASE_URL": base}  # where the mail's links point
-    command = [python, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "consentsvc:create_app()"]
+    log = installed.work / "gunicorn.log"
     with (
-        _serving(command, base, installed.work, env),
+        servers.gunicorn(
+            env=env, log=log, port=port, command=(python, "-m", "gunicorn"), cwd=installed.work
+        ),
         httpx.Client(base_url=base, timeout=30) as web,
     ):
         page = web.get("/borne/signup").text
@@ -187,6 +187,7 @@ def test_the_installed_wheel_runs_the_journey_in_dutch(installed):
         assert "Bevestig je aanmelding" in confirm and "Ja, ik bevestig" in confirm
         confirmed = web.post(link[1])
         assert "Bedankt, je bent aangemeld" in confirmed.text
+    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 def _confirmation_mail(installed: Installed, base: str) -> email.message.EmailMessage:
@@ -198,22 +199,3 @@ def _confirmation_mail(installed: Installed, base: str) -> email.message.EmailMe
         if found:
             return email.message_from_bytes(found[0].read_bytes(), policy=email.policy.default)
     raise AssertionError(f"no confirmation mail in {folder}")
-
-
-@contextlib.contextmanager
-def _serving(command: list, base: str, cwd: Path, env: dict[str, str]) -> Iterator[None]:
-    log = cwd / "gunicorn.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
-    try:
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            assert server.poll() is None, log.read_text()
-            time.sleep(0.05)
-        yield
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert "Traceback" not in log.read_text(), log.read_text()
