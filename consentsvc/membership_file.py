@@ -26,8 +26,8 @@ from .ledger import InvalidEmail, Membership, MembershipRefused, check_membershi
 from .ledger.membership import InvalidDate
 
 COLUMNS = ("email", "card_number", "start", "end")
-DUTCH_DATE = re.compile(r"(\d{1,2})-(\d{1,2})-(\d{4})")
-ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+DUTCH_DATE = re.compile(r"([0-9]{1,2})-([0-9]{1,2})-([0-9]{4})")
+ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")
 
 
 class FileRefused(ValueError):

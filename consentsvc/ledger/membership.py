@@ -37,7 +37,7 @@ CARD_NUMBER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 # no public library lends since before 1900, and no membership is paid ten years ahead.
 EARLIEST = date(1900, 1, 1)
 YEARS_AHEAD = 10
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class MembershipRefused(LedgerError):
@@ -91,7 +91,6 @@ class Outcome:
 
 def read_date(text: str, field: str) -> date:
     """A date written YYYY-MM-DD; InvalidDate (naming the field) otherwise."""
-    text = text.strip()
     if not ISO_DATE.fullmatch(text):
         raise InvalidDate(field, "Write the date as YYYY-MM-DD.")
     try:
@@ -104,7 +103,6 @@ def check_membership(
     card_number: str, start: date, end: date | None, *, today: date | None = None
 ) -> Membership:
     """Check what the library system sent; the Membership to record, or MembershipRefused."""
-    card_number = card_number.strip()
     if not card_number or len(card_number) > MAX_CARD_NUMBER_LENGTH:
         raise InvalidCardNumber(f"1 to {MAX_CARD_NUMBER_LENGTH} characters.")
     if not CARD_NUMBER.fullmatch(card_number):
