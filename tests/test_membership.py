@@ -456,7 +456,12 @@ def test_import_works_in_batches(app, runner, tmp_path):
 
 
 def test_the_parser_keeps_the_line_a_quoted_row_starts_on():
-    data = 'email,card_number,start,end\n"a@example.nl",1,2020-01-01,\n"b\nc",2,2020-01-01,\nd@example.nl,x y,2020-01-01,\n'
+    data = (
+        "email,card_number,start,end\n"
+        '"a@example.nl",1,2020-01-01,\n'
+        '"b\nc",2,2020-01-01,\n'  # a quoted field over two lines: lines 3 and 4
+        "d@example.nl,x y,2020-01-01,\n"
+    )
     parsed = membership_file.parse(data.encode())
     assert [r.line for r in parsed.rows] == [2]
     assert [(r.line, r.reason) for r in parsed.refused] == [
