@@ -402,16 +402,15 @@ def membership_import(file: click.utils.LazyFile, slug: str, dry_run: bool, batc
         batches, label="memberships", hidden=dry_run, item_show_func=lambda _b: None
     ) as bar:
         for rows in bar:
-            for row in rows:
-                try:
-                    outcome, _person = ledger.record_membership(
-                        db.session, library, row.email, row.membership,
-                        suppression_key=key, dry_run=dry_run,
-                    )  # fmt: skip
-                except ledger.MembershipRefused as exc:
-                    refused.append(membership_file.Refusal(row.line, f"{exc.field}: {exc}"))
-                    continue
-                counts[outcome] += 1
+            results = ledger.record_memberships(
+                db.session, library, [(row.email, row.membership) for row in rows],
+                suppression_key=key, dry_run=dry_run,
+            )  # fmt: skip
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, ledger.MembershipRefused):
+                    refused.append(membership_file.Refusal(row.line, f"{result.field}: {result}"))
+                else:
+                    counts[result] += 1
             # One short transaction per batch: a nightly file never holds the write lock long.
             if dry_run:
                 db.session.rollback()

@@ -542,3 +542,28 @@ def test_a_membership_as_the_api_reports_it_is_seen_on_the_member_page(app, clie
         url = f"/preferences/{tokens.make_preferences(subject_id)}/data"
     page = client.get(url).get_data(as_text=True)
     assert "Je bent lid sinds 1 maart 2020, tot en met" in page
+
+
+def test_the_membership_path_loses_its_address_in_log_lines():
+    from consentsvc.web.security import redact
+
+    for path in (
+        "/api/v1/subjects/jan.geheim@example.nl/membership",
+        "/api/v1/subjects/jan.geheim%40example.nl/membership",
+    ):
+        line = redact(f'"PUT {path} HTTP/1.1" 201')
+        assert "jan.geheim" not in line, line
+        assert "/membership HTTP/1.1" in line
+
+
+def test_a_batch_that_meets_a_person_created_meanwhile_is_done_row_by_row(session, borne):
+    """Two inserts of one address stand in for a person another writer created between the
+    batch's look-up and its insert: the batch is done again one row at a time."""
+    membership = ledger.check_membership("2100001", date(2020, 3, 1), None)
+    results = ledger.record_memberships(
+        session, borne, [("jan@example.nl", membership), ("jan@example.nl", membership)],
+        suppression_key="test-suppression-key",
+    )  # fmt: skip
+    assert results == [ledger.Outcome.CREATED, ledger.Outcome.UNCHANGED]
+    session.commit()
+    assert session.scalar(select(db.func.count()).select_from(Subject)) == 1

@@ -76,6 +76,7 @@ from .membership import (
     membership_of,
     read_date,
     record_membership,
+    record_memberships,
 )
 from .people import find_subject, subject_for
 from .purposes import add_purpose, add_text, current_text, purpose_by_code, signup_purposes
@@ -144,6 +145,7 @@ __all__ = [
     "read_date",
     "record_decision",
     "record_membership",
+    "record_memberships",
     "request_email_change",
     "request_reconfirmation",
     "restrict",

@@ -17,10 +17,12 @@ signup lifts the suppression, and from then on memberships are recorded again.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import Library, Subject, Suppression
@@ -160,6 +162,93 @@ def record_membership(
         subject.membership_ended_on = membership.end
         session.flush()
     return outcome, subject
+
+
+def record_memberships(
+    session: Session,
+    library: Library,
+    rows: Sequence[tuple[str, Membership]],
+    *,
+    suppression_key: str,
+    dry_run: bool = False,
+) -> list[str | MembershipRefused]:
+    """record_membership for a batch of (normalised address, membership), in a few
+    statements instead of a few per row: the outcome of each row, or why it was refused.
+
+    The addresses must be distinct (the file reader refuses repeats). If another writer
+    creates one of the people meanwhile, the transaction is rolled back and the batch is
+    done again one row at a time: give it a transaction of its own.
+    """
+    emails = [email for email, _membership in rows]
+    query = select(Subject).where(Subject.library_id == library.id, Subject.email.in_(emails))
+    known = {s.email: s for s in session.scalars(query if dry_run else query.with_for_update())}
+    digests = {email_hmac(suppression_key, e): e for e in emails if e not in known}
+    erased = set()
+    if digests:
+        erased = {
+            digests[digest]
+            for digest in session.scalars(
+                select(Suppression.email_hmac).where(
+                    Suppression.library_id == library.id,
+                    Suppression.reason == "erased",
+                    Suppression.email_hmac.in_(digests),
+                )
+            )
+        }
+    results: list[str | MembershipRefused] = []
+    for email, membership in rows:
+        subject = known.get(email)
+        if subject is None and email in erased:
+            results.append(Erased("This address was erased here; it is not recorded again."))
+            continue
+        if subject is None:
+            results.append(Outcome.CREATED)
+            if not dry_run:
+                session.add(
+                    Subject(
+                        library_id=library.id,
+                        email=email,
+                        language=library.default_language,
+                        card_number=membership.card_number,
+                        membership_started_on=membership.start,
+                        membership_ended_on=membership.end,
+                    )
+                )
+        elif membership_of(subject) == membership:
+            results.append(Outcome.UNCHANGED)
+        else:
+            results.append(Outcome.UPDATED)
+            if not dry_run:
+                subject.card_number = membership.card_number
+                subject.membership_started_on = membership.start
+                subject.membership_ended_on = membership.end
+    if not dry_run:
+        try:
+            session.flush()
+        except IntegrityError:
+            # Someone created one of these people between our look-up and our insert.
+            session.rollback()
+            return _one_by_one(session, library, rows, suppression_key)
+    return results
+
+
+def _one_by_one(
+    session: Session,
+    library: Library,
+    rows: Sequence[tuple[str, Membership]],
+    suppression_key: str,
+) -> list[str | MembershipRefused]:
+    results: list[str | MembershipRefused] = []
+    for email, membership in rows:
+        try:
+            outcome, _subject = record_membership(
+                session, library, email, membership, suppression_key=suppression_key
+            )
+        except MembershipRefused as exc:
+            results.append(exc)
+        else:
+            results.append(outcome)
+    return results
 
 
 def _erased_here(session: Session, library: Library, email: str, suppression_key: str) -> bool:
