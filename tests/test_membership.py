@@ -567,3 +567,31 @@ def test_a_batch_that_meets_a_person_created_meanwhile_is_done_row_by_row(sessio
     assert results == [ledger.Outcome.CREATED, ledger.Outcome.UNCHANGED]
     session.commit()
     assert session.scalar(select(db.func.count()).select_from(Subject)) == 1
+
+
+def test_a_restricted_person_has_their_membership_recorded_and_stays_restricted(app, client):
+    subject_id = person(app)
+    with app.app_context():
+        ledger.restrict(db.session, db.session.get(Subject, subject_id))
+        db.session.commit()
+    assert put(client, make_key(app)).json["status"] == "updated"
+    with app.app_context():
+        subject = db.session.get(Subject, subject_id)
+        assert subject.restricted_at is not None
+        assert subject.membership_started_on == date(2020, 3, 1)
+
+
+def test_the_import_leaves_a_known_persons_activity_alone(app, runner, tmp_path):
+    with app.app_context():
+        borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        subject = ledger.subject_for(db.session, borne, "jan@example.nl", "nl")
+        subject.last_activity_at = datetime(2024, 1, 2, 3, 4, tzinfo=UTC)
+        db.session.commit()
+    result = import_file(runner, tmp_path, GOOD_FILE)
+    assert "2 new people added, 1 memberships changed" in result.output
+    assert stored(app) == (
+        "2100001",
+        date(2020, 3, 1),
+        None,
+        datetime(2024, 1, 2, 3, 4, tzinfo=UTC),
+    )
