@@ -180,7 +180,12 @@ def record_memberships(
     done again one row at a time: give it a transaction of its own.
     """
     emails = [email for email, _membership in rows]
-    query = select(Subject).where(Subject.library_id == library.id, Subject.email.in_(emails))
+    # In id order, so that two imports at once take their row locks in the same order.
+    query = (
+        select(Subject)
+        .where(Subject.library_id == library.id, Subject.email.in_(emails))
+        .order_by(Subject.id)
+    )
     known = {s.email: s for s in session.scalars(query if dry_run else query.with_for_update())}
     digests = {email_hmac(suppression_key, e): e for e in emails if e not in known}
     erased = set()
