@@ -37,6 +37,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(purpose_group)
     app.cli.add_command(subject)
     app.cli.add_command(ledger_group)
+    app.cli.add_command(membership_group)
 
 
 def deliver_once(limit: int = 50) -> outbox.Report:
@@ -171,17 +172,29 @@ clients_group = AppGroup("clients", help="API keys for mailing processors and we
 @clients_group.command("create")
 @click.option("--library", "slug", required=True, help="The library's slug, e.g. borne.")
 @click.option("--name", required=True, help="Who uses the key, e.g. Laposta.")
-@click.option("--purposes", required=True, help="Comma-separated, e.g. newsletter,acquisitions.")
-def clients_create(slug: str, name: str, purposes: str) -> None:
+@click.option("--purposes", default="", help="Comma-separated, e.g. newsletter,acquisitions.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(clients.SCOPES),
+    help="What else the key may do: membership (the library system reports memberships).",
+)
+def clients_create(slug: str, name: str, purposes: str, scopes: tuple[str, ...]) -> None:
     """Make a key; it is shown once and only its hash is kept."""
     library = _library_or_fail(slug)
     codes = [c.strip() for c in purposes.split(",") if c.strip()]
+    if not codes and not scopes:
+        raise click.ClickException("give --purposes, --scope or both")
     try:
-        client, key = clients.create(db.session, library, name, codes)
+        client, key = clients.create(db.session, library, name, codes, scopes)
     except ledger.UnknownPurpose as exc:
         raise click.ClickException(f"no purpose {exc} in {slug}") from None
     db.session.commit()
-    click.echo(f"client {client.id} ({client.name}) for {slug}: {', '.join(client.purposes)}")
+    click.echo(
+        f"client {client.id} ({client.name}) for {slug}: "
+        + ", ".join([*client.purposes, *(f"scope {s}" for s in client.scopes)])
+    )
     click.echo(f"key (shown only now): {key}")
 
 
@@ -353,6 +366,67 @@ def ledger_verify() -> None:
     if problems:
         sys.exit(1)
     click.echo("ledger ok: every state equals the fold of its events")
+
+
+membership_group = AppGroup("membership", help="Memberships from the library system.")
+
+
+@membership_group.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--library", "slug", required=True, help="The library's slug, e.g. borne.")
+@click.option("--dry-run", is_flag=True, help="Check the file and count; store nothing.")
+@click.option("--batch", default=500, show_default=True, help="Rows per transaction.")
+def membership_import(file: click.utils.LazyFile, slug: str, dry_run: bool, batch: int) -> None:
+    """Read the library system's export (header row: email, card_number, start, end;
+    semicolons or commas; dates YYYY-MM-DD or DD-MM-YYYY) and record each membership.
+
+    Running the same file again changes nothing. Every refused row is listed with its line
+    number and reason; no address is printed.
+    """
+    from . import membership_file
+
+    library = _library_or_fail(slug)
+    try:
+        parsed = membership_file.parse(file.read())
+    except membership_file.FileRefused as exc:
+        raise click.ClickException(f"{file.name}: {exc}") from None
+    key = current_app.config["SUPPRESSION_KEY"]
+    counts = dict.fromkeys(
+        (ledger.Outcome.CREATED, ledger.Outcome.UPDATED, ledger.Outcome.UNCHANGED), 0
+    )
+    refused = list(parsed.refused)
+    batches = [
+        parsed.rows[i : i + max(1, batch)] for i in range(0, len(parsed.rows), max(1, batch))
+    ]
+    with click.progressbar(
+        batches, label="memberships", hidden=dry_run, item_show_func=lambda _b: None
+    ) as bar:
+        for rows in bar:
+            results = ledger.record_memberships(
+                db.session, library, [(row.email, row.membership) for row in rows],
+                suppression_key=key, dry_run=dry_run,
+            )  # fmt: skip
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, ledger.MembershipRefused):
+                    refused.append(membership_file.Refusal(row.line, f"{result.field}: {result}"))
+                else:
+                    counts[result] += 1
+            # One short transaction per batch: a nightly file never holds the write lock long.
+            if dry_run:
+                db.session.rollback()
+            else:
+                db.session.commit()
+    refused.sort(key=lambda r: r.line)
+    for refusal in refused:
+        click.echo(f"line {refusal.line}: {refusal.reason}", err=True)
+    would = "would be " if dry_run else ""
+    click.echo(
+        f"{slug}: {len(parsed.rows) + len(parsed.refused)} rows; "
+        f"{counts[ledger.Outcome.CREATED]} new people {would}added, "
+        f"{counts[ledger.Outcome.UPDATED]} memberships {would}changed, "
+        f"{counts[ledger.Outcome.UNCHANGED]} unchanged, {len(refused)} refused"
+        + (" (dry run: nothing stored)" if dry_run else "")
+    )
 
 
 def _library_or_fail(slug: str) -> Library:

@@ -13,6 +13,13 @@ from .ledger import purpose_by_code
 from .models import ApiClient, Library, utcnow
 
 PREFIX = "csk_"
+# What a key may do beyond checking and signing up for its purposes.
+MEMBERSHIP = "membership"  # report memberships from the library system
+SCOPES = (MEMBERSHIP,)
+
+
+class UnknownScope(ValueError):
+    """A scope this service does not have; nothing was stored."""
 
 
 def hash_key(key: str) -> str:
@@ -21,11 +28,18 @@ def hash_key(key: str) -> str:
 
 
 def create(
-    session: Session, library: Library, name: str, purposes: Sequence[str]
+    session: Session,
+    library: Library,
+    name: str,
+    purposes: Sequence[str],
+    scopes: Sequence[str] = (),
 ) -> tuple[ApiClient, str]:
     """Make a client and its key; the key is returned once and only its hash is kept."""
     for code in purposes:
         purpose_by_code(library, code)
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise UnknownScope(scope)
     key = PREFIX + secrets.token_urlsafe(32)
     client = ApiClient(
         library_id=library.id,
@@ -33,6 +47,7 @@ def create(
         key_hash=hash_key(key),
         key_prefix=key[:10],
         purposes=list(dict.fromkeys(purposes)),
+        scopes=list(dict.fromkeys(scopes)),
     )
     session.add(client)
     session.flush()

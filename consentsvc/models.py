@@ -230,6 +230,8 @@ class ApiClient(db.Model):
     # The start of the key, so a person can tell keys apart in lists.
     key_prefix: Mapped[str] = mapped_column(String(16))
     purposes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # What the key may do beyond its purposes, e.g. "membership" for the library system.
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

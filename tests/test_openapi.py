@@ -100,7 +100,7 @@ def api(app):
     with app.app_context():
         borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
         _client, key = clients.create(
-            db.session, borne, "Schemathesis", ["newsletter", "acquisitions"]
+            db.session, borne, "Schemathesis", ["newsletter", "acquisitions"], ["membership"]
         )
         db.session.commit()
     config = SchemathesisConfig.from_dict(API_CONFIG)
@@ -167,6 +167,16 @@ def test_answers_and_webhooks_about_real_people_conform(api, app):
     ]  # fmt: skip
     assert check.json()["results"][0]["headers"]["List-Unsubscribe"].startswith("<http")
     assert call("GET /api/v1/subjects/{email}", path_parameters={"email": "jan@example.nl"})
+    membership = {"card_number": "2100001", "start": "2020-03-01", "end": "2025-12-31"}
+    for email, status in [("jan@example.nl", 200), ("member@example.nl", 201)]:
+        put = call(
+            "PUT /api/v1/subjects/{email}/membership",
+            path_parameters={"email": email},
+            body=membership,
+        )
+        assert put.status_code == status
+    shown = call("GET /api/v1/subjects/{email}", path_parameters={"email": "jan@example.nl"})
+    assert shown.json()["membership"] == membership
     signup = {"email": "new@example.nl", "purposes": ["acquisitions"], "text_versions": {}}
     assert call("POST /api/v1/signups", body=signup).status_code == 202
     event = {"id": "e1", "type": "unsubscribe", "email": "jan@example.nl", "purpose": "newsletter"}

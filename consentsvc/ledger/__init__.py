@@ -12,6 +12,7 @@ requests, templates or mail; callers commit. One module per concern:
 - suppression: addresses never to be mailed again
 - rights: export, erasure, rectification, restriction
 - verification: every state is the fold of its events
+- membership: card number, start and end as the library system reports them
 - errors: what the ledger refuses
 
 Callers import from here (`from consentsvc import ledger`), not from the modules.
@@ -62,6 +63,21 @@ from .events import (
     state_of,
     status_of,
 )
+from .membership import (
+    MAX_CARD_NUMBER_LENGTH,
+    EndBeforeStart,
+    Erased,
+    InvalidCardNumber,
+    InvalidDate,
+    Membership,
+    MembershipRefused,
+    Outcome,
+    check_membership,
+    membership_of,
+    read_date,
+    record_membership,
+    record_memberships,
+)
 from .people import find_subject, subject_for
 from .purposes import add_purpose, add_text, current_text, purpose_by_code, signup_purposes
 from .rights import (
@@ -77,6 +93,7 @@ from .suppression import suppress
 from .verification import verify
 
 __all__ = [
+    "MAX_CARD_NUMBER_LENGTH",
     "MAX_EMAIL_LENGTH",
     "MAX_RECIPIENTS",
     "REASON_BY_STATUS",
@@ -87,11 +104,18 @@ __all__ = [
     "Channel",
     "ConsentText",
     "Decision",
+    "EndBeforeStart",
+    "Erased",
     "Erasure",
+    "InvalidCardNumber",
+    "InvalidDate",
     "InvalidEmail",
     "LedgerError",
     "Library",
+    "Membership",
+    "MembershipRefused",
     "NotSelfService",
+    "Outcome",
     "Proof",
     "PurposeState",
     "Restricted",
@@ -101,6 +125,7 @@ __all__ = [
     "add_purpose",
     "add_text",
     "check_many",
+    "check_membership",
     "confirm",
     "confirm_email_change",
     "current_text",
@@ -113,10 +138,14 @@ __all__ = [
     "history",
     "lift_restriction",
     "lock",
+    "membership_of",
     "normalise_email",
     "object_to",
     "purpose_by_code",
+    "read_date",
     "record_decision",
+    "record_membership",
+    "record_memberships",
     "request_email_change",
     "request_reconfirmation",
     "restrict",

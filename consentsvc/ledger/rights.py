@@ -4,7 +4,7 @@ the address, and restriction of processing."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -68,6 +68,14 @@ def export(session: Session, subject: Subject, *, suppression_key: str) -> dict[
             "restricted_at": _iso_or_none(subject.restricted_at),
             "erased_at": _iso_or_none(subject.erased_at),
         },
+        "membership": (
+            {
+                "start": subject.membership_started_on.isoformat(),
+                "end": _iso_or_none(subject.membership_ended_on),
+            }
+            if subject.membership_started_on
+            else None
+        ),
         "suppression": (
             {"reason": suppression.reason, "since": suppression.created_at.isoformat()}
             if suppression
@@ -227,7 +235,7 @@ def lift_restriction(session: Session, subject: Subject) -> None:
     subject.restricted_at = None
 
 
-def _iso_or_none(moment: datetime | None) -> str | None:
+def _iso_or_none(moment: datetime | date | None) -> str | None:
     return moment.isoformat() if moment else None
 
 

@@ -9,6 +9,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from datetime import date
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -484,13 +485,14 @@ def create_client() -> Response | str | tuple[str, int]:
     """Make a key for a mailing processor or the website; it is shown once."""
     name = request.form.get("name", "").strip()[:100]
     codes = request.form.getlist("purpose")
-    if not name or not codes:
-        return _clients_page(error=_("Give a name and at least one purpose.")), 400
+    scopes = request.form.getlist("scope")
+    if not name or not (codes or scopes):
+        return _clients_page(error=_("Give a name and at least one purpose or permission.")), 400
     try:
-        client, key = clients.create(db.session, g.library, name, codes)
-    except LedgerError:
+        client, key = clients.create(db.session, g.library, name, codes, scopes)
+    except (LedgerError, clients.UnknownScope):
         db.session.rollback()
-        return _clients_page(error=_("Give a name and at least one purpose.")), 400
+        return _clients_page(error=_("Give a name and at least one purpose or permission.")), 400
     _audit("client.create", detail=f"client {client.id}")
     db.session.commit()
     # The key is kept only as a hash: it reaches the page after the redirect once, through
@@ -825,6 +827,7 @@ def _subject_page(person: Subject, errors: dict[str, str] | None = None, form: A
         posted=request.endpoint if errors else None,
         error_targets=_error_targets(request.endpoint),
         done=request.args.get("done"),
+        today=date.today(),  # whether a membership has ended (the library system's dates)
     )
 
 

@@ -316,9 +316,15 @@ def subject(email: str) -> Response:
     scope = set(client.purposes)
     states = [s for s in ledger.state_of(db.session, person) if s.purpose.code in scope]
     history = [e for e in ledger.history(db.session, person) if e.purpose.code in scope]
+    extra = (
+        {"membership": _membership_json(ledger.membership_of(person))}
+        if clients.MEMBERSHIP in client.scopes
+        else {}
+    )
     return jsonify(
         email=person.email,
         language=person.language,
+        **extra,
         consents=[
             {
                 "purpose": s.purpose.code,
@@ -342,7 +348,67 @@ def subject(email: str) -> Response:
     )
 
 
+@bp.put("/v1/subjects/<path:email>/membership", merge_slashes=False)
+@limited
+def put_membership(email: str) -> tuple[Response, int]:
+    """Record a person's membership as the library system knows it (scope `membership`);
+    the person is created if the service does not know them yet."""
+    client: ApiClient = g.client
+    if clients.MEMBERSHIP not in client.scopes:
+        raise ApiError(403, "forbidden_scope", "This key may not report memberships.")
+    try:
+        ledger.normalise_email(email)
+    except ledger.InvalidEmail:
+        raise ApiError(400, "invalid_address", "Not a valid e-mail address.", "email") from None
+    body = _json_object()
+    card_number = _string(body, "card_number", limit=ledger.MAX_CARD_NUMBER_LENGTH)
+    dates = {}
+    for name in ("start", "end"):
+        value = body.get(name)
+        if name == "end" and value is None:
+            dates[name] = None
+        elif not isinstance(value, str):
+            raise ApiError(400, "invalid_field", "A date written YYYY-MM-DD.", name)
+        else:
+            dates[name] = _membership_field(ledger.read_date, value, name)
+    membership = _membership_field(
+        ledger.check_membership, card_number, dates["start"], dates["end"]
+    )
+    outcome, person = _membership_field(
+        ledger.record_membership, db.session, client.library, email, membership,
+        suppression_key=current_app.config["SUPPRESSION_KEY"],
+    )  # fmt: skip
+    db.session.commit()
+    assert person is not None
+    return jsonify(
+        email=person.email, status=outcome, membership=_membership_json(membership)
+    ), 201 if outcome == ledger.Outcome.CREATED else 200
+
+
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _membership_field(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call the ledger; a refused membership answers 400 invalid_field (409 for an address
+    erased here), naming the field, with nothing stored."""
+    try:
+        return call(*args, **kwargs)
+    except ledger.Erased as exc:
+        db.session.rollback()
+        raise ApiError(409, exc.code, str(exc), exc.field) from None
+    except ledger.MembershipRefused as exc:
+        db.session.rollback()
+        raise ApiError(400, "invalid_field", str(exc), exc.field) from None
+
+
+def _membership_json(membership: ledger.Membership | None) -> dict[str, Any] | None:
+    if membership is None:
+        return None
+    return {
+        "card_number": membership.card_number,
+        "start": membership.start.isoformat(),
+        "end": membership.end.isoformat() if membership.end else None,
+    }
 
 
 def _seen(client: ApiClient) -> None:

@@ -13,7 +13,14 @@ from typing import Any
 
 from .. import outbox
 from ..config import LANGUAGES
-from ..ledger import MAX_RECIPIENTS, REASON_BY_STATUS, Action, Channel, Status
+from ..ledger import (
+    MAX_CARD_NUMBER_LENGTH,
+    MAX_RECIPIENTS,
+    REASON_BY_STATUS,
+    Action,
+    Channel,
+    Status,
+)
 from . import providers
 
 Schema = dict[str, Any]
@@ -565,6 +572,13 @@ SCHEMAS: Schema = {
         "properties": {
             "email": {"type": "string", "description": "As stored: lower case."},
             "language": {"type": "string", "enum": list(LANGUAGES)},
+            "membership": {
+                "oneOf": [{"$ref": "#/components/schemas/Membership"}, {"type": "null"}],
+                "description": (
+                    "Only for a key with scope `membership`: as the library system reported "
+                    "it, null if it never did."
+                ),
+            },
             "consents": {
                 "type": "array",
                 "description": "One per purpose of this key.",
@@ -692,7 +706,10 @@ RESPONSES: Schema = {
         ),
     },
     "Forbidden": {
-        "description": "The purpose is not one of this key's (forbidden_purpose).",
+        "description": (
+            "The purpose is not one of this key's (forbidden_purpose), or the key lacks the "
+            "scope the operation needs (forbidden_scope)."
+        ),
         "content": _json(
             _ref("Error"),
             _error_body("forbidden_purpose", "This key may not use this purpose.", "purpose"),
@@ -935,6 +952,111 @@ PATHS: Schema = {
         }
     },
 }
+
+# -- membership from the library system (scope `membership`) ------------------------------------
+
+# What ledger/membership.py accepts; dates outside its bounds are refused with 400 too.
+CARD_NUMBER: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_CARD_NUMBER_LENGTH,
+    "pattern": r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$",
+    "description": "The library card's number: letters, digits and hyphens, at most 40.",
+}
+DAY: Schema = {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+
+SCHEMAS.update(
+    {
+        "Membership": {
+            "type": "object",
+            "required": ["card_number", "start", "end"],
+            "properties": {
+                "card_number": CARD_NUMBER,
+                "start": {**DAY, "description": "First day of the membership, YYYY-MM-DD."},
+                "end": {
+                    "oneOf": [DAY, {"type": "null"}],
+                    "description": "Last day, YYYY-MM-DD; null (or left out) while it runs.",
+                },
+            },
+        },
+        "MembershipRequest": {
+            "type": "object",
+            "required": ["card_number", "start"],
+            "properties": {
+                "card_number": CARD_NUMBER,
+                "start": {
+                    **DAY,
+                    "description": "First day, YYYY-MM-DD, from 1900-01-01 to ten years ahead.",
+                },
+                "end": {
+                    "oneOf": [DAY, {"type": "null"}],
+                    "description": "Last day, not before the start; null or left out: it runs.",
+                },
+            },
+        },
+        "MembershipResult": {
+            "type": "object",
+            "required": ["email", "status", "membership"],
+            "properties": {
+                "email": {"type": "string", "description": "As stored: lower case."},
+                "status": {
+                    "type": "string",
+                    "enum": ["created", "updated", "unchanged"],
+                    "description": "created: the person was new here (201).",
+                },
+                "membership": _ref("Membership"),
+            },
+        },
+    }
+)
+
+PATHS["/api/v1/subjects/{email}/membership"] = {
+    "put": {
+        "operationId": "putMembership",
+        "tags": ["library system"],
+        "summary": "Record a person's membership as the library system knows it.",
+        "description": (
+            "Needs a key with scope `membership` (`consentsvc clients create --scope "
+            "membership`). Creates the person if the service does not know them; sending the "
+            "same membership again changes nothing (`unchanged`). The end starts the clock for "
+            "keeping contact data. Not the member's own doing: their last activity stays. An "
+            "address erased here is not recorded again (409 erased)."
+        ),
+        "parameters": [
+            {
+                "name": "email",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "format": "email", "maxLength": TEXT_LIMIT},
+                "description": "Any spelling; stored normalised (lower case).",
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": _json(
+                _ref("MembershipRequest"),
+                {"card_number": "21234000012345", "start": "2020-03-01", "end": None},
+            ),
+        },
+        "responses": {
+            "200": _ok("Updated, or unchanged.", _ref("MembershipResult"), limited=True),
+            "201": _ok("The person was new here.", _ref("MembershipResult"), limited=True),
+            "409": {
+                "description": "This address was erased here; it is not recorded again (erased).",
+                "content": _json(
+                    _ref("Error"),
+                    _error_body(
+                        "erased",
+                        "This address was erased here; it is not recorded again.",
+                        "email",
+                    ),
+                ),
+            },
+            **_errors("400", "401", "403", "413", "429"),
+        },
+    }
+}
+TAGS.append({"name": "library system", "description": "The library's member records: memberships."})
 
 # -- webhooks the service sends -------------------------------------------------------------------
 

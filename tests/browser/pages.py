@@ -7,6 +7,7 @@ named page in that language; the accessibility and screenshot tests walk these l
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 from playwright.sync_api import Page
 
@@ -112,6 +113,9 @@ def data_copy(live: LiveService, page: Page, lang: str) -> None:
         subject = session.get(Subject, member.subject_id)
         assert subject is not None
         subject.card_number = "2100012345678"
+        # As the library system reports it: the page says since when and until when.
+        subject.membership_started_on = date(2020, 3, 1)
+        subject.membership_ended_on = date(2025, 12, 31)
         ledger.object_to(session, subject, "direct_marketing", channel=ledger.Channel.STAFF)
     go(page, f"/preferences/{live.token('preferences', member.subject_id)}/data", lang)
 
@@ -213,7 +217,12 @@ def console_search(live: LiveService, page: Page, lang: str) -> None:
 
 
 def console_subject(live: LiveService, page: Page, lang: str) -> None:
-    go(page, f"/admin/subjects/{_person_id(live, DEMO_PERSON)}", lang)
+    person_id = _person_id(live, DEMO_PERSON)
+    with live.session() as session:
+        subject = session.get(Subject, person_id)
+        assert subject is not None
+        subject.membership_started_on = date(2020, 3, 1)  # "member since", from the library
+    go(page, f"/admin/subjects/{person_id}", lang)
 
 
 def console_subject_errors(live: LiveService, page: Page, lang: str) -> None:
