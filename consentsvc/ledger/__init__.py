@@ -11,6 +11,7 @@ requests, templates or mail; callers commit. One module per concern:
 - check: may these addresses be mailed, and the kept answer
 - suppression: addresses never to be mailed again
 - rights: export, erasure, rectification, restriction
+- retention: what is due to go per library and data category, and making it go
 - verification: every state is the fold of its events
 - errors: what the ledger refuses
 
@@ -64,10 +65,21 @@ from .events import (
 )
 from .people import find_subject, subject_for
 from .purposes import add_purpose, add_text, current_text, purpose_by_code, signup_purposes
+from .retention import (
+    PEOPLE_CATEGORIES,
+    ROW_CATEGORIES,
+    RetentionPolicy,
+    apply_rows,
+    erase_people,
+    people_batch,
+    retention_due,
+)
 from .rights import (
+    RETENTION_ACTOR,
     Erasure,
     confirm_email_change,
     erase,
+    erase_expired,
     export,
     lift_restriction,
     request_email_change,
@@ -79,7 +91,10 @@ from .verification import verify
 __all__ = [
     "MAX_EMAIL_LENGTH",
     "MAX_RECIPIENTS",
+    "PEOPLE_CATEGORIES",
     "REASON_BY_STATUS",
+    "RETENTION_ACTOR",
+    "ROW_CATEGORIES",
     "SQLITE_CHUNK",
     "STATUS_AFTER",
     "Action",
@@ -95,11 +110,13 @@ __all__ = [
     "Proof",
     "PurposeState",
     "Restricted",
+    "RetentionPolicy",
     "SignupResult",
     "Status",
     "UnknownPurpose",
     "add_purpose",
     "add_text",
+    "apply_rows",
     "check_many",
     "confirm",
     "confirm_email_change",
@@ -107,6 +124,8 @@ __all__ = [
     "email_fingerprint",
     "email_hmac",
     "erase",
+    "erase_expired",
+    "erase_people",
     "export",
     "find_subject",
     "grant",
@@ -115,11 +134,13 @@ __all__ = [
     "lock",
     "normalise_email",
     "object_to",
+    "people_batch",
     "purpose_by_code",
     "record_decision",
     "request_email_change",
     "request_reconfirmation",
     "restrict",
+    "retention_due",
     "set_language",
     "shown_texts",
     "signup",
