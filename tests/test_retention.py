@@ -1,6 +1,7 @@
 """Retention: every category goes exactly when due and not a day earlier, a dry run changes
 nothing, the settings page decides, and an erased address is nowhere afterwards."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -367,3 +368,16 @@ def test_the_console_shows_the_last_run_and_what_is_due(app):
 def test_a_wrong_retention_time_is_refused_at_start(app_factory, value):
     with pytest.raises(ValueError, match="CONSENTSVC_RETENTION_TIME"):
         app_factory(RETENTION_TIME=value)
+
+
+def test_the_docs_give_the_defaults_the_code_uses():
+    from pathlib import Path
+
+    from consentsvc.libraries import DEFAULT_RETENTION, RETENTION_UNITS
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "retention.md").read_text()
+    rows = dict(
+        (name, (default, unit))
+        for name, default, unit in re.findall(r"^\| `(\w+)` \| (\d+)[^|]* \| (\w+) \|", text, re.M)
+    )
+    assert rows == {c: (str(DEFAULT_RETENTION[c]), RETENTION_UNITS[c]) for c in DEFAULT_RETENTION}
