@@ -148,8 +148,14 @@ def test_7_years_without_activity_anonymise_and_a_mandate_that_runs_keeps(app):
         paying = subscriber("zoetermeer", "incasso@example.nl")
         ledger.grant(db.session, paying, "direct_debit", channel=ledger.Channel.STAFF)
         db.session.commit()
+        restricted = subscriber("zoetermeer", "betwist@example.nl")
+        ledger.restrict(db.session, restricted)
+        db.session.commit()
         goes_exactly_when_due(clock, "zoetermeer", "inactive", months_after(START, 84))
-        assert erased(quiet.id) and not erased(paying.id)
+        assert erased(quiet.id) and not erased(paying.id) and not erased(restricted.id)
+        ledger.lift_restriction(db.session, restricted)
+        db.session.commit()
+        assert run("zoetermeer")["inactive"] == 1 and erased(restricted.id)
 
 
 def test_borne_keeps_nothing_longer_than_5_years(app):

@@ -117,6 +117,10 @@ def category_due(person: Person, policy: RetentionPolicy, duty_purposes: set[int
     subject, now = person.subject, policy.now
     if subject.erased_at is not None or membership_runs(subject, now.date()):
         return None
+    if subject.restricted_at is not None:
+        # Restricted (GDPR art. 18): kept as it is until the privacy officer lifts it, often
+        # because the person needs the data for a claim.
+        return None
     # A legal duty (direct-debit proof) holds while the mandate runs and for the payment
     # period after it ended; nothing erases the person before then.
     had_duty = False
