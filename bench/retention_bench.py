@@ -74,6 +74,13 @@ def fill(people: int) -> int:
     return library.id
 
 
+def dry_run(library: Library, label: str) -> None:
+    started = time.perf_counter()
+    due = retention.due(db.session, library)
+    db.session.rollback()
+    print(f"  {label} {time.perf_counter() - started:6.1f} s  ({sum(due.values()):,} due)")
+
+
 def main(url: str, people: int) -> None:
     app = create_app(
         {
@@ -87,11 +94,7 @@ def main(url: str, people: int) -> None:
         library_id = fill(people)
         library = db.session.get(Library, library_id)
         print(f"{db.engine.dialect.name}: {people:,} people, {people // 2:,} of them due")
-        started = time.perf_counter()
-        due = retention.due(db.session, library)
-        db.session.rollback()
-        print(f"  dry run      {time.perf_counter() - started:6.1f} s  "
-              f"({due['contact_after_membership']:,} due)")  # fmt: skip
+        dry_run(library, "dry run     ")
         started = time.perf_counter()
         report = retention.run_library(
             db.session, library, suppression_key=app.config["SUPPRESSION_KEY"]
@@ -99,11 +102,7 @@ def main(url: str, people: int) -> None:
         seconds = time.perf_counter() - started
         erased = report.counts["contact_after_membership"]
         print(f"  real run     {seconds:6.1f} s  ({erased:,} erased, {erased / seconds:,.0f}/s)")
-        started = time.perf_counter()
-        after = retention.due(db.session, library)
-        db.session.rollback()
-        print(f"  dry run then {time.perf_counter() - started:6.1f} s  "
-              f"({sum(after.values())} due)")  # fmt: skip
+        dry_run(library, "dry run then")
         db.session.remove()
         db.engine.dispose()
 

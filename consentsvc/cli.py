@@ -403,9 +403,12 @@ def retention_run(slug: str | None, dry_run: bool, batch: int) -> None:
             db.session.rollback()
         if dry_run:
             click.echo(f"{library.slug}: due now (dry run, nothing changed)")
+            periods = libraries.retention_of(library)
             for category, number in due.items():
-                click.echo(f"  {category:<26} {number:>7}  {libraries.RETENTION_UNITS[category]}"
-                           f" setting {libraries.retention_of(library)[category]}")  # fmt: skip
+                kept = periods[category]
+                unit = libraries.RETENTION_UNITS[category].removesuffix("s" if kept == 1 else "")
+                click.echo(f"  {category:<26} {number:>7}   kept "
+                           + (f"{kept} {unit}" if kept else "without maximum"))  # fmt: skip
             continue
         with click.progressbar(length=max(sum(due.values()), 1), label=library.slug) as bar:
             report = retention.run_library(

@@ -157,14 +157,7 @@ def erase(
     result.withdrawn = withdraw_all(
         session, subject, channel=Channel.STAFF, actor=actor, proof=proof
     )
-    suppress(
-        session,
-        subject.library,
-        subject.email,
-        "erased",
-        suppression_key=suppression_key,
-        actor=actor,
-    )
+    _suppress_erased(session, subject, suppression_key, actor)
     if result.kept:
         return result
     _wipe(session, subject, now, actor=actor, channel=Channel.STAFF, proof=proof)
@@ -195,17 +188,17 @@ def erase_expired(
         .limit(1)
     )
     if stopped is not None:
-        suppress(
-            session,
-            subject.library,
-            subject.email,
-            "erased",
-            suppression_key=suppression_key,
-            actor=RETENTION_ACTOR,
-        )
+        _suppress_erased(session, subject, suppression_key, RETENTION_ACTOR)
     proof = Proof(details={"retention": category})
     _wipe(session, subject, utcnow(), actor=RETENTION_ACTOR, channel=Channel.RETENTION, proof=proof)
     return True
+
+
+def _suppress_erased(session: Session, subject: Subject, suppression_key: str, actor: str) -> None:
+    suppress(
+        session, subject.library, subject.email, "erased",
+        suppression_key=suppression_key, actor=actor,
+    )  # fmt: skip
 
 
 def _wipe(
