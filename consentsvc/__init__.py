@@ -51,7 +51,17 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import admin, api, edge, errors, i18n, labels, public, security
+    from .web import (
+        admin,
+        api,
+        console_retention,  # noqa: F401 - adds its pages to admin.bp
+        edge,
+        errors,
+        i18n,
+        labels,
+        public,
+        security,
+    )
     from .web.forms import IdConverter
 
     app.url_map.converters["id"] = IdConverter

@@ -6,16 +6,25 @@ import json
 import re
 import sys
 import time
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from . import clients, intake, ledger, libraries, mailer, outbox, staff
+from . import clients, intake, ledger, libraries, mailer, outbox, retention, staff
 from .database import reading_only
 from .extensions import db
-from .models import ApiClient, LegalBasis, Library, StaffRole, StaffUser, WebhookEndpoint
+from .models import (
+    ApiClient,
+    LegalBasis,
+    Library,
+    StaffRole,
+    StaffUser,
+    WebhookEndpoint,
+    utcnow,
+)
 
 
 def _create_app() -> Flask:
@@ -38,6 +47,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(subject)
     app.cli.add_command(ledger_group)
     app.cli.add_command(membership_group)
+    app.cli.add_command(retention_group)
 
 
 def deliver_once(limit: int = 50) -> outbox.Report:
@@ -62,6 +72,7 @@ def worker(once: bool, batch: int) -> None:
     """Deliver webhooks and mails from the outbox, retrying with backoff."""
     interval = current_app.config["WORKER_INTERVAL"]
     while True:
+        _retention_daily()
         report = deliver_once(batch)
         db.session.remove()
         if report.handled:
@@ -73,6 +84,23 @@ def worker(once: bool, batch: int) -> None:
             return
         if report.handled < batch:
             time.sleep(interval)
+
+
+def _retention_daily() -> None:
+    """Today's retention run, if it is time and no worker (on any host) did it yet."""
+    config = current_app.config
+    zone = ZoneInfo(config["BABEL_DEFAULT_TIMEZONE"])
+    day = retention.daily_due_on(utcnow(), config["RETENTION_AT"], zone)
+    if day is None or config.get("_RETENTION_DONE_ON") == day:
+        return
+    for report in retention.run_daily(
+        db.session, at=config["RETENTION_AT"], zone=zone,
+        suppression_key=config["SUPPRESSION_KEY"],
+    ):  # fmt: skip
+        click.echo(f"retention {report.library}: " + _counts_line(report.counts, report.busy))
+    db.session.remove()
+    # Remembered in the process only to save a query a second; the database decides.
+    config["_RETENTION_DONE_ON"] = day
 
 
 @click.command()
@@ -427,6 +455,48 @@ def membership_import(file: click.utils.LazyFile, slug: str, dry_run: bool, batc
         f"{counts[ledger.Outcome.UNCHANGED]} unchanged, {len(refused)} refused"
         + (" (dry run: nothing stored)" if dry_run else "")
     )
+
+
+retention_group = AppGroup("retention", help="Keep nothing longer than the library's settings say.")
+
+
+@retention_group.command("run")
+@click.option("--library", "slug", help="Only this library (its slug).")
+@click.option(
+    "--dry-run", is_flag=True, help="Only print what is due, per category; change nothing."
+)
+@click.option("--batch", default=500, show_default=True, help="People or rows per transaction.")
+def retention_run(slug: str | None, dry_run: bool, batch: int) -> None:
+    """Erase, anonymise and remove what the library keeps no longer (docs/retention.md)."""
+    chosen = [_library_or_fail(slug)] if slug else list(db.session.scalars(
+        select(Library).order_by(Library.slug)
+    ))  # fmt: skip
+    for library in chosen:
+        with reading_only():
+            due = retention.due(db.session, library)
+            db.session.rollback()
+        if dry_run:
+            click.echo(f"{library.slug}: due now (dry run, nothing changed)")
+            periods = libraries.retention_of(library)
+            for category, number in due.items():
+                kept = periods[category]
+                unit = libraries.RETENTION_UNITS[category].removesuffix("s" if kept == 1 else "")
+                click.echo(f"  {category:<26} {number:>7}   kept "
+                           + (f"{kept} {unit}" if kept else "without maximum"))  # fmt: skip
+            continue
+        with click.progressbar(length=max(sum(due.values()), 1), label=library.slug) as bar:
+            report = retention.run_library(
+                db.session, library, batch=batch, progress=bar.update,
+                suppression_key=current_app.config["SUPPRESSION_KEY"],
+            )  # fmt: skip
+        click.echo(f"{report.library}: " + _counts_line(report.counts, report.busy))
+
+
+def _counts_line(counts: dict[str, int], busy: bool) -> str:
+    if busy:
+        return "skipped: another retention run is busy with this library"
+    done = [f"{category} {number}" for category, number in counts.items() if number]
+    return ", ".join(done) if done else "nothing was due"
 
 
 def _library_or_fail(slug: str) -> Library:

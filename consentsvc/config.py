@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+from datetime import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,6 +67,8 @@ DEFAULTS: dict[str, Any] = {
     "STAFF_LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
     # Seconds the worker sleeps when the outbox is empty.
     "WORKER_INTERVAL": 1.0,
+    # When (HH:MM, Europe/Amsterdam) the worker runs retention each day; "off": never (cron).
+    "RETENTION_TIME": "03:30",
 }
 
 LANGUAGES = ("nl", "en")
@@ -116,6 +120,18 @@ def load(app: Any, test_config: dict[str, Any] | None) -> None:
     cfg["WTF_CSRF_TIME_LIMIT"] = None
     cfg["RATELIMIT_HEADERS_ENABLED"] = True
     cfg["PERMANENT_SESSION_LIFETIME"] = cfg["STAFF_SESSION_SECONDS"]
+    cfg["RETENTION_AT"] = retention_time(str(cfg["RETENTION_TIME"]))
+
+
+def retention_time(value: str) -> time | None:
+    """The daily retention time from "HH:MM" (None for "off"); refuses anything else."""
+    value = value.strip().lower()
+    if value == "off":
+        return None
+    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value)
+    if match is None:
+        raise ValueError('CONSENTSVC_RETENTION_TIME must be "HH:MM" (like 03:30) or "off"')
+    return time(int(match[1]), int(match[2]))
 
 
 def is_production(app: Any) -> bool:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import ledger
+from . import ledger, outbox
 from .libraries import DEFAULT_RETENTION
-from .models import LegalBasis, Library
+from .models import LegalBasis, Library, backdated, utcnow
+
+# Where a demo library's privacy statement differs from the defaults: Borne's says
+# "we bewaren je gegevens maximaal 5 jaar".
+OWN_RETENTION = {"borne": {"overall_maximum": 60}}
 
 LIBRARIES = [
     ("borne", "Bibliotheek Borne", "#00666e"),
@@ -116,7 +122,7 @@ def setup_library(
             name=name,
             colour=colour,
             allowed_origins=origins or [],
-            retention=dict(DEFAULT_RETENTION),
+            retention={**DEFAULT_RETENTION, **OWN_RETENTION.get(slug, {})},
         )
         session.add(library)
         session.flush()
@@ -144,7 +150,8 @@ def seed_people(session: Session, library: Library, count: int) -> int:
     Addresses use example.nl (reserved, never delivered). Running it twice adds nobody new.
     Each member signed up on the website and confirmed; some also get acquisitions mails,
     some stopped the newsletter later, some object to direct marketing, some pay by direct
-    debit (agreed at the desk), and each has a card number to search on.
+    debit (agreed at the desk), and each has a card number to search on. Some have a
+    history years long (see seed_history), so retention has something to do.
     """
     added = 0
     for number in range(count):
@@ -152,6 +159,10 @@ def seed_people(session: Session, library: Library, count: int) -> int:
         last = LAST_NAMES[(number // len(FIRST_NAMES)) % len(LAST_NAMES)]
         email = f"{first}.{last}{number // 72 or ''}@example.nl"
         if ledger.find_subject(session, library, email) is not None:
+            continue
+        if _history_of(number) is not None:
+            seed_history(session, library, email, number)
+            added += 1
             continue
         codes = ["newsletter", "acquisitions"] if number % 3 == 0 else ["newsletter"]
         proof = ledger.Proof(origin=f"https://www.{library.slug}.example.nl", user_agent="demo")
@@ -173,3 +184,69 @@ def seed_people(session: Session, library: Library, count: int) -> int:
             )  # fmt: skip
         added += 1
     return added
+
+
+DAY = timedelta(days=1)
+
+
+def _history_of(number: int) -> str | None:
+    """Which old history demo member `number` has, if any (one in ten or so)."""
+    if number % 20 == 5:
+        return "mandate_ended"
+    return {
+        1: "never_confirmed",
+        3: "stopped",
+        7: "membership_ended",
+        8: "old_evidence",
+        9: "inactive",
+    }.get(number % 10)
+
+
+def seed_history(session: Session, library: Library, email: str, number: int) -> None:
+    """A member whose story began years ago: a sign-up never confirmed (40 days), everything
+    stopped 8 months ago, a membership ended 7 months ago, a direct-debit mandate ended 7½
+    years ago, nothing heard of in 8 years, or a subscriber with evidence of 2 years ago and
+    a desk note of 3 days ago."""
+    kind = _history_of(number)
+    proof = ledger.Proof(
+        ip_address=f"192.0.2.{number % 250 + 1}",
+        origin=f"https://www.{library.slug}.example.nl/nieuwsbrief",
+        user_agent="Mozilla/5.0 (demo)",
+    )
+    started = {"never_confirmed": 40, "inactive": 8 * 365, "mandate_ended": 10 * 365}
+    with backdated(started.get(kind, 2 * 365) * DAY):
+        result = ledger.signup(
+            session, library, email, ["newsletter"], language="nl",
+            channel=ledger.Channel.WEB_FORM, proof=proof,
+        )  # fmt: skip
+        person = result.subject
+        person.card_number = f"2{library.id:03d}{number:09d}"
+        if kind == "never_confirmed":
+            session.flush()
+            return
+        ledger.confirm(session, person, result.request_ids)
+        delivered = outbox.enqueue_mail(session, library.id, "receipt", person.id)
+        session.flush()
+        delivered.delivered_at = delivered.created_at
+    if kind == "mandate_ended":
+        with backdated(10 * 365 * DAY):
+            ledger.grant(
+                session, person, "direct_debit", channel=ledger.Channel.STAFF,
+                proof=ledger.Proof(details={"how": "desk", "note": "machtiging getekend"}),
+            )  # fmt: skip
+        with backdated(int(7.5 * 365) * DAY):
+            ledger.withdraw_all(session, person, channel=ledger.Channel.STAFF)
+            ledger.withdraw(session, person, "direct_debit", channel=ledger.Channel.STAFF)
+    elif kind in ("stopped", "membership_ended"):
+        if kind == "membership_ended":
+            person.membership_started_on = date(2015, 9, 1)
+            person.membership_ended_on = (utcnow() - 7 * 30 * DAY).date()
+        with backdated((8 if kind == "stopped" else 12) * 30 * DAY):
+            ledger.withdraw(session, person, "newsletter", channel=ledger.Channel.EMAIL_LINK)
+    elif kind == "old_evidence":
+        with backdated(3 * DAY):
+            ledger.grant(
+                session, person, "acquisitions", channel=ledger.Channel.STAFF,
+                proof=ledger.Proof(details={"how": "desk", "note": "vroeg naar de aanwinstenmail"}),
+            )  # fmt: skip
+    session.flush()

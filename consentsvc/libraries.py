@@ -32,11 +32,53 @@ RESERVED_SLUGS = frozenset(
         "unsubscribe",
     }
 )
-# Months each kind of data is kept (the seeds: contact data until 6 months after membership
-# ends, payment data 7 years, anonymised after 7 years without activity).
-RETENTION_CATEGORIES = ("contact_after_membership", "payment", "inactive")
-DEFAULT_RETENTION = {"contact_after_membership": 6, "payment": 84, "inactive": 84}
+# How long each kind of data is kept (the seeds: contact data until 6 months after membership
+# ends, payment data 7 years, anonymised after 7 years without activity, at most 5 years for
+# some libraries, desk notes destroyed right after use). The retention job (ledger.retention)
+# reads these; the first three keep the meaning they always had.
+RETENTION_CATEGORIES = (
+    "contact_after_membership",
+    "payment",
+    "inactive",
+    "pending_signup",
+    "evidence_details",
+    "overall_maximum",
+    "check_decisions",
+    "audit",
+    "outbox",
+    "desk_notes",
+)
+# The unit of each category's number: short-lived things count in days, the rest in months.
+RETENTION_UNITS = {
+    "contact_after_membership": "months",
+    "payment": "months",
+    "inactive": "months",
+    "pending_signup": "days",
+    "evidence_details": "months",
+    "overall_maximum": "months",
+    "check_decisions": "months",
+    "audit": "months",
+    "outbox": "days",
+    "desk_notes": "days",
+}
+DEFAULT_RETENTION = {
+    "contact_after_membership": 6,
+    "payment": 84,
+    "inactive": 84,
+    "pending_signup": 30,
+    "evidence_details": 12,
+    # 0: the library has no overall maximum (Borne's demo seed sets 60: "maximaal 5 jaar").
+    "overall_maximum": 0,
+    "check_decisions": 24,
+    "audit": 24,
+    "outbox": 30,
+    # A desk note is read back the day it is typed (a correction, a question) and then goes.
+    "desk_notes": 1,
+}
+# Categories a library may switch off with 0.
+OPTIONAL_RETENTION = frozenset({"overall_maximum"})
 MAX_RETENTION_MONTHS = 240
+MAX_RETENTION_DAYS = 3650
 MAX_ORIGINS = 20
 
 
@@ -133,24 +175,37 @@ def parse(
         raise SettingsError("origins", "too_many", f"at most {MAX_ORIGINS} websites")
     if default_language not in LANGUAGES:
         raise SettingsError("default_language", "language", "choose a language")
-    months = {}
+    periods = {}
     for category in RETENTION_CATEGORIES:
-        value = str(retention.get(category, "")).strip()
-        if not (value.isascii() and value.isdigit() and len(value) <= 3) or not (
-            1 <= int(value) <= MAX_RETENTION_MONTHS
-        ):
-            raise SettingsError(
-                "retention", "months", f"{category}: months between 1 and {MAX_RETENTION_MONTHS}"
-            )
-        months[category] = int(value)
+        periods[category] = _retention_period(category, retention.get(category, ""))
     return Settings(
         name=name,
         colour=check_colour(colour),
         origins=tuple(cleaned),
         default_language=default_language,
         pause_until_reconfirmed=pause_until_reconfirmed,
-        retention=months,
+        retention=periods,
     )
+
+
+def _retention_period(category: str, given: str | int) -> int:
+    value = str(given).strip()
+    if category in OPTIONAL_RETENTION and value in ("", "0"):
+        return 0
+    most = MAX_RETENTION_DAYS if RETENTION_UNITS[category] == "days" else MAX_RETENTION_MONTHS
+    if not (value.isascii() and value.isdigit() and len(value) <= 4) or not (
+        1 <= int(value) <= most
+    ):
+        raise SettingsError(
+            "retention", "period", f"{category}: {RETENTION_UNITS[category]} between 1 and {most}"
+        )
+    return int(value)
+
+
+def retention_of(library: Library) -> dict[str, int]:
+    """The library's retention per category; categories it never set have their default."""
+    stored = library.retention or {}
+    return {c: int(stored.get(c, DEFAULT_RETENTION[c])) for c in RETENTION_CATEGORIES}
 
 
 def apply(library: Library, settings: Settings) -> list[str]:

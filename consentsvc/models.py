@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, date, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -27,8 +30,26 @@ from .extensions import db
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
+# How far in the past what is written now is dated; only the demo data sets it (backdated).
+_clock_offset: ContextVar[timedelta] = ContextVar("clock_offset", default=timedelta(0))
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(UTC) - _clock_offset.get()
+
+
+@contextmanager
+def backdated(by: timedelta) -> Iterator[None]:
+    """Date everything the ledger writes inside `by` earlier than now.
+
+    For demo data with a history (old sign-ups, ended mandates) for retention to work on;
+    the service itself never writes the past.
+    """
+    token = _clock_offset.set(by)
+    try:
+        yield
+    finally:
+        _clock_offset.reset(token)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -420,3 +441,21 @@ class AuditEntry(db.Model):
     reason: Mapped[str | None] = mapped_column(String(300))
 
     staff: Mapped[StaffUser] = relationship()
+
+
+class RetentionRun(db.Model):
+    """What the retention job did for one library: when, and how many of each kind of data.
+
+    The daily run also names its day (`scheduled_for`, in the service's time zone); that the
+    pair is unique is how several workers on several hosts run it once a day between them.
+    """
+
+    __table_args__ = (UniqueConstraint("library_id", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scheduled_for: Mapped[date | None] = mapped_column(Date)
+    # Category: how many people or rows it erased, anonymised or removed.
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)

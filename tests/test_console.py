@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from consentsvc import ledger, staff
 from consentsvc.extensions import db
+from consentsvc.libraries import DEFAULT_RETENTION, RETENTION_CATEGORIES
 from consentsvc.models import AuditEntry, Library, StaffUser, WebhookEndpoint
 
 from .conftest import csrf_token
@@ -149,6 +150,10 @@ SETTINGS = {
     "retention_contact_after_membership": "6",
     "retention_payment": "84",
     "retention_inactive": "60",
+    **{
+        f"retention_{category}": str(DEFAULT_RETENTION[category])
+        for category in RETENTION_CATEGORIES[3:]
+    },
 }
 
 
@@ -203,6 +208,8 @@ def test_wrong_settings_change_nothing(app):
         ({"retention_payment": "0" * 5000 + "6"}, "van 1 tot 240"),
         ({"retention_payment": "0"}, "van 1 tot 240"),
         ({"retention_inactive": "veel"}, "van 1 tot 240"),
+        ({"retention_outbox": "3651"}, "van 1 tot 3650"),
+        ({"retention_pending_signup": ""}, "van 1 tot 3650"),
         ({"name": " "}, "naam van de bibliotheek"),
         ({"default_language": "de"}, "Kies een taal"),
     ]

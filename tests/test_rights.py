@@ -89,6 +89,7 @@ MATRIX = [
     ("post", "/admin/account/password", EVERYONE),
     ("post", "/admin/account/code", EVERYONE),
     ("post", "/admin/library/switch", EVERYONE),
+    ("get", "/admin/retention", ACCOUNTS),
 ]
 # Open to anyone (the way in and out).
 NOT_IN_MATRIX = {"/admin/login", "/admin/login/code", "/admin/logout"}

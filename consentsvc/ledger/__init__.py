@@ -11,6 +11,7 @@ requests, templates or mail; callers commit. One module per concern:
 - check: may these addresses be mailed, and the kept answer
 - suppression: addresses never to be mailed again
 - rights: export, erasure, rectification, restriction
+- retention: what is due to go per library and data category, and making it go
 - verification: every state is the fold of its events
 - membership: card number, start and end as the library system reports them
 - errors: what the ledger refuses
@@ -80,10 +81,21 @@ from .membership import (
 )
 from .people import find_subject, subject_for
 from .purposes import add_purpose, add_text, current_text, purpose_by_code, signup_purposes
+from .retention import (
+    PEOPLE_CATEGORIES,
+    ROW_CATEGORIES,
+    RetentionPolicy,
+    apply_rows,
+    erase_people,
+    people_batch,
+    retention_due,
+)
 from .rights import (
+    RETENTION_ACTOR,
     Erasure,
     confirm_email_change,
     erase,
+    erase_expired,
     export,
     lift_restriction,
     request_email_change,
@@ -96,7 +108,10 @@ __all__ = [
     "MAX_CARD_NUMBER_LENGTH",
     "MAX_EMAIL_LENGTH",
     "MAX_RECIPIENTS",
+    "PEOPLE_CATEGORIES",
     "REASON_BY_STATUS",
+    "RETENTION_ACTOR",
+    "ROW_CATEGORIES",
     "SQLITE_CHUNK",
     "STATUS_AFTER",
     "Action",
@@ -119,11 +134,13 @@ __all__ = [
     "Proof",
     "PurposeState",
     "Restricted",
+    "RetentionPolicy",
     "SignupResult",
     "Status",
     "UnknownPurpose",
     "add_purpose",
     "add_text",
+    "apply_rows",
     "check_many",
     "check_membership",
     "confirm",
@@ -132,6 +149,8 @@ __all__ = [
     "email_fingerprint",
     "email_hmac",
     "erase",
+    "erase_expired",
+    "erase_people",
     "export",
     "find_subject",
     "grant",
@@ -141,6 +160,7 @@ __all__ = [
     "membership_of",
     "normalise_email",
     "object_to",
+    "people_batch",
     "purpose_by_code",
     "read_date",
     "record_decision",
@@ -149,6 +169,7 @@ __all__ = [
     "request_email_change",
     "request_reconfirmation",
     "restrict",
+    "retention_due",
     "set_language",
     "shown_texts",
     "signup",

@@ -57,6 +57,8 @@ class Channel:
     PROVIDER_UNSUBSCRIBE = "provider_unsubscribe"
     PROVIDER_COMPLAINT = "provider_complaint"
     PROVIDER_BOUNCE = "provider_bounce"
+    # The retention job ended it: the period the library keeps data for had passed.
+    RETENTION = "retention"
 
 
 # The status an event leaves behind. The ledger only records an event that is meant to take

@@ -16,6 +16,7 @@ from .. import outbox
 from ..models import (
     AuditEntry,
     ConsentDecision,
+    ConsentEvent,
     ConsentText,
     DecisionRecipient,
     Evidence,
@@ -29,6 +30,9 @@ from .errors import AddressTaken
 from .events import Action, Channel, Proof, Status, _evidence, _record, history, lock, state_of
 from .people import find_subject
 from .suppression import suppress
+
+# Who erased, in the ledger, when no person did but the retention job.
+RETENTION_ACTOR = "retention"
 
 
 def export(session: Session, subject: Subject, *, suppression_key: str) -> dict[str, Any]:
@@ -161,16 +165,55 @@ def erase(
     result.withdrawn = withdraw_all(
         session, subject, channel=Channel.STAFF, actor=actor, proof=proof
     )
-    suppress(
-        session,
-        subject.library,
-        subject.email,
-        "erased",
-        suppression_key=suppression_key,
-        actor=actor,
-    )
+    _suppress_erased(session, subject, suppression_key, actor)
     if result.kept:
         return result
+    _wipe(session, subject, now, actor=actor, channel=Channel.STAFF, proof=proof)
+    result.erased = True
+    return result
+
+
+def erase_expired(
+    session: Session, subject: Subject, *, suppression_key: str, category: str
+) -> bool:
+    """Erase a person whose retention period has passed; False if they already were.
+
+    The same erasure as a privacy officer's, with actor `retention`: the ledger rows stay
+    without personal data, and webhook receivers hear `subject.erased`. The address is
+    suppressed only where the person stopped something (a withdrawal, an objection, a
+    complaint): a sign-up never confirmed leaves no trace that could block a new one. The
+    caller decided that the period has passed, legal duties (direct debit) included.
+    """
+    lock(session, subject)
+    if subject.erased_at is not None:
+        return False
+    stopped = session.scalar(
+        select(ConsentEvent.id)
+        .where(
+            ConsentEvent.subject_id == subject.id,
+            ConsentEvent.action.in_((Action.WITHDRAWN, Action.OBJECTED)),
+        )
+        .limit(1)
+    )
+    if stopped is not None:
+        _suppress_erased(session, subject, suppression_key, RETENTION_ACTOR)
+    proof = Proof(details={"retention": category})
+    _wipe(session, subject, utcnow(), actor=RETENTION_ACTOR, channel=Channel.RETENTION, proof=proof)
+    return True
+
+
+def _suppress_erased(session: Session, subject: Subject, suppression_key: str, actor: str) -> None:
+    suppress(
+        session, subject.library, subject.email, "erased",
+        suppression_key=suppression_key, actor=actor,
+    )  # fmt: skip
+
+
+def _wipe(
+    session: Session, subject: Subject, now: datetime, *, actor: str, channel: str, proof: Proof
+) -> None:
+    """Take every personal detail out of the person's row and evidence; end each purpose
+    with an `erased` event; tell webhook receivers."""
     old_email = subject.email
     for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject.id)):
         row.ip_address = row.user_agent = row.origin = None
@@ -180,7 +223,7 @@ def erase(
     for state in state_of(session, subject):
         if state.status is not None:
             _record(
-                session, subject, state.purpose, Action.ERASED, Channel.STAFF, now,
+                session, subject, state.purpose, Action.ERASED, channel, now,
                 actor=actor, evidence=evidence, announce=False,
             )  # fmt: skip
     outbox.forget_address(session, subject.library_id, old_email)
@@ -192,11 +235,10 @@ def erase(
     )
     subject.email = f"erased:{subject.id}"
     subject.card_number = None
+    subject.pending_email = None
     subject.erased_at = now
     subject.restricted_at = None
     session.flush()
-    result.erased = True
-    return result
 
 
 def request_email_change(session: Session, subject: Subject, new_email: str) -> str:

@@ -148,7 +148,15 @@ RETENTION_LABELS = {
     "contact_after_membership": _l("Contact details, after membership ends"),
     "payment": _l("Payment data"),
     "inactive": _l("Everything, after the last activity"),
+    "pending_signup": _l("Sign-ups never confirmed"),
+    "evidence_details": _l("IP address, browser and web page of a consent"),
+    "overall_maximum": _l("Everything, at most (0: no maximum)"),
+    "check_decisions": _l("Answers to senders' checks"),
+    "audit": _l("Audit trail"),
+    "outbox": _l("Sent and given-up mails and webhooks"),
+    "desk_notes": _l("Notes typed by staff"),
 }
+RETENTION_UNIT_LABELS = {"days": _l("days"), "months": _l("months")}
 
 
 def language_name(code: str) -> str:
@@ -163,6 +171,9 @@ def _console_context() -> dict[str, Any]:
         "language_name": language_name,
         "role_labels": ROLE_LABELS,
         "retention_labels": RETENTION_LABELS,
+        "retention_units": {
+            c: RETENTION_UNIT_LABELS[u] for c, u in libraries.RETENTION_UNITS.items()
+        },
     }
 
 
@@ -976,7 +987,9 @@ SETTINGS_ERRORS = {
     "colour": _l("Give a colour like #1f4e79, dark enough for white text on it."),
     "origins": _l("Give each website as https://www.example.nl, one per line."),
     "default_language": _l("Choose a language."),
-    "retention": _l("Give each retention period in months, from 1 to 240."),
+    "retention": _l(
+        "Give each retention period as a whole number: months from 1 to 240, days from 1 to 3650."
+    ),
     "slug": _l("A short name is 2 to 40 lower-case letters, digits or dashes, and not in use."),
 }
 
@@ -1051,6 +1064,7 @@ def _library_page(
 ) -> str:
     return render_template(
         "admin/library.html", categories=libraries.RETENTION_CATEGORIES,
+        retention=libraries.retention_of(g.library),
         languages=LANGUAGES, done=request.args.get("done"), errors=errors or {}, form=form,
         new_form=new_form or {},
     )  # fmt: skip

@@ -40,6 +40,7 @@ CHANNEL = {
     "provider_unsubscribe": _l("Unsubscribed through the library's mail service"),
     "provider_complaint": _l("Marked as spam in your mail program"),
     "provider_bounce": _l("Your mail could not be delivered"),
+    "retention": _l("Removed because the time we keep data for had passed"),
 }
 
 

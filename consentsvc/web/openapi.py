@@ -1157,7 +1157,8 @@ WEBHOOKS: Schema = {
     ),
     "subject.erased": _webhook(
         "subject.erased",
-        "The library erased this person at their request: delete your copy of the address.",
+        "The library erased this person, at their request or because the library's retention "
+        "period ended (actor `retention`): delete your copy of the address.",
         "SubjectErased",
     ),
 }
