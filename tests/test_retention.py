@@ -190,15 +190,26 @@ def test_desk_notes_go_after_a_day_from_evidence_and_the_audit_trail(app):
             proof=ledger.Proof(details={"how": "desk", "note": "belde over haar pas"}),
         )  # fmt: skip
         desk = db.session.scalar(select(StaffUser).where(StaffUser.email == email))
-        staff.audit(db.session, desk, "view", subject=person, reason="vroeg om haar gegevens")
+        staff.audit(
+            db.session, desk, "consent.granted", subject=person, reason="belde over haar pas"
+        )
+        staff.audit(db.session, desk, "withdrawal", subject=person, reason="wil geen aanbiedingen")
+        # How a rights request was checked is proof, not a desk note: it stays.
+        staff.audit(db.session, desk, "export", subject=person, reason="pas en paspoort gezien")
         db.session.commit()
         goes_exactly_when_due(
-            clock, "zoetermeer", "desk_notes", START + timedelta(days=1), expected=2
+            clock, "zoetermeer", "desk_notes", START + timedelta(days=1), expected=3
         )
         details = db.session.scalars(select(Evidence.details)).all()
         assert {"how": "desk"} in details and not any("note" in d for d in details)
-        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.subject_id == person.id))
-        assert (entry.action, entry.reason) == ("view", None)
+        entries = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.subject_id == person.id).order_by(AuditEntry.id)
+        ).all()
+        assert [(e.action, e.reason) for e in entries] == [
+            ("consent.granted", None),
+            ("withdrawal", None),
+            ("export", "pas en paspoort gezien"),
+        ]
 
 
 def test_check_decisions_and_audit_entries_go_after_2_years(app):

@@ -50,6 +50,11 @@ PEOPLE_CATEGORIES = (
 )
 # Categories that remove rows, or the personal part of rows, once they are old enough.
 ROW_CATEGORIES = ("evidence_details", "desk_notes", "check_decisions", "audit", "outbox")
+# The audit actions whose reason is the note typed at the desk (consent recorded, mail
+# stopped). The identification written down for a rights request (export, erasure,
+# correction, restriction) is not a desk note: it shows how the request was checked, and
+# goes with its audit entry.
+DESK_STOP_ACTIONS = ("withdrawal", "objection")
 BATCH_SIZE = 500
 # A consent that still runs keeps a person (a pending one only while it may be confirmed).
 _RUNNING = (Status.GRANTED, Status.RECONFIRM_REQUESTED)
@@ -359,6 +364,7 @@ def _audit_reasons_due(library: Library, policy: RetentionPolicy) -> Select[tupl
             AuditEntry.library_id == library.id,
             AuditEntry.at <= cutoff,
             AuditEntry.reason.is_not(None),
+            AuditEntry.action.like("consent.%") | AuditEntry.action.in_(DESK_STOP_ACTIONS),
         )
         .order_by(AuditEntry.id)
     )

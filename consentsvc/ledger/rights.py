@@ -236,6 +236,7 @@ def _wipe(
     subject.email = f"erased:{subject.id}"
     subject.card_number = None
     subject.pending_email = None
+    subject.membership_started_on = subject.membership_ended_on = None
     subject.erased_at = now
     subject.restricted_at = None
     session.flush()
