@@ -10,7 +10,7 @@ from .. import libraries, retention
 from ..database import reading_only
 from ..extensions import db
 from ..models import StaffRole
-from .admin import RETENTION_LABELS, RETENTION_UNIT_LABELS, bp, roles
+from .admin import RETENTION_LABELS, bp, roles
 
 
 @bp.get("/retention")
@@ -26,7 +26,7 @@ def retention_overview() -> str:
             due=due,
             categories=retention.CATEGORIES,
             periods=libraries.retention_of(g.library),
-            units={c: RETENTION_UNIT_LABELS[u] for c, u in libraries.RETENTION_UNITS.items()},
+            units=libraries.RETENTION_UNITS,
             labels=RETENTION_LABELS,
         )
         db.session.rollback()
