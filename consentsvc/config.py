@@ -65,6 +65,12 @@ DEFAULTS: dict[str, Any] = {
     "STAFF_LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
     # Seconds the worker sleeps when the outbox is empty.
     "WORKER_INTERVAL": 1.0,
+    # Reconfirmation mails of an imported list leave at most this many a minute (0: at once).
+    "IMPORT_RECONFIRM_PER_MINUTE": 100,
+    # Largest subscriber list an admin may upload in the console, in bytes.
+    "IMPORT_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
+    # Seconds an uploaded list waits (encrypted) between its preview and the confirmation.
+    "IMPORT_PREVIEW_SECONDS": 30 * 60,
 }
 
 LANGUAGES = ("nl", "en")

@@ -12,6 +12,7 @@ requests, templates or mail; callers commit. One module per concern:
 - suppression: addresses never to be mailed again
 - rights: export, erasure, rectification, restriction
 - verification: every state is the fold of its events
+- imports: bringing in a subscriber list from an old system
 - errors: what the ledger refuses
 
 Callers import from here (`from consentsvc import ledger`), not from the modules.
@@ -62,6 +63,16 @@ from .events import (
     state_of,
     status_of,
 )
+from .imports import (
+    ImportReport,
+    Listed,
+    ListedPerson,
+    Outcome,
+    SourceFile,
+)
+from .imports import begin as begin_import
+from .imports import preview as preview_import
+from .imports import run as run_import
 from .people import find_subject, subject_for
 from .purposes import add_purpose, add_text, current_text, purpose_by_code, signup_purposes
 from .rights import (
@@ -88,18 +99,24 @@ __all__ = [
     "ConsentText",
     "Decision",
     "Erasure",
+    "ImportReport",
     "InvalidEmail",
     "LedgerError",
     "Library",
+    "Listed",
+    "ListedPerson",
     "NotSelfService",
+    "Outcome",
     "Proof",
     "PurposeState",
     "Restricted",
     "SignupResult",
+    "SourceFile",
     "Status",
     "UnknownPurpose",
     "add_purpose",
     "add_text",
+    "begin_import",
     "check_many",
     "confirm",
     "confirm_email_change",
@@ -115,11 +132,13 @@ __all__ = [
     "lock",
     "normalise_email",
     "object_to",
+    "preview_import",
     "purpose_by_code",
     "record_decision",
     "request_email_change",
     "request_reconfirmation",
     "restrict",
+    "run_import",
     "set_language",
     "shown_texts",
     "signup",
