@@ -122,7 +122,7 @@ def read(data: bytes, name: str) -> SubscriberFile:
     if not first.strip():
         raise FileRefused("no_header")
     delimiter = max((";", ",", "\t"), key=first.count)
-    reader = csv.reader(lines, delimiter=delimiter, quotechar='"', doublequote=True)
+    reader = csv.reader(lines, delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
     try:
         header = [cell.strip().lower() for cell in next(reader)]
     except (StopIteration, csv.Error) as exc:
