@@ -2,10 +2,13 @@
 re-granted, resuming, reconfirmation, 100,000 rows, and the console's upload."""
 
 import hashlib
+import io
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from consentsvc import ledger, subscriber_file
@@ -497,3 +500,127 @@ def test_one_hundred_thousand_rows(app):
         )
         assert granted == people - 1
         assert ledger.verify(db.session) == []
+
+
+# -- the console ----------------------------------------------------------------------------
+
+
+def upload(client, data, name="list.csv", purpose="newsletter", form="/admin/import", **extra):
+    from .conftest import csrf_token
+
+    return client.post(
+        "/admin/import",
+        data={"csrf_token": csrf_token(client, form), "purpose": purpose,
+              "file": (io.BytesIO(data), name), **extra},
+        content_type="multipart/form-data",
+    )  # fmt: skip
+
+
+def held_files(app):
+    folder = Path(app.instance_path) / "held_uploads"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def test_console_upload_preview_then_confirm(app):
+    from .test_admin import audit_actions, log_in
+
+    client = log_in(app, "admin")
+    data = (FIXTURES / "plain_bad_rows.csv").read_bytes()
+    preview = upload(client, data, "oude lijst.csv")
+    page = preview.get_data(as_text=True)
+    assert preview.status_code == 200, page
+    assert "oude lijst.csv" in page
+    assert "1 mensen krijgen toestemming, met de lijst als bewijs" in page
+    assert "<td>3</td><td>geen geldig e-mailadres</td>" in page
+    assert "<td>4</td><td>hetzelfde adres staat op een eerdere regel</td>" in page
+    # The preview stores nothing but the encrypted file; no address in the page or the file.
+    assert states(app) == {}
+    assert "jan@example.nl" not in page
+    (held,) = held_files(app)
+    assert b"jan@example.nl" not in held.read_bytes()
+    token = re.search(r'name="held" value="([^"]+)"', page).group(1)
+    sha = re.search(r'name="sha256" value="([^"]+)"', page).group(1)
+    assert sha == hashlib.sha256(data).hexdigest()
+    done = client.post(
+        "/admin/import/confirm",
+        data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1),
+              "held": token, "sha256": sha, "purpose": "newsletter"},
+    )  # fmt: skip
+    assert done.status_code == 303
+    assert states(app) == {"jan@example.nl": "granted"}
+    assert suppressed(app, "olaf@example.nl") == "unsubscribed"
+    assert held_files(app) == []  # gone once imported
+    listing = client.get("/admin/import").get_data(as_text=True)
+    assert "De lijst is ingelezen." in listing
+    assert "oude lijst.csv" in listing
+    assert audit_actions(app)[-2:] == ["import.preview", "import.run"]
+    with app.app_context():
+        event = db.session.scalar(select(ConsentEvent).where(ConsentEvent.action == "granted"))
+        assert event.actor.startswith("staff:")
+        assert event.evidence.details["imported_by"] == event.actor
+    # The same confirmation again finds no file: nothing happens twice.
+    again = client.post(
+        "/admin/import/confirm",
+        data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1),
+              "held": token, "sha256": sha, "purpose": "newsletter"},
+    )  # fmt: skip
+    assert again.status_code == 400
+    assert "Het bestand is er niet meer. Upload het opnieuw." in again.get_data(as_text=True)
+    assert verified(app) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"name;city\r\nJan;Borne\r\n", "Er is geen kolom met e-mailadressen gevonden"),
+        (b"email;kleur\r\na@example.nl;blauw\r\n", "kolommen die dit formaat niet kent: kleur"),
+        (b"", "Het bestand is leeg."),
+    ],
+)
+def test_console_refuses_a_bad_file_in_staff_words_and_stores_nothing(app, data, message):
+    from .test_admin import log_in
+
+    client = log_in(app, "admin")
+    response = upload(client, data)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Er is niets ingelezen" in page
+    assert message in page
+    assert held_files(app) == []
+    assert states(app) == {}
+
+
+def test_console_refuses_a_file_over_the_size_limit(app_factory):
+    from .test_admin import log_in
+
+    app = app_factory(IMPORT_MAX_UPLOAD_BYTES=2000)
+    client = log_in(app, "admin")
+    rows = "".join(f"reader{i}@example.nl\n" for i in range(200)).encode()
+    response = upload(client, b"email\n" + rows)
+    assert response.status_code == 413
+    assert held_files(app) == []
+    assert states(app) == {}
+
+
+def test_console_import_is_for_admins_only(app):
+    from .test_admin import log_in
+
+    client = log_in(app, "desk")
+    assert client.get("/admin/import").status_code == 403
+    assert upload(client, b"email\na@example.nl\n", form="/admin/account").status_code == 403
+    assert states(app) == {}
+
+
+def test_an_expired_upload_cannot_be_confirmed(app):
+    from consentsvc.held_files import Holder
+
+    folder = Path(app.instance_path) / "held_test"
+    holder = Holder(folder, "a-secret-key-that-is-long-enough-012345", max_age=60)
+    name = holder.hold(b"email\na@example.nl\n", {"library": 1})
+    assert holder.take(name).data == b"email\na@example.nl\n"
+    assert holder.take(name) is None  # taken once
+    name = holder.hold(b"data", {})
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=5)):
+        assert holder.take(name) is None
+        assert list(folder.iterdir()) == []
+    assert holder.take("../../etc/passwd") is None
