@@ -190,6 +190,14 @@ def test_mailchimp_import_grants_with_evidence(app, runner):
         assert record.finished_at is not None and record.last_line == 4
         assert record.counts == {"granted": 3}
         assert evidence.details["import_id"] == record.id
+        # A mailing processor's check now allows them.
+        lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        decisions = ledger.check_many(
+            db.session, lib, "newsletter", ["bram@example.nl", "someone@example.nl"],
+            suppression_key=KEY,
+        )  # fmt: skip
+        assert [(d.allowed, d.reason) for d in decisions] == [
+            (True, "granted"), (False, "no_consent")]  # fmt: skip
     assert verified(app) == []
 
 
