@@ -374,7 +374,7 @@ def _grant_many(
         )  # fmt: skip
         (changed if known is not None and known.status is not None else fresh).append(state)
     if fresh:
-        session.execute(insert(ConsentState), fresh)
+        session.execute(insert(ConsentState.__table__), fresh)
     if changed:
         session.execute(update(ConsentState), changed)
     stamp = now.isoformat().replace("+00:00", "Z")
@@ -412,7 +412,7 @@ def _insert_many(session: Session, model: Any, rows: list[dict[str, Any]]) -> li
     ))  # fmt: skip
     for row, id_ in zip(rows, ids, strict=True):
         row["id"] = id_
-    session.execute(insert(model), rows)
+    session.execute(insert(model.__table__), rows)
     return ids
 
 
