@@ -97,7 +97,13 @@ def import_subscribers(
         return
     actor = by or f"cli:{getpass.getuser()}"
     record = ledger.begin_import(
-        db.session, library, purpose_code, listed.source, actor=actor, reconfirm=reconfirm
+        db.session,
+        library,
+        purpose_code,
+        listed.source,
+        actor=actor,
+        reconfirm=reconfirm,
+        refused=len(listed.refused),
     )
     db.session.commit()
     if record.finished_at is None and record.last_line:

@@ -560,6 +560,7 @@ def test_console_upload_preview_then_confirm(app):
     listing = client.get("/admin/import").get_data(as_text=True)
     assert "De lijst is ingelezen." in listing
     assert "oude lijst.csv" in listing
+    assert "7 regels worden geweigerd" in listing
     assert audit_actions(app)[-2:] == ["import.preview", "import.run"]
     with app.app_context():
         event = db.session.scalar(select(ConsentEvent).where(ConsentEvent.action == "granted"))

@@ -145,8 +145,11 @@ def begin(
     *,
     actor: str,
     reconfirm: bool = False,
+    refused: int = 0,
 ) -> SubscriberImport:
-    """The import of this file for this purpose: the one begun before, or a new one."""
+    """The import of this file for this purpose: the one begun before, or a new one.
+
+    refused is the number of rows the file reading refused, kept with the counts."""
     purpose = purpose_by_code(library, purpose_code)
     record = session.scalar(
         select(SubscriberImport).where(
@@ -159,7 +162,7 @@ def begin(
         record = SubscriberImport(
             library_id=library.id, purpose_id=purpose.id, file_name=source.name[:200],
             sha256=source.sha256, file_format=source.file_format, actor=actor[:100],
-            reconfirm=reconfirm, counts={},
+            reconfirm=reconfirm, counts={"refused": refused} if refused else {},
         )  # fmt: skip
         session.add(record)
         session.flush()

@@ -147,7 +147,7 @@ def import_confirm() -> Response | tuple[str, int]:
     actor = f"staff:{current_user.id}"
     record = ledger.begin_import(
         db.session, g.library, purpose_code, listed.source, actor=actor,
-        reconfirm=form.get("reconfirm") == "yes",
+        reconfirm=form.get("reconfirm") == "yes", refused=len(listed.refused),
     )  # fmt: skip
     db.session.commit()
     report = ledger.run_import(
