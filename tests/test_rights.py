@@ -89,6 +89,10 @@ MATRIX = [
     ("post", "/admin/account/password", EVERYONE),
     ("post", "/admin/account/code", EVERYONE),
     ("post", "/admin/library/switch", EVERYONE),
+    # Importing a subscriber list (web/console_import.py).
+    ("get", "/admin/import", ADMIN),
+    ("post", "/admin/import", ADMIN),
+    ("post", "/admin/import/confirm", ADMIN),
 ]
 # Open to anyone (the way in and out).
 NOT_IN_MATRIX = {"/admin/login", "/admin/login/code", "/admin/logout"}
