@@ -525,7 +525,7 @@ def upload(client, data, name="list.csv", purpose="newsletter", form="/admin/imp
 
 def held_files(app):
     folder = Path(app.instance_path) / "held_uploads"
-    return sorted(folder.iterdir()) if folder.exists() else []
+    return set(folder.iterdir()) if folder.exists() else set()
 
 
 def test_console_upload_preview_then_confirm(app):
@@ -533,6 +533,7 @@ def test_console_upload_preview_then_confirm(app):
 
     client = log_in(app, "admin")
     data = (FIXTURES / "plain_bad_rows.csv").read_bytes()
+    waiting = held_files(app)  # others' previews may wait in the same instance folder
     preview = upload(client, data, "oude lijst.csv")
     page = preview.get_data(as_text=True)
     assert preview.status_code == 200, page
@@ -543,7 +544,7 @@ def test_console_upload_preview_then_confirm(app):
     # The preview stores nothing but the encrypted file; no address in the page or the file.
     assert states(app) == {}
     assert "jan@example.nl" not in page
-    (held,) = held_files(app)
+    (held,) = held_files(app) - waiting
     assert b"jan@example.nl" not in held.read_bytes()
     token = re.search(r'name="held" value="([^"]+)"', page).group(1)
     sha = re.search(r'name="sha256" value="([^"]+)"', page).group(1)
@@ -556,7 +557,7 @@ def test_console_upload_preview_then_confirm(app):
     assert done.status_code == 303
     assert states(app) == {"jan@example.nl": "granted"}
     assert suppressed(app, "olaf@example.nl") == "unsubscribed"
-    assert held_files(app) == []  # gone once imported
+    assert not held.exists()  # gone once imported
     listing = client.get("/admin/import").get_data(as_text=True)
     assert "De lijst is ingelezen." in listing
     assert "oude lijst.csv" in listing
@@ -589,14 +590,14 @@ def test_console_refuses_a_bad_file_in_staff_words_and_stores_nothing(app, data,
     from .test_admin import log_in
 
     client = log_in(app, "admin")
-    before = row_counts(app)
+    before, waiting = row_counts(app), held_files(app)
     response = upload(client, data)
     assert response.status_code == 400
     assert row_counts(app) == before
     page = response.get_data(as_text=True)
     assert "Er is niets ingelezen" in page
     assert message in page
-    assert held_files(app) == []
+    assert held_files(app) == waiting
     assert states(app) == {}
 
 
@@ -605,10 +606,11 @@ def test_console_refuses_a_file_over_the_size_limit(app_factory):
 
     app = app_factory(IMPORT_MAX_UPLOAD_BYTES=2000)
     client = log_in(app, "admin")
+    waiting = held_files(app)
     rows = "".join(f"reader{i}@example.nl\n" for i in range(200)).encode()
     response = upload(client, b"email\n" + rows)
     assert response.status_code == 413
-    assert held_files(app) == []
+    assert held_files(app) == waiting
     assert states(app) == {}
 
 
