@@ -549,11 +549,11 @@ def test_console_upload_preview_then_confirm(app):
     token = re.search(r'name="held" value="([^"]+)"', page).group(1)
     sha = re.search(r'name="sha256" value="([^"]+)"', page).group(1)
     assert sha == hashlib.sha256(data).hexdigest()
-    done = client.post(
-        "/admin/import/confirm",
-        data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1),
-              "held": token, "sha256": sha, "purpose": "newsletter"},
-    )  # fmt: skip
+    confirm = {
+        "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1),
+        "held": token, "sha256": sha, "purpose": "newsletter",
+    }  # fmt: skip
+    done = client.post("/admin/import/confirm", data=confirm)
     assert done.status_code == 303
     assert states(app) == {"jan@example.nl": "granted"}
     assert suppressed(app, "olaf@example.nl") == "unsubscribed"
@@ -568,11 +568,7 @@ def test_console_upload_preview_then_confirm(app):
         assert event.actor.startswith("staff:")
         assert event.evidence.details["imported_by"] == event.actor
     # The same confirmation again finds no file: nothing happens twice.
-    again = client.post(
-        "/admin/import/confirm",
-        data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page).group(1),
-              "held": token, "sha256": sha, "purpose": "newsletter"},
-    )  # fmt: skip
+    again = client.post("/admin/import/confirm", data=confirm)
     assert again.status_code == 400
     assert "Het bestand is er niet meer. Upload het opnieuw." in again.get_data(as_text=True)
     assert verified(app) == []
