@@ -48,6 +48,10 @@ def register(app: Flask) -> None:
     app.cli.add_command(ledger_group)
     app.cli.add_command(membership_group)
     app.cli.add_command(retention_group)
+    # Importing an old subscriber list lives in its own module.
+    from .cli_import import import_group
+
+    app.cli.add_command(import_group)
 
 
 def deliver_once(limit: int = 50) -> outbox.Report:

@@ -69,6 +69,12 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_INTERVAL": 1.0,
     # When (HH:MM, Europe/Amsterdam) the worker runs retention each day; "off": never (cron).
     "RETENTION_TIME": "03:30",
+    # Reconfirmation mails of an imported list leave at most this many a minute (0: at once).
+    "IMPORT_RECONFIRM_PER_MINUTE": 100,
+    # Largest subscriber list an admin may upload in the console, in bytes.
+    "IMPORT_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
+    # Seconds an uploaded list waits (encrypted) between its preview and the confirmation.
+    "IMPORT_PREVIEW_SECONDS": 30 * 60,
 }
 
 LANGUAGES = ("nl", "en")

@@ -459,3 +459,32 @@ class RetentionRun(db.Model):
     scheduled_for: Mapped[date | None] = mapped_column(Date)
     # Category: how many people or rows it erased, anonymised or removed.
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class SubscriberImport(db.Model):
+    """One subscriber list brought in from an old system, so that a rerun resumes it.
+
+    A file is known by its SHA-256: the same file for the same library and purpose is one
+    import, however often it is started. No address is kept here.
+    """
+
+    __table_args__ = (UniqueConstraint("library_id", "purpose_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    purpose_id: Mapped[int] = mapped_column(ForeignKey("purpose.id"))
+    file_name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    # mailchimp, laposta or plain: how the header was read.
+    file_format: Mapped[str] = mapped_column(String(20))
+    # Who ran it: "staff:3" from the console, the command line's user otherwise.
+    actor: Mapped[str] = mapped_column(String(100))
+    reconfirm: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last line of the file whose row is stored; a rerun goes on after it.
+    last_line: Mapped[int] = mapped_column(default=0)
+    # How many rows ended how ({"granted": 9120, "suppressed": 31, ...}).
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+    purpose: Mapped[Purpose] = relationship()

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
@@ -191,6 +191,42 @@ def endpoint_counts(session: Session, endpoint_id: int) -> dict[str, int]:
     for delivered, dead in rows:
         counts["delivered" if delivered else "dead" if dead else "waiting"] += 1
     return counts
+
+
+def enqueue_many(
+    session: Session,
+    library_id: int,
+    events: Iterable[tuple[str, dict[str, Any]]] = (),
+    mails: Iterable[tuple[str, int, datetime, dict[str, Any]]] = (),
+) -> int:
+    """Queue many webhooks (event type, data) and mails (kind, subject id, when, params)
+    in one statement: what enqueue_event and enqueue_mail queue one at a time, for a bulk
+    change such as an import. Returns the number of messages queued."""
+    now = utcnow()
+    endpoints = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+            WebhookEndpoint.library_id == library_id, WebhookEndpoint.active.is_(True)
+        )
+    ).all()
+    rows: list[dict[str, Any]] = []
+    for event_type, data in events:
+        for endpoint_id, wanted in endpoints:
+            if event_type in wanted:
+                rows.append(dict(
+                    library_id=library_id, channel="webhook", endpoint_id=endpoint_id,
+                    event_type=event_type, message_id=_message_id(), created_at=now,
+                    next_attempt_at=now,
+                    payload={"type": event_type, "timestamp": _iso(now), "data": data},
+                ))  # fmt: skip
+    for kind, subject_id, due, params in mails:
+        rows.append(dict(
+            library_id=library_id, channel="mail", endpoint_id=None, event_type=f"mail.{kind}",
+            message_id=_message_id(), created_at=now, next_attempt_at=due,
+            payload={"subject_id": subject_id, "mail": kind, **params},
+        ))  # fmt: skip
+    if rows:
+        session.execute(insert(OutboxMessage), rows)
+    return len(rows)
 
 
 # -- delivering ---------------------------------------------------------------------------------

@@ -90,6 +90,10 @@ MATRIX = [
     ("post", "/admin/account/code", EVERYONE),
     ("post", "/admin/library/switch", EVERYONE),
     ("get", "/admin/retention", ACCOUNTS),
+    # Importing a subscriber list (web/console_import.py).
+    ("get", "/admin/import", ADMIN),
+    ("post", "/admin/import", ADMIN),
+    ("post", "/admin/import/confirm", ADMIN),
 ]
 # Open to anyone (the way in and out).
 NOT_IN_MATRIX = {"/admin/login", "/admin/login/code", "/admin/logout"}

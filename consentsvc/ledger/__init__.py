@@ -14,6 +14,7 @@ requests, templates or mail; callers commit. One module per concern:
 - retention: what is due to go per library and data category, and making it go
 - verification: every state is the fold of its events
 - membership: card number, start and end as the library system reports them
+- imports: bringing in a subscriber list from an old system
 - errors: what the ledger refuses
 
 Callers import from here (`from consentsvc import ledger`), not from the modules.
@@ -64,6 +65,16 @@ from .events import (
     state_of,
     status_of,
 )
+from .imports import (
+    ImportReport,
+    Listed,
+    ListedPerson,
+    SourceFile,
+)
+from .imports import Outcome as ImportOutcome
+from .imports import begin as begin_import
+from .imports import preview as preview_import
+from .imports import run as run_import
 from .membership import (
     MAX_CARD_NUMBER_LENGTH,
     EndBeforeStart,
@@ -122,11 +133,15 @@ __all__ = [
     "EndBeforeStart",
     "Erased",
     "Erasure",
+    "ImportOutcome",
+    "ImportReport",
     "InvalidCardNumber",
     "InvalidDate",
     "InvalidEmail",
     "LedgerError",
     "Library",
+    "Listed",
+    "ListedPerson",
     "Membership",
     "MembershipRefused",
     "NotSelfService",
@@ -136,11 +151,13 @@ __all__ = [
     "Restricted",
     "RetentionPolicy",
     "SignupResult",
+    "SourceFile",
     "Status",
     "UnknownPurpose",
     "add_purpose",
     "add_text",
     "apply_rows",
+    "begin_import",
     "check_many",
     "check_membership",
     "confirm",
@@ -161,6 +178,7 @@ __all__ = [
     "normalise_email",
     "object_to",
     "people_batch",
+    "preview_import",
     "purpose_by_code",
     "read_date",
     "record_decision",
@@ -170,6 +188,7 @@ __all__ = [
     "request_reconfirmation",
     "restrict",
     "retention_due",
+    "run_import",
     "set_language",
     "shown_texts",
     "signup",

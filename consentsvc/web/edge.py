@@ -113,6 +113,9 @@ class EdgeRequest(Request):
         if self._max_content_length is not None or not current_app:
             return super().max_content_length
         key = "API_MAX_CONTENT_LENGTH" if self.blueprint == "api" else "MAX_CONTENT_LENGTH"
+        if self.endpoint == "admin.import_preview":
+            # An uploaded subscriber list (web/console_import.py); only admins get there.
+            key = "IMPORT_MAX_UPLOAD_BYTES"
         return current_app.config[key]  # type: ignore[no-any-return]
 
     @max_content_length.setter

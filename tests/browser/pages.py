@@ -246,6 +246,13 @@ def console_erased(live: LiveService, page: Page, lang: str) -> None:
     submit(page, "form[action$='/erase']", "main [role=status]")
 
 
+def console_import_preview(live: LiveService, page: Page, lang: str) -> None:
+    go(page, "/admin/import", lang)
+    rows = b"email;status\r\nnieuw.lid@example.nl;subscribed\r\ngeen-adres;subscribed\r\n"
+    page.set_input_files("#file", {"name": "lijst.csv", "mimeType": "text/csv", "buffer": rows})
+    submit(page, "form[action='/admin/import']", "form[action='/admin/import/confirm']")
+
+
 OFFICER, ADMIN = "privacy_officer", "admin"
 CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "login": (None, console_login),
@@ -263,4 +270,6 @@ CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "purposes": (ADMIN, _at("/admin/purposes")),
     "staff": (ADMIN, _at("/admin/staff")),
     "library": (ADMIN, _at("/admin/library")),
+    "import": (ADMIN, _at("/admin/import")),
+    "import_preview": (ADMIN, console_import_preview),
 }
