@@ -181,6 +181,27 @@ def test_evidence_details_go_after_12_months_and_the_event_keeps_its_text(app):
         assert granted[0].consent_text_id is not None
 
 
+def test_an_imported_confirmation_address_goes_with_the_evidence_details(app):
+    with app.app_context(), time_machine.travel(START, tick=False) as clock:
+        person = subscriber("zoetermeer", "lijst@example.nl")
+        ledger.grant(
+            db.session, person, "acquisitions", channel=ledger.Channel.IMPORT,
+            proof=ledger.Proof(
+                ip_address="192.0.2.7",
+                details={"source_file": "leden.csv", "line": 4, "confirm_ip": "192.0.2.8"},
+            ),
+        )  # fmt: skip
+        db.session.commit()
+        goes_exactly_when_due(
+            clock, "zoetermeer", "evidence_details", months_after(START, 12), expected=2
+        )
+        details = db.session.scalars(
+            select(Evidence.details).where(Evidence.subject_id == person.id)
+        ).all()
+        assert {"source_file": "leden.csv", "line": 4} in details
+        assert not any("192.0.2." in str(d) for d in details)
+
+
 def test_desk_notes_go_after_a_day_from_evidence_and_the_audit_trail(app):
     email = make_staff(app, "desk", "zoetermeer")
     with app.app_context(), time_machine.travel(START, tick=False) as clock:

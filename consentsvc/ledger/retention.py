@@ -19,6 +19,7 @@ import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -55,6 +56,9 @@ ROW_CATEGORIES = ("evidence_details", "desk_notes", "check_decisions", "audit", 
 # correction, restriction) is not a desk note: it shows how the request was checked, and
 # goes with its audit entry.
 DESK_STOP_ACTIONS = ("withdrawal", "objection")
+# Network addresses evidence may hold in its details besides ip_address (an imported list's
+# confirmation IP); they go with the other evidence details.
+ADDRESS_DETAILS = ("confirm_ip",)
 BATCH_SIZE = 500
 # A consent that still runs keeps a person (a pending one only while it may be confirmed).
 _RUNNING = (Status.GRANTED, Status.RECONFIRM_REQUESTED)
@@ -296,6 +300,14 @@ def apply_rows(
             .where(Evidence.id.in_(ids))
             .values(ip_address=None, user_agent=None, origin=None)
         )
+        # An imported list may also bring the address its confirmation came from.
+        for evidence in session.scalars(
+            select(Evidence).where(Evidence.id.in_(ids), _has_detail_addresses())
+        ):
+            evidence.details = {
+                k: v for k, v in evidence.details.items() if k not in ADDRESS_DETAILS
+            }
+        session.flush()  # before expire_all below, which would drop the change
     elif category == "check_decisions":
         session.execute(delete(DecisionRecipient).where(DecisionRecipient.decision_id.in_(ids)))
         session.execute(delete(ConsentDecision).where(ConsentDecision.id.in_(ids)))
@@ -305,6 +317,10 @@ def apply_rows(
         session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
     session.expire_all()
     return len(ids)
+
+
+def _has_detail_addresses() -> Any:
+    return or_(*(Evidence.details[key].as_string().is_not(None) for key in ADDRESS_DETAILS))
 
 
 def _due_rows(
@@ -328,6 +344,7 @@ def _due_rows(
                 Evidence.ip_address.is_not(None),
                 Evidence.user_agent.is_not(None),
                 Evidence.origin.is_not(None),
+                _has_detail_addresses(),
             )
         ).order_by(Evidence.id)
     if category == "check_decisions":
