@@ -539,7 +539,11 @@ def test_console_upload_preview_then_confirm(app):
     page = preview.get_data(as_text=True)
     assert preview.status_code == 200, page
     assert "oude lijst.csv" in page
-    assert "1 mensen krijgen toestemming, met de lijst als bewijs" in page
+    assert (
+        '<td data-label="Mensen">1</td>'
+        '<td data-label="Wat er met ze gebeurt">krijgen toestemming, met de lijst als bewijs</td>'
+    ) in page
+    assert "7 regels worden geweigerd." in page
     assert "<td>3</td><td>geen geldig e-mailadres</td>" in page
     assert "<td>4</td><td>hetzelfde adres staat op een eerdere regel</td>" in page
     # The preview stores nothing but the encrypted file; no address in the page or the file.
@@ -562,7 +566,8 @@ def test_console_upload_preview_then_confirm(app):
     listing = client.get("/admin/import").get_data(as_text=True)
     assert "De lijst is ingelezen." in listing
     assert "oude lijst.csv" in listing
-    assert "7 regels worden geweigerd" in listing
+    assert "1 persoon: krijgen toestemming, met de lijst als bewijs" in listing
+    assert "7 regels geweigerd" in listing
     assert audit_actions(app)[-2:] == ["import.preview", "import.run"]
     with app.app_context():
         event = db.session.scalar(select(ConsentEvent).where(ConsentEvent.action == "granted"))
