@@ -270,6 +270,7 @@ CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "purposes": (ADMIN, _at("/admin/purposes")),
     "staff": (ADMIN, _at("/admin/staff")),
     "library": (ADMIN, _at("/admin/library")),
+    "retention": (OFFICER, _at("/admin/retention")),
     "import": (ADMIN, _at("/admin/import")),
     "import_preview": (ADMIN, console_import_preview),
 }
