@@ -66,8 +66,7 @@ def test_preference_centre_with_the_keyboard_only(live: LiveService, contexts: C
     page.keyboard.press("Enter")
     expect(toggle).to_contain_text("Zet aan")
     # The list was swapped in place; the focus stays on the button just used, so the
-    # member can go on from where they were. site.js gives it back after the swap, which on
-    # a busy machine can be a moment after the new text shows: wait for it, not just look.
+    # member can go on from where they were.
     expect(toggle).to_be_focused()
     assert live.states_of(member.subject_id)["newsletter"] == "withdrawn"
 

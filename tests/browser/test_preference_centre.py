@@ -131,3 +131,23 @@ def test_direct_debit_is_not_under_mails(live: LiveService, contexts: Contexts):
     expect(others.locator("h2")).to_have_text("Andere toestemmingen")
     expect(others.locator(".purpose h3")).to_have_text(["Automatische incasso"])
     expect(others.locator("button")).to_have_count(0)
+
+
+def test_a_button_pressed_right_after_a_change_still_works_in_place(
+    live: LiveService, contexts: Contexts
+):
+    """htmx makes swapped-in forms work when it settles; with a settle delay a quick second
+    press posted the whole page, and the member lost their place and focus."""
+    member, page = open_centre(live, contexts, 1280)
+    page.evaluate("window.stillTheSamePage = true")
+    toggle = page.locator("#toggle-newsletter")
+    # The gap was 20 ms, so one press in a few fell into it: press eight times.
+    expected = ["Zet aan", "Zet uit"] * 4
+    for key, label in zip(["Enter", "Space"] * 4, expected, strict=True):
+        toggle.focus()
+        page.keyboard.press(key)
+        expect(toggle).to_contain_text(label)
+        expect(toggle).to_be_focused()
+    assert page.evaluate("window.stillTheSamePage === true")
+    assert "saved=" not in page.url
+    assert live.states_of(member.subject_id)["newsletter"] == "granted"
