@@ -14,10 +14,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench_app import bench_app, fresh_database
 from sqlalchemy import insert, select
 
-from consentsvc import clients, create_app, ledger
-from consentsvc.demo import seed
+from consentsvc import clients, ledger
 from consentsvc.extensions import db
 from consentsvc.models import ConsentEvent, ConsentState, Library, Subject, Suppression
 
@@ -27,15 +27,7 @@ ROUNDS = 5
 
 
 def main(url: str) -> None:
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
-            "SUPPRESSION_KEY": "benchmark-suppression-key",
-            "RATELIMIT_ENABLED": False,
-            "BASE_URL": "https://toestemming.bibliotheek.example",
-        }
-    )
+    app = bench_app(url)
     with app.app_context():
         started = time.perf_counter()
         fill(app)
@@ -82,10 +74,7 @@ def main(url: str) -> None:
 
 
 def fill(app) -> None:
-    db.drop_all()
-    db.create_all()
-    seed(db.session)
-    db.session.commit()
+    fresh_database()
     library = db.session.scalar(select(Library).where(Library.slug == "borne"))
     newsletter = ledger.purpose_by_code(library, "newsletter")
     now = datetime.now(UTC)

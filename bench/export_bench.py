@@ -15,10 +15,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench_app import bench_app, fresh_database
 from sqlalchemy import func, insert, select
 
-from consentsvc import create_app, ledger
-from consentsvc.demo import seed
+from consentsvc import ledger
 from consentsvc.extensions import db
 from consentsvc.ledger import Decision
 from consentsvc.models import (
@@ -36,14 +36,7 @@ EXPORTS = 7
 
 
 def main(url: str, steps: tuple[int, ...], recipients: int) -> None:
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
-            "SUPPRESSION_KEY": "benchmark-suppression-key",
-            "RATELIMIT_ENABLED": False,
-        }
-    )
+    app = bench_app(url)
     key = app.config["SUPPRESSION_KEY"]
     with app.app_context():
         library_id, client_id = fill(recipients)
@@ -83,10 +76,7 @@ def main(url: str, steps: tuple[int, ...], recipients: int) -> None:
 
 
 def fill(people: int) -> tuple[int, int]:
-    db.drop_all()
-    db.create_all()
-    seed(db.session)
-    db.session.commit()
+    fresh_database()
     library = db.session.scalar(select(Library).where(Library.slug == "borne"))
     newsletter = ledger.purpose_by_code(library, "newsletter")
     now = datetime.now(UTC)

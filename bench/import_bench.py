@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 
 import psycopg
+from bench_app import SUPPRESSION_KEY, bench_app, fresh_database
 from sqlalchemy import select
 
-from consentsvc import create_app, ledger, outbox, subscriber_file
-from consentsvc.demo import seed
+from consentsvc import ledger, outbox, subscriber_file
 from consentsvc.extensions import db
 from consentsvc.models import Library, WebhookEndpoint
 
 BENCH_DB = "test_import_bench"
-KEY = "benchmark-suppression-key"
+KEY = SUPPRESSION_KEY
 
 
 def export(people: int) -> bytes:
@@ -44,16 +44,10 @@ def export(people: int) -> bytes:
 
 
 def run(url: str, people: int, with_webhook: bool) -> None:
-    app = create_app({
-        "DATABASE_URL": url, "SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
-        "SUPPRESSION_KEY": KEY, "RATELIMIT_ENABLED": False,
-        "BASE_URL": "https://toestemming.bibliotheek.example",
-    })  # fmt: skip
+    app = bench_app(url)
     data = export(people)
     with app.app_context():
-        db.drop_all()
-        db.create_all()
-        seed(db.session)
+        fresh_database()
         library = db.session.scalar(select(Library).where(Library.slug == "borne"))
         if with_webhook:
             db.session.add(WebhookEndpoint(

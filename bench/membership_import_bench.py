@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from consentsvc import create_app
-from consentsvc.demo import seed
+from bench_app import bench_app, fresh_database
+
 from consentsvc.extensions import db
 
 ROWS = 20_000
@@ -30,19 +30,9 @@ def write(path: Path, rows: int, *, ended_every: int = 0) -> None:
 
 
 def main(url: str, rows: int) -> None:
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
-            "SUPPRESSION_KEY": "benchmark-suppression-key",
-            "RATELIMIT_ENABLED": False,
-        }
-    )
+    app = bench_app(url)
     with app.app_context():
-        db.drop_all()
-        db.create_all()
-        seed(db.session)
-        db.session.commit()
+        fresh_database()
         print(f"{db.engine.dialect.name}: a file of {rows:,} memberships")
     runner = app.test_cli_runner()
     with tempfile.TemporaryDirectory() as folder:

@@ -16,10 +16,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench_app import bench_app, fresh_database
 from sqlalchemy import insert, select, text
 
-from consentsvc import create_app, retention
-from consentsvc.demo import seed
+from consentsvc import retention
 from consentsvc.extensions import db
 from consentsvc.models import ConsentEvent, ConsentState, Library, Subject
 
@@ -27,9 +27,7 @@ PEOPLE = 20_000
 
 
 def fill(people: int) -> int:
-    db.drop_all()
-    db.create_all()
-    seed(db.session)
+    fresh_database()
     library = db.session.scalar(select(Library).where(Library.slug == "zoetermeer"))
     purpose = next(p for p in library.purposes if p.code == "newsletter")
     now = datetime.now(UTC)
@@ -82,14 +80,7 @@ def dry_run(library: Library, label: str) -> None:
 
 
 def main(url: str, people: int) -> None:
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
-            "SUPPRESSION_KEY": "benchmark-suppression-key",
-            "RATELIMIT_ENABLED": False,
-        }
-    )
+    app = bench_app(url)
     with app.app_context():
         library_id = fill(people)
         library = db.session.get(Library, library_id)
