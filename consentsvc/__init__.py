@@ -54,6 +54,7 @@ def register_blueprints(app: Flask) -> None:
     from .web import (
         admin,
         api,
+        console_purposes,  # noqa: F401 - adds its pages to admin.bp
         console_retention,  # noqa: F401 - adds its pages to admin.bp
         edge,
         errors,

@@ -9,11 +9,15 @@ from sqlalchemy.orm import Session
 
 from . import ledger, outbox
 from .libraries import DEFAULT_RETENTION
-from .models import LegalBasis, Library, backdated, utcnow
+from .models import LegalBasis, LegitimateInterest, Library, backdated, utcnow
 
 # Where a demo library's privacy statement differs from the defaults: Borne's says
 # "we bewaren je gegevens maximaal 5 jaar".
 OWN_RETENTION = {"borne": {"overall_maximum": 60}}
+# Borne mails its members offers unless they say no (soft opt-in); Zoetermeer's statement
+# promises no direct marketing based on lending data, so it retired that purpose.
+OWN_LEGITIMATE_INTEREST = {"borne": LegitimateInterest.MEMBERS}
+RETIRED = {"zoetermeer": ("direct_marketing",)}
 
 LIBRARIES = [
     ("borne", "Bibliotheek Borne", "#00666e"),
@@ -92,7 +96,7 @@ PURPOSES: dict[str, tuple[str, bool, bool, dict[str, tuple[str, str]]]] = {
 
 def seed(session: Session, host: str = "lists.example.org") -> list[Library]:
     """Create (or complete) the demo libraries; running it twice changes nothing."""
-    return [
+    seeded = [
         setup_library(
             session,
             slug,
@@ -103,6 +107,10 @@ def seed(session: Session, host: str = "lists.example.org") -> list[Library]:
         )
         for slug, name, colour in LIBRARIES
     ]
+    for library in seeded:
+        for code in RETIRED.get(library.slug, ()):
+            ledger.retire_purpose(ledger.purpose_by_code(library, code))
+    return seeded
 
 
 def setup_library(
@@ -123,6 +131,7 @@ def setup_library(
             colour=colour,
             allowed_origins=origins or [],
             retention={**DEFAULT_RETENTION, **OWN_RETENTION.get(slug, {})},
+            legitimate_interest=OWN_LEGITIMATE_INTEREST.get(slug, LegitimateInterest.OPT_IN),
         )
         session.add(library)
         session.flush()
@@ -173,6 +182,8 @@ def seed_people(session: Session, library: Library, count: int) -> int:
         person = result.subject
         ledger.confirm(session, person, result.request_ids)
         person.card_number = f"2{library.id:03d}{number:09d}"
+        # A running membership, as the library system reports it (soft opt-in counts it).
+        person.membership_started_on = date(2016 + number % 9, 1 + number % 12, 1)
         if number % 5 == 0:
             ledger.withdraw(session, person, "newsletter", channel=ledger.Channel.PREFERENCE_CENTRE)
         if number % 4 == 0:

@@ -1,4 +1,5 @@
-"""A library's own settings: name, colour, signup origins, language, retention, reconfirm pause.
+"""A library's own settings: name, colour, signup origins, language, retention, reconfirm
+pause, what legitimate interest means.
 
 Used by the console and the CLI; knows no request and no HTML.
 """
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .config import LANGUAGES
-from .models import Library
+from .models import LegitimateInterest, Library
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -99,6 +100,7 @@ class Settings:
     default_language: str
     pause_until_reconfirmed: bool
     retention: dict[str, int]
+    legitimate_interest: str = LegitimateInterest.OPT_IN
 
 
 def contrast_with_white(colour: str) -> float:
@@ -160,6 +162,7 @@ def parse(
     default_language: str,
     pause_until_reconfirmed: bool,
     retention: dict[str, str | int],
+    legitimate_interest: str = LegitimateInterest.OPT_IN,
 ) -> Settings:
     """Check every setting; raises SettingsError for the first that is wrong."""
     name = " ".join(name.split())
@@ -175,6 +178,10 @@ def parse(
         raise SettingsError("origins", "too_many", f"at most {MAX_ORIGINS} websites")
     if default_language not in LANGUAGES:
         raise SettingsError("default_language", "language", "choose a language")
+    if legitimate_interest not in LegitimateInterest.ALL:
+        raise SettingsError(
+            "legitimate_interest", "choice", "choose what legitimate interest means"
+        )
     periods = {}
     for category in RETENTION_CATEGORIES:
         periods[category] = _retention_period(category, retention.get(category, ""))
@@ -185,6 +192,7 @@ def parse(
         default_language=default_language,
         pause_until_reconfirmed=pause_until_reconfirmed,
         retention=periods,
+        legitimate_interest=legitimate_interest,
     )
 
 
@@ -218,6 +226,7 @@ def apply(library: Library, settings: Settings) -> list[str]:
         ("default_language", settings.default_language),
         ("pause_until_reconfirmed", settings.pause_until_reconfirmed),
         ("retention", dict(settings.retention)),
+        ("legitimate_interest", settings.legitimate_interest),
     ):
         if getattr(library, field) != value:
             setattr(library, field, value)

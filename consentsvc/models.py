@@ -79,6 +79,20 @@ class LegalBasis:
     ALL = (CONSENT, LEGITIMATE_INTEREST, CONTRACT)
 
 
+class LegitimateInterest:
+    """What a library's legitimate-interest purposes (direct marketing to members) mean.
+
+    OPT_IN: nobody gets it before they switch it on themselves (what it always meant here).
+    MEMBERS: soft opt-in (art. 6(1)(f) GDPR with Telecommunicatiewet 11.7 lid 3): a member
+    gets it while their membership runs, unless they object; a non-member only after opting
+    in. An objection always wins, also when the person becomes a member again.
+    """
+
+    OPT_IN = "opt_in"
+    MEMBERS = "members_unless_objected"
+    ALL = (OPT_IN, MEMBERS)
+
+
 class Library(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(40), unique=True)
@@ -93,6 +107,11 @@ class Library(db.Model):
     # Months per data category, e.g. {"contact_after_membership": 6}; read by the retention job.
     retention: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What a legitimate-interest purpose means here (LegitimateInterest): only after the
+    # person opts in, or members unless they object (soft opt-in).
+    legitimate_interest: Mapped[str] = mapped_column(
+        String(30), default=LegitimateInterest.OPT_IN, server_default=LegitimateInterest.OPT_IN
+    )
 
     purposes: Mapped[list[Purpose]] = relationship(
         back_populates="library", order_by="Purpose.position"
@@ -145,6 +164,8 @@ class Purpose(db.Model):
     retention_days_after_withdrawal: Mapped[int | None] = mapped_column()
     list_id: Mapped[str] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(default=0)
+    # A retired purpose is no longer offered and no check allows it; its history stays.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     library: Mapped[Library] = relationship(back_populates="purposes")
     texts: Mapped[list[ConsentText]] = relationship(

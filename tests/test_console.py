@@ -147,6 +147,7 @@ SETTINGS = {
     "origins": "https://www.bibliotheekborne.nl\r\nhttps://Lezen.Borne.nl:8443/",
     "default_language": "en",
     "pause_until_reconfirmed": "",
+    "legitimate_interest": "opt_in",
     "retention_contact_after_membership": "6",
     "retention_payment": "84",
     "retention_inactive": "60",

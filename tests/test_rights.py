@@ -76,6 +76,8 @@ MATRIX = [
     ("post", "/admin/webhooks/{endpoint}/remove", ADMIN),
     ("get", "/admin/purposes", ADMIN),
     ("post", "/admin/purposes/1/texts", ADMIN),
+    ("get", "/admin/purposes/1/retire", ADMIN),
+    ("post", "/admin/purposes/1/retire", ADMIN),
     ("get", "/admin/staff", ACCOUNTS),
     ("post", "/admin/staff", ACCOUNTS),
     ("get", "/admin/staff/{staff}/deactivate", ACCOUNTS),

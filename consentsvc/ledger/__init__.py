@@ -4,7 +4,8 @@ Every function takes a SQLAlchemy session and plain values. Nothing here knows a
 requests, templates or mail; callers commit. One module per concern:
 
 - events: the vocabulary (actions, statuses, channels), appending an event, the state fold
-- purposes: purposes and their worded, versioned texts
+- purposes: purposes and their worded, versioned texts; retiring one; what legitimate
+  interest means in a library (opt-in, or members unless they object)
 - people: finding and creating a person by address
 - addresses: normalising an address, its keyed hash and fingerprint
 - changes: signup, confirmation, reconfirmation, grant, withdrawal, objection
@@ -22,7 +23,7 @@ Callers import from here (`from consentsvc import ledger`), not from the modules
 
 from __future__ import annotations
 
-from ..models import ConsentText, Library
+from ..models import ConsentText, LegitimateInterest, Library
 from .addresses import MAX_EMAIL_LENGTH, email_fingerprint, email_hmac, normalise_email
 from .changes import (
     SignupResult,
@@ -40,6 +41,8 @@ from .changes import (
 from .check import (
     MAX_RECIPIENTS,
     REASON_BY_STATUS,
+    REASON_MEMBER,
+    REASON_RETIRED,
     SQLITE_CHUNK,
     Decision,
     check_many,
@@ -50,6 +53,7 @@ from .errors import (
     InvalidEmail,
     LedgerError,
     NotSelfService,
+    PurposeRetired,
     Restricted,
     UnknownPurpose,
 )
@@ -91,7 +95,17 @@ from .membership import (
     record_memberships,
 )
 from .people import find_subject, subject_for
-from .purposes import add_purpose, add_text, current_text, purpose_by_code, signup_purposes
+from .purposes import (
+    add_purpose,
+    add_text,
+    current_text,
+    ensure_offered,
+    membership_running,
+    offered_purposes,
+    purpose_by_code,
+    retire_purpose,
+    signup_purposes,
+)
 from .retention import (
     PEOPLE_CATEGORIES,
     ROW_CATEGORIES,
@@ -121,6 +135,8 @@ __all__ = [
     "MAX_RECIPIENTS",
     "PEOPLE_CATEGORIES",
     "REASON_BY_STATUS",
+    "REASON_MEMBER",
+    "REASON_RETIRED",
     "RETENTION_ACTOR",
     "ROW_CATEGORIES",
     "SQLITE_CHUNK",
@@ -139,6 +155,7 @@ __all__ = [
     "InvalidDate",
     "InvalidEmail",
     "LedgerError",
+    "LegitimateInterest",
     "Library",
     "Listed",
     "ListedPerson",
@@ -147,6 +164,7 @@ __all__ = [
     "NotSelfService",
     "Outcome",
     "Proof",
+    "PurposeRetired",
     "PurposeState",
     "Restricted",
     "RetentionPolicy",
@@ -156,6 +174,7 @@ __all__ = [
     "UnknownPurpose",
     "add_purpose",
     "add_text",
+    "annotations",
     "apply_rows",
     "begin_import",
     "check_many",
@@ -165,6 +184,7 @@ __all__ = [
     "current_text",
     "email_fingerprint",
     "email_hmac",
+    "ensure_offered",
     "erase",
     "erase_expired",
     "erase_people",
@@ -175,8 +195,10 @@ __all__ = [
     "lift_restriction",
     "lock",
     "membership_of",
+    "membership_running",
     "normalise_email",
     "object_to",
+    "offered_purposes",
     "people_batch",
     "preview_import",
     "purpose_by_code",
@@ -188,6 +210,7 @@ __all__ = [
     "request_reconfirmation",
     "restrict",
     "retention_due",
+    "retire_purpose",
     "run_import",
     "set_language",
     "shown_texts",

@@ -28,7 +28,13 @@ from .addresses import email_hmac
 from .errors import NotSelfService, Restricted
 from .events import Action, Channel, Proof, Status, _evidence, _record, lock, status_of
 from .people import subject_for
-from .purposes import _self_service_purposes, _shown_text, purpose_by_code
+from .purposes import (
+    _self_service_purposes,
+    _shown_text,
+    ensure_offered,
+    on_as_member,
+    purpose_by_code,
+)
 
 
 @dataclass
@@ -212,6 +218,7 @@ def grant(
 ) -> ConsentEvent | None:
     """Record consent given without double opt-in (desk, signed preference link, import)."""
     purpose = purpose_by_code(subject.library, purpose_code)
+    ensure_offered(purpose)
     if channel == Channel.PREFERENCE_CENTRE and not purpose.self_service:
         raise NotSelfService(purpose_code)
     lock(session, subject)
@@ -242,7 +249,9 @@ def withdraw(
     purpose = purpose_by_code(subject.library, purpose_code)
     lock(session, subject)
     running = (Status.GRANTED, Status.PENDING, Status.RECONFIRM_REQUESTED)
-    if status_of(session, subject, purpose) not in running:
+    status = status_of(session, subject, purpose)
+    # A member mailed on soft opt-in never chose, yet it runs: stopping it is an objection.
+    if status not in running and not on_as_member(purpose, subject, status):
         return None
     action = (
         Action.OBJECTED

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     Boolean,
+    Date,
     Integer,
     String,
     any_,
@@ -27,6 +28,8 @@ from ..models import (
     ConsentDecision,
     ConsentState,
     DecisionRecipient,
+    LegalBasis,
+    LegitimateInterest,
     Library,
     Purpose,
     Subject,
@@ -35,7 +38,7 @@ from ..models import (
 from .addresses import email_hmac, normalise_email
 from .errors import InvalidEmail
 from .events import Status
-from .purposes import purpose_by_code
+from .purposes import amsterdam_today, purpose_by_code
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,11 @@ REASON_BY_STATUS = {
     Status.RECONFIRM_REQUESTED: "reconfirm_requested",
     "restricted": "restricted",
 }
+# Allowed without a consent of their own: an active member who never objected, for a
+# legitimate-interest purpose in a library that chose soft opt-in.
+REASON_MEMBER = "member"
+# The library no longer offers the purpose: nobody may be mailed for it.
+REASON_RETIRED = "purpose_retired"
 
 
 # The most addresses one check answers (the API's documented limit).
@@ -78,6 +86,17 @@ def check_many(
     One statement per batch on PostgreSQL (arrays), one per 5,000 addresses on SQLite.
     """
     purpose = purpose_by_code(library, purpose_code)
+    if purpose.retired_at is not None:
+        return [
+            Decision(raw, False, REASON_RETIRED if _valid(raw) else "invalid_address")
+            for raw in emails
+        ]
+    # Only then does a person's membership count: never for consent-based purposes.
+    members_count = (
+        purpose.legal_basis == LegalBasis.LEGITIMATE_INTEREST
+        and library.legitimate_interest == LegitimateInterest.MEMBERS
+    )
+    today = amsterdam_today()
     normalised: list[str | None] = []
     for raw in emails:
         try:
@@ -86,19 +105,29 @@ def check_many(
             normalised.append(None)
     wanted = sorted({e for e in normalised if e})
     status_by_email: dict[str, tuple[int, str | None]] = {}
+    members: set[str] = set()
     suppressed: set[str] = set()
     postgres = session.get_bind().dialect.name == "postgresql"
     chunk_size = (len(wanted) or 1) if postgres else SQLITE_CHUNK
     for start in range(0, len(wanted), chunk_size):
         chunk = wanted[start : start + chunk_size]
         hashes = {email_hmac(suppression_key, e): e for e in chunk}
-        for email, subject_id, status, restricted, digest in session.execute(
+        for email, subject_id, status, restricted, started, ended, digest in session.execute(
             _check_statement(library, purpose, chunk, list(hashes), postgres)
         ):
             if digest is not None:
                 suppressed.add(hashes[digest])
-            else:
-                status_by_email[email] = (subject_id, "restricted" if restricted else status)
+                continue
+            status_by_email[email] = (subject_id, "restricted" if restricted else status)
+            if (
+                members_count
+                and status is None
+                and not restricted
+                and started is not None
+                and started <= today
+                and (ended is None or today <= ended)
+            ):
+                members.add(email)
     decisions = []
     for raw, email in zip(emails, normalised, strict=True):
         if email is None:
@@ -108,11 +137,22 @@ def check_many(
         if email in suppressed:
             decisions.append(Decision(raw, False, "suppressed", subject_id))
             continue
+        if email in members:
+            decisions.append(Decision(raw, True, REASON_MEMBER, subject_id))
+            continue
         allowed = status == Status.GRANTED or (
             status == Status.RECONFIRM_REQUESTED and not library.pause_until_reconfirmed
         )
         decisions.append(Decision(raw, allowed, REASON_BY_STATUS[status], subject_id))
     return decisions
+
+
+def _valid(raw: str) -> bool:
+    try:
+        normalise_email(raw)
+    except InvalidEmail:
+        return False
+    return True
 
 
 def _check_statement(
@@ -133,6 +173,8 @@ def _check_statement(
             Subject.id,
             ConsentState.status,
             Subject.restricted_at.is_not(None).label("restricted"),
+            Subject.membership_started_on,
+            Subject.membership_ended_on,
             null().cast(String).label("email_hmac"),
         )
         .outerjoin(
@@ -146,6 +188,8 @@ def _check_statement(
         null().cast(Integer),
         null().cast(String),
         null().cast(Boolean),
+        null().cast(Date),
+        null().cast(Date),
         Suppression.email_hmac,
     ).where(Suppression.library_id == library.id, hash_match)
     return union_all(states, suppressions)

@@ -18,6 +18,12 @@ class UnknownPurpose(LedgerError):
     code = "unknown_purpose"
 
 
+class PurposeRetired(LedgerError):
+    """The library no longer offers this purpose: nothing new may start for it."""
+
+    code = "purpose_retired"
+
+
 class Restricted(LedgerError):
     """The person's data is frozen (restriction of processing): nothing may start."""
 

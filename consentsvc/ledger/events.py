@@ -25,6 +25,7 @@ from ..models import (
     Subject,
     utcnow,
 )
+from .purposes import on_as_member
 
 
 class Action:
@@ -89,6 +90,8 @@ class PurposeState:
     status: str | None
     changed_at: datetime | None
     text: ConsentText | None
+    # Never asked, but on because the person is a member (soft opt-in, see purposes).
+    as_member: bool = False
 
 
 def state_of(session: Session, subject: Subject) -> list[PurposeState]:
@@ -103,9 +106,14 @@ def state_of(session: Session, subject: Subject) -> list[PurposeState]:
         text = (
             session.get(ConsentText, row.consent_text_id) if row and row.consent_text_id else None
         )
+        status = row.status if row else None
         result.append(
             PurposeState(
-                purpose, row.status if row else None, row.changed_at if row else None, text
+                purpose,
+                status,
+                row.changed_at if row else None,
+                text,
+                as_member=on_as_member(purpose, subject, status),
             )
         )
     return result

@@ -1,19 +1,28 @@
 """Purposes and the exact wording shown for them: which a library offers, which a member
-may switch on alone, and which version of a text a person saw."""
+may switch on alone, which version of a text a person saw, which purposes are retired, and
+what legitimate interest means in a library."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from ..models import (
     ConsentText,
     LegalBasis,
+    LegitimateInterest,
     Library,
     Purpose,
+    Subject,
+    utcnow,
 )
-from .errors import NotSelfService, UnknownPurpose
+from .errors import NotSelfService, PurposeRetired, UnknownPurpose
+
+# Membership dates are the library system's calendar days, which are Dutch days.
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 def purpose_by_code(library: Library, code: str) -> Purpose:
@@ -87,8 +96,69 @@ def add_text(
 
 
 def signup_purposes(library: Library) -> list[Purpose]:
-    """The purposes a person may sign up for themselves: consent-based and self-service."""
-    return [p for p in library.purposes if p.self_service and p.legal_basis == LegalBasis.CONSENT]
+    """The purposes a person may sign up for themselves: consent-based, self-service and
+    not retired."""
+    return [
+        p
+        for p in library.purposes
+        if p.self_service and p.legal_basis == LegalBasis.CONSENT and p.retired_at is None
+    ]
+
+
+def offered_purposes(library: Library) -> list[Purpose]:
+    """The purposes the library still offers (every one that is not retired)."""
+    return [p for p in library.purposes if p.retired_at is None]
+
+
+def retire_purpose(purpose: Purpose, *, at: datetime | None = None) -> bool:
+    """Stop offering a purpose for good: no signup, grant or check allows it any more.
+
+    Its events, states and texts stay as they are (they are the proof of what was agreed,
+    and when); returns False when it was already retired.
+    """
+    if purpose.retired_at is not None:
+        return False
+    purpose.retired_at = at or utcnow()
+    return True
+
+
+def ensure_offered(purpose: Purpose) -> None:
+    """Refuse to start anything for a retired purpose."""
+    if purpose.retired_at is not None:
+        raise PurposeRetired(purpose.code)
+
+
+def amsterdam_today() -> date:
+    return utcnow().astimezone(AMSTERDAM).date()
+
+
+def membership_running(subject: Subject, today: date | None = None) -> bool:
+    """Whether the library system reports a running membership today.
+
+    The end date is the last day of the membership, as library systems export it.
+    """
+    start, end = subject.membership_started_on, subject.membership_ended_on
+    today = today or amsterdam_today()
+    return start is not None and start <= today and (end is None or today <= end)
+
+
+def on_as_member(
+    purpose: Purpose, subject: Subject, status: str | None, today: date | None = None
+) -> bool:
+    """Whether a person who never chose gets this purpose because they are a member.
+
+    Only for a legitimate-interest purpose, in a library that chose MEMBERS, while the
+    membership runs, and only when the person never said anything about it (status None).
+    """
+    return (
+        status is None
+        and purpose.retired_at is None
+        and purpose.legal_basis == LegalBasis.LEGITIMATE_INTEREST
+        and purpose.library.legitimate_interest == LegitimateInterest.MEMBERS
+        and subject.erased_at is None
+        and subject.restricted_at is None
+        and membership_running(subject, today)
+    )
 
 
 def _self_service_purposes(library: Library, codes: Sequence[str]) -> list[Purpose]:
@@ -96,6 +166,7 @@ def _self_service_purposes(library: Library, codes: Sequence[str]) -> list[Purpo
     purposes = []
     for code in dict.fromkeys(codes):
         purpose = purpose_by_code(library, code)
+        ensure_offered(purpose)
         if purpose not in offered:
             raise NotSelfService(code)
         purposes.append(purpose)

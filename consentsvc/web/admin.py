@@ -46,7 +46,6 @@ from ..models import (
     AuditEntry,
     ConsentText,
     Library,
-    Purpose,
     StaffRole,
     StaffUser,
     Subject,
@@ -605,40 +604,6 @@ def remove_webhook(endpoint_id: int) -> Response | str:
     return redirect(url_for(".webhooks"), 303)
 
 
-@bp.get("/purposes")
-@roles(*ADMIN)
-def purposes() -> str:
-    """The library's purposes with every version of their wording."""
-    return render_template("admin/purposes.html", purposes=g.library.purposes)
-
-
-@bp.post("/purposes/<id:purpose_id>/texts")
-@roles(*ADMIN)
-def add_text(purpose_id: int) -> Response | str | tuple[str, int]:
-    """A new version of the wording; a material change asks every holder to agree again."""
-    purpose = db.session.get(Purpose, purpose_id)
-    if purpose is None or purpose.library_id != g.library.id:
-        abort(404)
-    form = request.form
-    language = form.get("language")
-    title, body = form.get("title", "").strip()[:200], form.get("body", "").strip()[:5000]
-    if language not in LANGUAGES or not title or not body:
-        error = _("Choose a language and write a title and a text.")
-        return render_template("admin/purposes.html", purposes=g.library.purposes, error=error), 400
-    text = ledger.add_text(db.session, purpose, language, title, body)
-    asked = 0
-    if form.get("material") == "yes":
-        actor = f"staff:{current_user.id}"
-        requests = ledger.request_reconfirmation(db.session, purpose, text, actor=actor)
-        for subject_id, request_id in requests.items():
-            mailer.reconfirm(db.session, db.session.get(Subject, subject_id), request_id)
-        asked = len(requests)
-    detail = f"{purpose.code} {language} v{text.version}" + (f", {asked} asked" if asked else "")
-    _audit("text.add", detail=detail)
-    db.session.commit()
-    return redirect(url_for(".purposes", added=text.id, asked=asked), 303)
-
-
 STAFF_ERRORS = {
     "role": _l("Choose a role."),
     "password": _l("A password needs at least 12 characters."),
@@ -874,7 +839,7 @@ def _consent_choices(person: Subject) -> tuple[list[tuple[int, str]], list[tuple
         return _("%(purpose)s — %(language)s, version %(version)s (older)", **values)
 
     first, others = [], []
-    for purpose in person.library.purposes:
+    for purpose in ledger.offered_purposes(person.library):
         default = ledger.current_text(purpose, person.language)
         if default is not None:
             first.append((default.id, label(default, True)))
@@ -987,6 +952,7 @@ SETTINGS_ERRORS = {
     "colour": _l("Give a colour like #1f4e79, dark enough for white text on it."),
     "origins": _l("Give each website as https://www.example.nl, one per line."),
     "default_language": _l("Choose a language."),
+    "legitimate_interest": _l("Choose who gets mail sent on legitimate interest."),
     "retention": _l(
         "Give each retention period as a whole number: months from 1 to 240, days from 1 to 3650."
     ),
@@ -1014,6 +980,7 @@ def save_library_settings() -> Response | str | tuple[str, int]:
             default_language=form.get("default_language", ""),
             pause_until_reconfirmed=form.get("pause_until_reconfirmed") == "yes",
             retention={c: form.get(f"retention_{c}", "") for c in libraries.RETENTION_CATEGORIES},
+            legitimate_interest=form.get("legitimate_interest", ""),
         )
     except libraries.SettingsError as exc:
         return _library_page(errors={exc.field: SETTINGS_ERRORS[exc.field]}, form=form), 400

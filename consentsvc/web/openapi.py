@@ -17,6 +17,8 @@ from ..ledger import (
     MAX_CARD_NUMBER_LENGTH,
     MAX_RECIPIENTS,
     REASON_BY_STATUS,
+    REASON_MEMBER,
+    REASON_RETIRED,
     Action,
     Channel,
     Status,
@@ -186,7 +188,13 @@ SECURITY_SCHEMES: Schema = {
 
 # -- schemas ------------------------------------------------------------------------------------
 
-REASONS = [*REASON_BY_STATUS.values(), "suppressed", "invalid_address"]
+REASONS = [
+    *REASON_BY_STATUS.values(),
+    REASON_MEMBER,
+    REASON_RETIRED,
+    "suppressed",
+    "invalid_address",
+]
 EVENT_TYPES = list(providers.TYPES)
 STATUSES = ["none", *_constants(Status)]
 ACTIONS = _constants(Action)
@@ -267,11 +275,14 @@ SCHEMAS: Schema = {
                 "type": "string",
                 "enum": REASONS,
                 "description": (
-                    "granted: confirmed consent (the only reason with allowed true). "
-                    "no_consent: never asked, or unknown address. pending_confirmation: "
-                    "signed up, not yet confirmed. withdrawn / objected: the person said no. "
-                    "suppressed: complaint or hard bounce, whatever the consent. "
-                    "invalid_address: not an e-mail address."
+                    "granted: confirmed consent. member: a running member who never "
+                    "objected, for a legitimate-interest purpose in a library that chose "
+                    "soft opt-in (the other reason with allowed true; reconfirm_requested "
+                    "too where the library does not pause). no_consent: never asked, or "
+                    "unknown address. pending_confirmation: signed up, not yet confirmed. "
+                    "withdrawn / objected: the person said no. purpose_retired: the library "
+                    "no longer offers the purpose. suppressed: complaint or hard bounce, "
+                    "whatever the consent. invalid_address: not an e-mail address."
                 ),
             },
             "headers": {

@@ -405,7 +405,8 @@ def preferences_resend(token: str) -> str | tuple[str, int]:
 
 def _preference_context(subject: Subject, token: str, saved: str | None) -> dict[str, object]:
     language = current_language()
-    states = ledger.state_of(db.session, subject)
+    # A retired purpose is no longer offered; its history stays on the history page.
+    states = [s for s in ledger.state_of(db.session, subject) if s.purpose.retired_at is None]
     rows = [(s, ledger.current_text(s.purpose, language)) for s in states]
     if saved not in {s.purpose.code for s in states} | {"all", "language"}:
         saved = None
@@ -420,7 +421,8 @@ def _preference_context(subject: Subject, token: str, saved: str | None) -> dict
         "saved": saved,
         "saved_message": _saved_message(saved, states),
         "anything_running": any(
-            s.purpose.is_mail and s.status in ("granted", "pending", "reconfirm_requested")
+            s.purpose.is_mail
+            and (s.as_member or s.status in ("granted", "pending", "reconfirm_requested"))
             for s in states
         ),
     }
