@@ -158,6 +158,8 @@ def check_logo(data: bytes) -> Logo:
     except UnidentifiedImageError:
         code = "corrupt" if looks_like_image else "type"
         raise SettingsError("logo", code, "not a PNG or WebP image") from None
+    except Image.DecompressionBombError:  # a header claiming hundreds of millions of pixels
+        raise SettingsError("logo", "dimensions", "far too many pixels") from None
     except (OSError, ValueError, SyntaxError):
         raise SettingsError("logo", "corrupt", "the image cannot be read") from None
     with image:
