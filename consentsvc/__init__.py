@@ -67,7 +67,8 @@ def register_blueprints(app: Flask) -> None:
 
     app.url_map.converters["id"] = IdConverter
     # Adds the subscriber-list import to the console's blueprint before it is registered.
-    from .web import console_import  # noqa: F401
+    # The library's face adds its settings to admin.bp and its logo to public.bp.
+    from .web import console_import, console_library, logo  # noqa: F401
 
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
@@ -77,6 +78,7 @@ def register_blueprints(app: Flask) -> None:
     errors.init_app(app)
     i18n.init_app(app)
     labels.init_app(app)
+    logo.init_app(app)
     htmx_file = Path(app.static_folder or "") / "vendor" / "htmx.min.js"
 
     @app.context_processor

@@ -75,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     "IMPORT_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
     # Seconds an uploaded list waits (encrypted) between its preview and the confirmation.
     "IMPORT_PREVIEW_SECONDS": 30 * 60,
+    # Domains any library may send its mails from besides its own website's domain, e.g.
+    # the hosting partner's; each subdomain of one too (library_face.domain_allowed).
+    "SENDER_DOMAINS": [],
 }
 
 LANGUAGES = ("nl", "en")
@@ -127,6 +130,9 @@ def load(app: Any, test_config: dict[str, Any] | None) -> None:
     cfg["RATELIMIT_HEADERS_ENABLED"] = True
     cfg["PERMANENT_SESSION_LIFETIME"] = cfg["STAFF_SESSION_SECONDS"]
     cfg["RETENTION_AT"] = retention_time(str(cfg["RETENTION_TIME"]))
+    if isinstance(cfg["SENDER_DOMAINS"], str):
+        # Given without JSON brackets: one domain, or several separated by commas.
+        cfg["SENDER_DOMAINS"] = [d.strip() for d in cfg["SENDER_DOMAINS"].split(",") if d.strip()]
 
 
 def retention_time(value: str) -> time | None:

@@ -20,11 +20,11 @@ from flask_babel import force_locale, gettext
 from flask_mail import Message
 from sqlalchemy.orm import Session
 
-from . import outbox, tokens
+from . import library_face, outbox, tokens
 from .config import DAY
 from .extensions import mail
 from .ledger import SignupResult, current_text, email_fingerprint, still_pending
-from .models import ConsentEvent, Purpose, Subject, utcnow
+from .models import ConsentEvent, Library, Purpose, Subject, utcnow
 
 # A signup that makes something newly pending is news and is mailed, but never more than
 # this many confirmation mails before the person has had a quiet cool-down period: an
@@ -196,10 +196,12 @@ def _compose(
     subject: Subject, kind: str, link: str, to: str | None = None, **context: object
 ) -> Outgoing:
     library = subject.library
+    sender, reply_to = library_face.sender_of(library, current_app.config["MAIL_DEFAULT_SENDER"])
     with force_locale(subject.language):
         values = dict(
             library=library,
             link=link,
+            logo_url=_logo_url(library),
             days=current_app.config["CONFIRM_MAX_AGE"] // DAY,
             preference_days=current_app.config["PREFERENCES_MAX_AGE"] // DAY,
             download_days=current_app.config["DOWNLOAD_MAX_AGE"] // DAY,
@@ -207,6 +209,8 @@ def _compose(
         )
         message = Message(
             subject=one_line(SUBJECT_LINES[kind](library.name)),
+            sender=one_line(sender),
+            reply_to=reply_to,
             recipients=[to or subject.email],
             body=render_template(f"email/{kind}.txt", **values),
             html=render_template(f"email/{kind}.html", **values),
@@ -217,6 +221,14 @@ def _compose(
         )
     message.msgId = make_msgid(domain="consentsvc")
     return Outgoing(kind, message, link)
+
+
+def _logo_url(library: Library) -> str | None:
+    """The logo at the service's own address (never a third party's), with its version in
+    the URL: a new logo has a new address, so no mail program shows an old one from cache."""
+    if not library.logo_sha256:
+        return None
+    return absolute_url("public.logo", library=library.slug, v=library.logo_sha256[:16])
 
 
 def _titles(purposes: list[Purpose], language: str) -> list[str]:

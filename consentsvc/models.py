@@ -17,10 +17,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -112,6 +114,23 @@ class Library(db.Model):
     legitimate_interest: Mapped[str] = mapped_column(
         String(30), default=LegitimateInterest.OPT_IN, server_default=LegitimateInterest.OPT_IN
     )
+    # The library's own face (library_face.py): the sender of its mails, the footer of its
+    # mails and member pages, and a marker of its logo (the image is in LibraryLogo). Empty
+    # means not given: mails then come from MAIL_DEFAULT_SENDER's address under its name.
+    sender_name: Mapped[str | None] = mapped_column(String(100))
+    sender_address: Mapped[str | None] = mapped_column(String(254))
+    reply_to: Mapped[str | None] = mapped_column(String(254))
+    # Its own website: linked from pages and mails; its domain is the From domain allowed.
+    website: Mapped[str | None] = mapped_column(String(300))
+    postal_address: Mapped[str | None] = mapped_column(String(300))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    contact_phone: Mapped[str | None] = mapped_column(String(30))
+    privacy_officer_name: Mapped[str | None] = mapped_column(String(100))
+    privacy_officer_email: Mapped[str | None] = mapped_column(String(254))
+    # Whether pages and mails point to the Autoriteit Persoonsgegevens' complaint page.
+    complaint_link: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # SHA-256 of the stored logo: the ETag, and part of its URL so a new logo is fetched anew.
+    logo_sha256: Mapped[str | None] = mapped_column(String(64))
 
     purposes: Mapped[list[Purpose]] = relationship(
         back_populates="library", order_by="Purpose.position"
@@ -509,3 +528,16 @@ class SubscriberImport(db.Model):
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
 
     purpose: Mapped[Purpose] = relationship()
+
+
+class LibraryLogo(db.Model):
+    """A library's logo, checked and re-encoded (library_face.check_logo), in the database
+    because every web process serves it."""
+
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), primary_key=True)
+    # image/png or image/webp: nothing else is ever stored.
+    mimetype: Mapped[str] = mapped_column(String(20))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int] = mapped_column()
+    height: Mapped[int] = mapped_column()
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -86,6 +86,10 @@ MATRIX = [
     ("post", "/admin/staff/{staff}/access/remove", ADMIN),
     ("get", "/admin/library", ADMIN),
     ("post", "/admin/library", ADMIN),
+    # The library's own face: sender, contact, logo (web/console_library.py).
+    ("post", "/admin/library/face", ADMIN),
+    ("post", "/admin/library/logo", ADMIN),
+    ("post", "/admin/library/logo/remove", ADMIN),
     ("post", "/admin/libraries", ADMIN),
     ("get", "/admin/account", EVERYONE),
     ("post", "/admin/account/password", EVERYONE),

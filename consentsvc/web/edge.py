@@ -20,6 +20,7 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import get_input_stream
 
+from ..library_face import LOGO_UPLOAD_LIMIT
 from .errors import render_error
 
 # No body the service reads nests deeper than a few levels (a check is an object holding a
@@ -116,6 +117,10 @@ class EdgeRequest(Request):
         if self.endpoint == "admin.import_preview":
             # An uploaded subscriber list (web/console_import.py); only admins get there.
             key = "IMPORT_MAX_UPLOAD_BYTES"
+        if self.endpoint == "admin.upload_logo":
+            # A library's logo (web/console_library.py): a little too large still gets the
+            # page's own clear answer, far too large a 413.
+            return LOGO_UPLOAD_LIMIT
         return current_app.config[key]  # type: ignore[no-any-return]
 
     @max_content_length.setter
