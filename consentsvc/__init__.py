@@ -66,7 +66,11 @@ def register_blueprints(app: Flask) -> None:
 
     app.url_map.converters["id"] = IdConverter
     # Adds the subscriber-list import to the console's blueprint before it is registered.
-    from .web import console_import  # noqa: F401
+    from .web import (
+        console_import,  # noqa: F401
+        console_statement,  # noqa: F401 - the privacy-statement page
+    )
+    from .web import statement as member_statement
 
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
@@ -76,6 +80,7 @@ def register_blueprints(app: Flask) -> None:
     errors.init_app(app)
     i18n.init_app(app)
     labels.init_app(app)
+    member_statement.init_app(app)
     htmx_file = Path(app.static_folder or "") / "vendor" / "htmx.min.js"
 
     @app.context_processor
