@@ -425,7 +425,11 @@ def test_the_centre_shows_what_changed_until_the_member_has_read_it(app):
         assert 'id="statement-title"' not in client.get(newcomer).get_data(as_text=True)
         # "Gelezen" without JavaScript: back to the page, and the notice is gone.
         done = client.post(f"{url}/privacy-statement", data={"version": "1"})
-        assert done.status_code == 303 and done.headers["Location"] == url
+        assert done.status_code == 303
+        assert done.headers["Location"] == f"{url}?saved=statement#statement-notice"
+        back = client.get(done.headers["Location"]).get_data(as_text=True)
+        assert "Ons privacy statement is veranderd" not in back
+        assert "Gelezen. Je ziet dit bericht niet meer." in back
         assert "Ons privacy statement is veranderd" not in client.get(url).get_data(as_text=True)
         with app.app_context():
             assert db.session.get(Subject, subject_id).statement_seen_version == 1
@@ -438,7 +442,9 @@ def test_the_centre_shows_what_changed_until_the_member_has_read_it(app):
         )
         body = fragment.get_data(as_text=True)
         assert fragment.status_code == 200
-        assert '<div id="statement-notice">' in body and "Nog een verandering." not in body
+        assert '<div id="statement-notice" data-keep-in-view>' in body
+        assert "Gelezen. Je ziet dit bericht niet meer." in body
+        assert "Nog een verandering." not in body
         assert "<html" not in body
         assert "Nog een verandering." not in client.get(url).get_data(as_text=True)
 

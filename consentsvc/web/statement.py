@@ -44,4 +44,7 @@ def statement_seen(token: str) -> Response | str:
         context = _preference_context(subject, token, "statement")
         blocks = ["statement_notice", "saved_notice"]
         return render_blocks("public/preferences.html", blocks, fragment=True, **context)
-    return redirect(url_for(".preferences", token=token), 303)
+    # Without JavaScript the page opens where the notice was, saying it is put away.
+    return redirect(
+        url_for(".preferences", token=token, saved="statement", _anchor="statement-notice"), 303
+    )
