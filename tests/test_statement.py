@@ -276,6 +276,7 @@ def test_console_checks_confirms_with_the_count_then_publishes_and_audits(app):
         again = client.post("/admin/privacy-statement/publish", data=confirmation(page))
     assert "Versie 1 is gepubliceerd. 2 abonnees krijgen het bericht." in listing
     assert "geldt vanaf 15 december 2026" in listing
+    assert "door Anna · 2 berichten" in listing  # the staff member's name, not their id
     assert SUMMARY_NL.split("\n")[0] in listing
     assert len(notices(app)) == 2
     assert audit_actions(app)[-1] == "statement.publish"

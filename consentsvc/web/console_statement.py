@@ -10,11 +10,13 @@ from flask import current_app, flash, g, redirect, render_template, request, url
 from flask_babel import format_date, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from .. import ledger
 from ..extensions import db
 from ..ledger import statements
+from ..models import PrivacyStatement, StaffUser
 from .admin import ADMIN, _audit, bp, roles
 from .forms import as_id
 
@@ -59,10 +61,19 @@ def _messages(problems: dict[str, str]) -> dict[str, str]:
     }
 
 
+def _publishers(versions: list[PrivacyStatement]) -> dict[str, str]:
+    """Staff names for the "staff:<id>" that publishing records."""
+    ids = {int(v.published_by[6:]) for v in versions if v.published_by[6:].isdigit()}
+    people = db.session.scalars(select(StaffUser).where(StaffUser.id.in_(ids))) if ids else []
+    return {f"staff:{person.id}": person.name for person in people}
+
+
 def _page(errors: dict[str, str] | None = None, status: int = 200) -> tuple[str, int]:
+    versions = ledger.statement_versions(db.session, g.library)
     page = render_template(
         "admin/privacy_statement.html",
-        versions=ledger.statement_versions(db.session, g.library),
+        versions=versions,
+        publishers=_publishers(versions),
         in_effect=ledger.statement_in_effect(db.session, g.library),
         subscribers=ledger.newsletter_subscriber_count(db.session, g.library),
         errors=errors or {},
