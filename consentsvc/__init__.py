@@ -68,7 +68,13 @@ def register_blueprints(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     # Adds the subscriber-list import to the console's blueprint before it is registered.
     # The library's face adds its settings to admin.bp and its logo to public.bp.
-    from .web import console_import, console_library, logo  # noqa: F401
+    from .web import (
+        console_import,  # noqa: F401
+        console_library,  # noqa: F401
+        console_statement,  # noqa: F401 - the privacy-statement page
+        logo,
+    )
+    from .web import statement as member_statement
 
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
@@ -79,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
     i18n.init_app(app)
     labels.init_app(app)
     logo.init_app(app)
+    member_statement.init_app(app)
     htmx_file = Path(app.static_folder or "") / "vendor" / "htmx.min.js"
 
     @app.context_processor

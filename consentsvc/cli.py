@@ -114,10 +114,14 @@ def _retention_daily() -> None:
 @with_appcontext
 def demo(people: int) -> None:
     """Seed two demo libraries with the four purposes and their wording (and demo members)."""
-    from .demo import seed, seed_people
+    from .demo import seed, seed_people, seed_statements
 
     for library in seed(db.session):
         added = seed_people(db.session, library, people) if people else 0
+        # After the people, so that Borne's newest version is announced to its subscribers.
+        seed_statements(
+            db.session, library, per_minute=current_app.config["STATEMENT_NOTICE_PER_MINUTE"]
+        )
         click.echo(
             f"{library.slug}: {library.name} ({len(library.purposes)} purposes"
             + (f", {added} demo members added" if people else "")

@@ -71,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION_TIME": "03:30",
     # Reconfirmation mails of an imported list leave at most this many a minute (0: at once).
     "IMPORT_RECONFIRM_PER_MINUTE": 100,
+    # Notices of a new privacy statement leave at most this many a minute (0: at once).
+    "STATEMENT_NOTICE_PER_MINUTE": 100,
     # Largest subscriber list an admin may upload in the console, in bytes.
     "IMPORT_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
     # Seconds an uploaded list waits (encrypted) between its preview and the confirmation.

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from . import ledger, outbox
 from .libraries import DEFAULT_RETENTION
-from .models import LegalBasis, LegitimateInterest, Library, backdated, utcnow
+from .models import LegalBasis, LegitimateInterest, Library, PrivacyStatement, backdated, utcnow
 
 # Where a demo library's privacy statement differs from the defaults: Borne's says
 # "we bewaren je gegevens maximaal 5 jaar".
@@ -320,3 +320,49 @@ def demo_logo(library: Library) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
+
+
+# slug: (address, days since version 1 applies, version 2's summary in nl and en or None)
+STATEMENTS: dict[str, tuple[str, int, tuple[str, str] | None]] = {
+    "borne": (
+        "https://www.bibliotheekborne.nl/privacy", 400,
+        (
+            "We bewaren je gegevens nu maximaal 5 jaar, niet meer 7 jaar. En je kunt nu ook "
+            "toegang vragen tot de gegevens van een gezinslid. Dat kan alleen als die ander "
+            "het goed vindt.",
+            "We now keep your data for at most 5 years, no longer 7. And you can now ask for "
+            "access to the data of a family member. That only works if the other person "
+            "agrees.",
+        ),
+    ),
+    "zoetermeer": ("https://www.bibliotheekzoetermeer.nl/privacy", 60, None),
+}  # fmt: skip
+
+
+def seed_statements(session: Session, library: Library, *, per_minute: int = 0) -> None:
+    """Give a demo library its privacy statement: version 1, in effect for a while, and for
+    Borne a version 2 published now that applies in two weeks, with its notices queued to
+    the newsletter's subscribers. Running it twice adds nothing."""
+    if library.slug not in STATEMENTS or ledger.newest_statement(session, library):
+        return
+    url, days, change = STATEMENTS[library.slug]
+    # Version 1 came before anyone was told of changes here: nobody gets a notice of it.
+    session.add(
+        PrivacyStatement(
+            library_id=library.id, version=1, url=url,
+            effective_on=(utcnow() - days * DAY).date(), published_at=utcnow() - days * DAY,
+            published_by="demo", notices=0,
+            summary_nl="De eerste versie van ons privacy statement.",
+            summary_en="The first version of our privacy statement.",
+        )
+    )  # fmt: skip
+    session.flush()
+    if change is None:
+        return
+    draft = ledger.check_statement_draft(
+        session, library, url=f"{url}?versie=2", effective_on=(utcnow() + 14 * DAY).date(),
+        summary_nl=change[0], summary_en=change[1],
+    )  # fmt: skip
+    ledger.publish_statement(
+        session, library, draft, actor="demo", expected_version=2, per_minute=per_minute
+    )

@@ -1,4 +1,5 @@
-"""The service's own mails: confirmation, 'already subscribed', preference link.
+"""The service's own mails: confirmation, 'already subscribed', preference link, and the
+notice of a new privacy statement.
 
 A view queues a mail in the outbox in the same transaction as the change (the cool-down
 stamp included); the worker composes and sends it later, in the person's language, with
@@ -23,8 +24,15 @@ from sqlalchemy.orm import Session
 from . import library_face, outbox, tokens
 from .config import DAY
 from .extensions import mail
-from .ledger import SignupResult, current_text, email_fingerprint, still_pending
-from .models import ConsentEvent, Library, Purpose, Subject, utcnow
+from .ledger import (
+    SignupResult,
+    current_text,
+    email_fingerprint,
+    purpose_by_code,
+    statement_notice_allowed,
+    still_pending,
+)
+from .models import ConsentEvent, Library, PrivacyStatement, Purpose, Subject, utcnow
 
 # A signup that makes something newly pending is news and is mailed, but never more than
 # this many confirmation mails before the person has had a quiet cool-down period: an
@@ -52,6 +60,15 @@ def one_line(text: str) -> str:
     A library's name reaches the Subject; the command line takes it as typed.
     """
     return " ".join(text.split())
+
+
+def list_id(purpose: Purpose) -> str:
+    """The List-Id header of a purpose's mail: its title in the library's language."""
+    text = current_text(purpose, purpose.library.default_language)
+    # Copied into a header: one line, nothing that ends the quoted name.
+    title = text.title if text else purpose.code
+    label = one_line(title.replace('"', "").replace("\\", ""))
+    return f'"{label}" <{purpose.list_id}>'
 
 
 def mask(email: str) -> str:
@@ -137,6 +154,8 @@ def compose(session: Session, subject: Subject, payload: dict[str, Any]) -> Outg
             "public.email_change", token=tokens.make_email_change(subject.id, fingerprint)
         )
         return _compose(subject, kind, link, to=subject.pending_email)
+    if kind == "statement_notice":
+        return _statement_notice(session, subject, payload)
     if kind == "data_copy":
         link = absolute_url("public.download", token=tokens.make_download(subject.id))
     else:
@@ -185,7 +204,66 @@ SUBJECT_LINES = {
     "data_copy": lambda library: gettext(
         "Your data at %(library)s: your download link", library=library
     ),
+    "statement_notice": lambda library: gettext(
+        "%(library)s changes its privacy statement", library=library
+    ),
 }
+
+
+def _statement_notice(
+    session: Session, subject: Subject, payload: dict[str, Any]
+) -> Outgoing | None:
+    """A new privacy statement's notice, if the person still gets the newsletter now:
+    a withdrawal made after the notice was queued stops it."""
+    statement = session.get(PrivacyStatement, payload.get("statement_id") or 0)
+    suppression_key = current_app.config["SUPPRESSION_KEY"]
+    if statement is None or not statement_notice_allowed(
+        session, subject, statement, suppression_key=suppression_key
+    ):
+        return None
+    newsletter = purpose_by_code(subject.library, "newsletter")
+    link = absolute_url("public.preferences", token=tokens.make_preferences(subject.id))
+    unsubscribe = absolute_url(
+        "public.unsubscribe", token=tokens.make_unsubscribe(subject.id, newsletter.id)
+    )
+    outgoing = _compose(
+        subject, "statement_notice", link, statement=statement,
+        summary=statement.summary(subject.language), unsubscribe_link=unsubscribe,
+    )  # fmt: skip
+    _list_headers(outgoing, unsubscribe, newsletter)
+    return outgoing
+
+
+def _list_headers(outgoing: Outgoing, unsubscribe: str, purpose: Purpose) -> None:
+    """RFC 2369 and RFC 8058 headers: the mail program's own "unsubscribe" stops it in one
+    click, as in every newsletter the senders send (see the consent check)."""
+    headers = outgoing.message.extra_headers
+    if headers is None:
+        headers = outgoing.message.extra_headers = {}
+    headers.update({
+        "List-Unsubscribe": _Unfolded("List-Unsubscribe", f"<{unsubscribe}>"),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": list_id(purpose),
+    })  # fmt: skip
+
+
+class _Unfolded(str):
+    """A header value written on one line as it is (RFC 5322 allows 998 characters).
+
+    Python's mail policy would fold a link longer than 78 characters, which has no space
+    to fold at, into RFC 2047 encoded words, and mail programs then no longer find the
+    link in List-Unsubscribe. The policy writes a value with a name and fold() itself.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> _Unfolded:
+        made = super().__new__(cls, one_line(value))
+        made.name = name
+        return made
+
+    def fold(self, *, policy: Any) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
 
 
 def _queue(session: Session, subject: Subject, kind: str, **params: Any) -> None:

@@ -163,6 +163,9 @@ class Subject(db.Model):
     # the contact-data retention clock. Dates, not times: the library system knows no more.
     membership_started_on: Mapped[date | None] = mapped_column(Date)
     membership_ended_on: Mapped[date | None] = mapped_column(Date)
+    # The newest privacy-statement version whose notice the member put away in the
+    # preference centre ("Gelezen"); None: none yet.
+    statement_seen_version: Mapped[int | None] = mapped_column()
 
     library: Mapped[Library] = relationship()
 
@@ -541,3 +544,28 @@ class LibraryLogo(db.Model):
     width: Mapped[int] = mapped_column()
     height: Mapped[int] = mapped_column()
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PrivacyStatement(db.Model):
+    """One version of a library's privacy statement: where it is, from when it counts, and
+    what changed, as announced to the newsletter's subscribers. Versions are never changed."""
+
+    __table_args__ = (UniqueConstraint("library_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    version: Mapped[int] = mapped_column()
+    # The statement itself lives on the library's website (https only).
+    url: Mapped[str] = mapped_column(String(500))
+    effective_on: Mapped[date] = mapped_column(Date)
+    # Plain text, shown in mails and the preference centre in the member's language.
+    summary_nl: Mapped[str] = mapped_column(String(600))
+    summary_en: Mapped[str] = mapped_column(String(600))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "staff:3" from the console; the demo and the command line name themselves.
+    published_by: Mapped[str] = mapped_column(String(100))
+    # How many notices publishing queued (the subscribers at that moment).
+    notices: Mapped[int] = mapped_column(default=0)
+
+    def summary(self, language: str) -> str:
+        return self.summary_en if language == "en" else self.summary_nl

@@ -256,6 +256,7 @@ def test_every_token_route_is_fuzzed(app):
         "/preferences/<token>/data", "/preferences/<token>/resend",
         "/download/<token>", "/download/<token>/resend", "/email/<token>",
         "/unsubscribe/<token>", "/unsubscribe/<token>/undo",
+        "/preferences/<token>/privacy-statement",
     }  # fmt: skip
 
 

@@ -100,6 +100,10 @@ MATRIX = [
     ("get", "/admin/import", ADMIN),
     ("post", "/admin/import", ADMIN),
     ("post", "/admin/import/confirm", ADMIN),
+    # Publishing a privacy-statement version (web/console_statement.py).
+    ("get", "/admin/privacy-statement", ADMIN),
+    ("post", "/admin/privacy-statement", ADMIN),
+    ("post", "/admin/privacy-statement/publish", ADMIN),
 ]
 # Open to anyone (the way in and out).
 NOT_IN_MATRIX = {"/admin/login", "/admin/login/code", "/admin/logout"}

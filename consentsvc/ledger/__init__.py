@@ -16,6 +16,7 @@ requests, templates or mail; callers commit. One module per concern:
 - verification: every state is the fold of its events
 - membership: card number, start and end as the library system reports them
 - imports: bringing in a subscriber list from an old system
+- statements: privacy-statement versions, their notice to subscribers, who has seen them
 - errors: what the ledger refuses
 
 Callers import from here (`from consentsvc import ledger`), not from the modules.
@@ -126,6 +127,20 @@ from .rights import (
     request_email_change,
     restrict,
 )
+from .statements import Draft as StatementDraft
+from .statements import StatementRefused
+from .statements import check_draft as check_statement_draft
+from .statements import in_effect as statement_in_effect
+from .statements import mark_seen as mark_statement_seen
+from .statements import newest as newest_statement
+from .statements import next_version as next_statement_version
+from .statements import notice_allowed as statement_notice_allowed
+from .statements import publish as publish_statement
+from .statements import queue_notices as queue_statement_notices
+from .statements import subscriber_count as newsletter_subscriber_count
+from .statements import unseen as unseen_statement
+from .statements import upcoming as upcoming_statement
+from .statements import versions as statement_versions
 from .suppression import suppress
 from .verification import verify
 
@@ -170,6 +185,8 @@ __all__ = [
     "RetentionPolicy",
     "SignupResult",
     "SourceFile",
+    "StatementDraft",
+    "StatementRefused",
     "Status",
     "UnknownPurpose",
     "add_purpose",
@@ -179,6 +196,7 @@ __all__ = [
     "begin_import",
     "check_many",
     "check_membership",
+    "check_statement_draft",
     "confirm",
     "confirm_email_change",
     "current_text",
@@ -194,14 +212,20 @@ __all__ = [
     "history",
     "lift_restriction",
     "lock",
+    "mark_statement_seen",
     "membership_of",
     "membership_running",
+    "newest_statement",
+    "newsletter_subscriber_count",
+    "next_statement_version",
     "normalise_email",
     "object_to",
     "offered_purposes",
     "people_batch",
     "preview_import",
+    "publish_statement",
     "purpose_by_code",
+    "queue_statement_notices",
     "read_date",
     "record_decision",
     "record_membership",
@@ -217,10 +241,15 @@ __all__ = [
     "signup",
     "signup_purposes",
     "state_of",
+    "statement_in_effect",
+    "statement_notice_allowed",
+    "statement_versions",
     "status_of",
     "still_pending",
     "subject_for",
     "suppress",
+    "unseen_statement",
+    "upcoming_statement",
     "verify",
     "withdraw",
     "withdraw_all",

@@ -500,11 +500,8 @@ def _is_version(value: Any) -> bool:
 
 
 def _list_id(purpose: Purpose) -> str:
-    text = ledger.current_text(purpose, purpose.library.default_language)
-    # The sender copies this into a header: one line, nothing that ends the quoted name.
-    title = text.title if text else purpose.code
-    label = mailer.one_line(title.replace('"', "").replace("\\", ""))
-    return f'"{label}" <{purpose.list_id}>'
+    # The same header the service's own newsletter-list mails carry (statement notices).
+    return mailer.list_id(purpose)
 
 
 def _iso(moment: Any) -> str:

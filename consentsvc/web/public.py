@@ -408,7 +408,7 @@ def _preference_context(subject: Subject, token: str, saved: str | None) -> dict
     # A retired purpose is no longer offered; its history stays on the history page.
     states = [s for s in ledger.state_of(db.session, subject) if s.purpose.retired_at is None]
     rows = [(s, ledger.current_text(s.purpose, language)) for s in states]
-    if saved not in {s.purpose.code for s in states} | {"all", "language"}:
+    if saved not in {s.purpose.code for s in states} | {"all", "language", "statement"}:
         saved = None
     return {
         "library": subject.library,
@@ -420,6 +420,8 @@ def _preference_context(subject: Subject, token: str, saved: str | None) -> dict
         "other_rows": [(s, t) for s, t in rows if not s.purpose.is_mail],
         "saved": saved,
         "saved_message": _saved_message(saved, states),
+        # A changed privacy statement, until the member says they read it (web/statement.py).
+        "statement": ledger.unseen_statement(db.session, subject),
         "anything_running": any(
             s.purpose.is_mail
             and (s.as_member or s.status in ("granted", "pending", "reconfirm_requested"))

@@ -7,12 +7,12 @@ named page in that language; the accessibility and screenshot tests walk these l
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from playwright.sync_api import Page
 
 from consentsvc import ledger
-from consentsvc.models import Subject
+from consentsvc.models import PrivacyStatement, Subject
 
 from .live import STAFF_PASSWORD, LiveService, submit
 
@@ -162,13 +162,38 @@ def email_changed(live: LiveService, page: Page, lang: str) -> None:
     submit(page, "form[action^='/email/']", "main [role=status]")
 
 
+def preferences_statement(live: LiveService, page: Page, lang: str) -> None:
+    """The centre with a changed privacy statement to read. In Zoetermeer, whose pages no
+    other browser test looks at, so its footer and notice change no other page."""
+    address = live.unique_email("statement")
+    with live.session() as session:
+        library = live.library(session, "zoetermeer")
+        result = ledger.signup(
+            session, library, address, ["newsletter"], language=lang,
+            channel=ledger.Channel.WEB_FORM,
+        )  # fmt: skip
+        ledger.confirm(session, result.subject, result.request_ids)
+        subject_id = result.subject.id
+        # Written directly, without its notices: the live worker has nobody to mail.
+        session.add(PrivacyStatement(
+            library_id=library.id, version=ledger.next_statement_version(session, library),
+            url="https://www.bibliotheekzoetermeer.nl/privacy",
+            effective_on=date.today() + timedelta(days=14), published_by="test",
+            published_at=datetime.now(UTC),
+            summary_nl="We bewaren je gegevens nu 5 jaar.\nDat was 7 jaar.",
+            summary_en="We now keep your data for 5 years.\nIt was 7.",
+        ))  # fmt: skip
+    go(page, f"/preferences/{live.token('preferences', subject_id)}", lang)
+    page.wait_for_selector("#statement-seen")
+
+
 MEMBER_PAGES: dict[str, Opener] = {
     opener.__name__: opener
     for opener in (
         signup, signup_errors, signup_sent, confirm, confirmed, confirm_used, preferences,
         preferences_changed, history, unsubscribe, unsubscribed, request_link, link_sent,
         download, data_copy, not_mail, find_library, expired, bad_link, not_found,
-        email_change, email_changed,
+        email_change, email_changed, preferences_statement,
     )
 }  # fmt: skip
 
@@ -253,6 +278,25 @@ def console_import_preview(live: LiveService, page: Page, lang: str) -> None:
     submit(page, "form[action='/admin/import']", "form[action='/admin/import/confirm']")
 
 
+STATEMENT_FORM = "form[action='/admin/privacy-statement']"
+
+
+def console_statement_errors(live: LiveService, page: Page, lang: str) -> None:
+    go(page, "/admin/privacy-statement", lang)
+    page.fill("#url", "http://www.bibliotheekborne.nl/privacy")
+    submit(page, STATEMENT_FORM, ".error-summary")
+
+
+def console_statement_confirm(live: LiveService, page: Page, lang: str) -> None:
+    go(page, "/admin/privacy-statement", lang)
+    page.fill("#url", "https://www.bibliotheekborne.nl/privacy/versie-met-een-heel-lang-adres")
+    page.fill("#effective_on", (date.today() + timedelta(days=14)).isoformat())
+    page.fill("#summary_nl", "We bewaren je gegevens nu 5 jaar.\nDat was 7 jaar.")
+    page.fill("#summary_en", "We now keep your data for 5 years.\nIt was 7.")
+    # Only the check step: publishing would tell every subscriber of the live service.
+    submit(page, STATEMENT_FORM, "form[action='/admin/privacy-statement/publish']")
+
+
 OFFICER, ADMIN = "privacy_officer", "admin"
 CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "login": (None, console_login),
@@ -273,4 +317,7 @@ CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "retention": (OFFICER, _at("/admin/retention")),
     "import": (ADMIN, _at("/admin/import")),
     "import_preview": (ADMIN, console_import_preview),
+    "privacy_statement": (ADMIN, _at("/admin/privacy-statement")),
+    "privacy_statement_errors": (ADMIN, console_statement_errors),
+    "privacy_statement_confirm": (ADMIN, console_statement_confirm),
 }
