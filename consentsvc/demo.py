@@ -200,13 +200,11 @@ def seed_family(session: Session, library: Library) -> None:
         return
     holder, giver, asker, asked = people
     settings = {"per_day": 5, "max_age": 14 * 24 * 60 * 60}
-    with backdated(3 * DAY):
-        access = ledger.request_family_access(session, holder, giver.email, **settings)
-        if access is None:
-            return
-        ledger.answer_family_request(session, access, accept=True, max_age=settings["max_age"])
-    with backdated(2 * DAY):
-        ledger.family_change(session, access, "acquisitions", "on")
+    access = ledger.request_family_access(session, holder, giver.email, **settings)
+    if access is None:
+        return
+    ledger.answer_family_request(session, access, accept=True, max_age=settings["max_age"])
+    ledger.family_change(session, access, "acquisitions", "on")
     ledger.request_family_access(session, asker, asked.email, **settings)
     session.flush()
 

@@ -40,7 +40,7 @@ def test_ask_accept_change_and_stop(live: LiveService, contexts: Contexts, javas
     other = contexts.page(java_script_enabled=javascript)
     other.goto(live.link_from_mail(giver.email, "family"))
     expect(other.locator("h1")).to_have_text("Iemand wil jouw mailinstellingen beheren")
-    expect(other.locator(".asker")).to_have_text(holder.email)
+    expect(other.locator("#asker")).to_have_text(holder.email)
     other.click("#family-accept")
     expect(other.locator("h1")).to_have_text("Je zei ja")
 
