@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import time_machine
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from consentsvc import ledger, tokens
 from consentsvc.extensions import db
@@ -176,12 +176,20 @@ def test_the_delegate_cannot_do_what_the_giver_could_not(app, client, outbox):
 
     def events():
         with app.app_context():
-            return db.session.query(ConsentEvent).count()
+            return db.session.scalar(select(func.count(ConsentEvent.id)))
 
+    with app.app_context():
+        giver = db.session.get(Subject, giver_id)
+        ledger.grant(db.session, giver, "direct_debit", channel="staff", actor="staff:1")
+        db.session.commit()
+    page = client.get(centre(app, holder_id)).get_data(as_text=True)
+    assert f"family-{access_id}-direct_debit" not in page  # not mail: not shown
     before = events()
-    # Direct debit needs a signed mandate; an unknown purpose; a choice that is none.
+    # Direct debit needs a signed mandate and ends at the desk; an unknown purpose; a
+    # choice that is none.
     for data in (
         {"access": access_id, "purpose": "direct_debit", "choice": "on"},
+        {"access": access_id, "purpose": "direct_debit", "choice": "off"},
         {"access": access_id, "purpose": "nonsense", "choice": "on"},
         {"access": access_id, "purpose": "newsletter", "choice": "maybe"},
     ):

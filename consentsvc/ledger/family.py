@@ -227,11 +227,15 @@ def change(
 ) -> ConsentEvent | None:
     """The holder switches one of the giver's purposes on, off or to "never".
 
-    Recorded on the giver's ledger with the holder as actor and channel `family`; only what
-    the giver could do in their own mail settings. Returns None when nothing changed.
+    Recorded on the giver's ledger with the holder as actor and channel `family`; only mail,
+    and only what the giver could do in their own mail settings. Returns None when nothing
+    changed.
     """
     giver = access.giver
     purpose = purpose_by_code(giver.library, purpose_code)
+    if not purpose.is_mail:
+        # Access is to mail settings: a direct-debit mandate is ended at the desk only.
+        raise NotSelfService(purpose_code)
     actor = actor_for(access.holder)
     if choice == "on":
         if not purpose.self_service:
