@@ -454,3 +454,29 @@ def test_the_demo_has_one_accepted_access_and_one_open_request(app):
         change = db.session.scalar(select(ConsentEvent).where(ConsentEvent.channel == "family"))
         assert change.subject_id == done.giver_id
         assert change.actor == f"family:{done.holder_id}"
+
+
+def test_the_data_copy_shows_what_each_side_may_know(app, client, outbox):
+    import jsonschema
+
+    from .test_rights import SCHEMA
+
+    holder_id, giver_id, refuser_id = people(app, HOLDER, GIVER, "kees@example.nl")
+    ask(client, app, holder_id, "kees@example.nl")
+    client.post(answer_link(outbox[-1]), data={"choice": "refuse"})
+    ask(client, app, holder_id, "nobody@example.nl")
+    ask(client, app, holder_id, GIVER)
+    work_outbox(app)
+
+    def copy(subject_id):
+        data = client.get(f"{centre(app, subject_id)}/data?format=json").get_json()
+        jsonschema.validate(data, SCHEMA, format_checker=jsonschema.FormatChecker())
+        return [(row["role"], row["other"], row["status"]) for row in data["family_access"]]
+
+    # Open, refused and unknown requests look alike to the asker: none is in their copy.
+    assert copy(holder_id) == []
+    assert copy(refuser_id) == [("giver", HOLDER, "refused")]
+    assert copy(giver_id) == [("giver", HOLDER, "requested")]
+    client.post(answer_link(outbox[-1]), data={"choice": "accept"})
+    assert copy(holder_id) == [("holder", GIVER, "accepted")]
+    assert copy(giver_id) == [("giver", HOLDER, "accepted")]

@@ -252,6 +252,46 @@ def change(
     raise ValueError(f"unknown choice {choice!r}")
 
 
+def export_rows(session: Session, subject: Subject) -> list[dict[str, str | None]]:
+    """The person's family access for their copy of their data (right of access).
+
+    As giver: every request to them. As holder: only what the other accepted (running or
+    ended since): a row for a request not accepted would tell the asker that the address
+    is known, and whether it was refused.
+    """
+    rows = session.scalars(
+        select(FamilyAccess)
+        .where(
+            or_(
+                FamilyAccess.giver_id == subject.id,
+                (FamilyAccess.holder_id == subject.id) & FamilyAccess.answered_at.is_not(None),
+            )
+        )
+        .order_by(FamilyAccess.id)
+    )
+    result = []
+    for access in rows:
+        giving = access.giver_id == subject.id
+        if not giving and access.status == FamilyStatus.REFUSED:
+            continue
+        result.append(
+            {
+                "role": "giver" if giving else "holder",
+                "other": (access.holder if giving else access.giver).email,
+                "status": access.status,
+                "requested_at": access.requested_at.isoformat(),
+                "answered_at": _iso(access.answered_at),
+                "ended_at": _iso(access.ended_at),
+                "ended_by": access.ended_by,
+            }
+        )
+    return result
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
 def _between(session: Session, holder: Subject, giver: Subject) -> list[FamilyAccess]:
     return list(
         session.scalars(

@@ -29,6 +29,7 @@ from .changes import withdraw_all
 from .errors import AddressTaken
 from .events import Action, Channel, Proof, Status, _evidence, _record, history, lock, state_of
 from .family import EndedBy, end_all
+from .family import export_rows as family_rows
 from .people import find_subject
 from .suppression import suppress
 
@@ -127,6 +128,7 @@ def export(session: Session, subject: Subject, *, suppression_key: str) -> dict[
             }
             for e in reversed(history(session, subject))
         ],
+        "family_access": family_rows(session, subject),
     }
 
 
