@@ -51,6 +51,9 @@ def test_ask_accept_change_and_stop(live: LiveService, contexts: Contexts, javas
     expect(person.locator("h3")).to_contain_text(giver.email)
     person.locator("button[id$='-on-acquisitions']").click()
     expect(page.locator("#saved-family")).to_contain_text("Opgeslagen")
+    if javascript:
+        # The page's one live region announces it (out of band).
+        expect(page.locator("#notice")).to_contain_text("Opgeslagen")
     expect(person.locator("[id$='-acquisitions'] .status")).to_contain_text("Aan")
     assert live.states_of(giver.subject_id)["acquisitions"] == "granted"
     told = mail_text(live, giver.email, "aangezet")
