@@ -154,6 +154,9 @@ def test_request_accept_and_a_change_by_the_delegate(app, client, outbox):
     staff = log_in(app, "desk")
     timeline = staff.get(f"/admin/subjects/{giver_id}").get_data(as_text=True)
     assert f"family:{holder_id} ({HOLDER})" in timeline
+    assert f"Mailinstellingen beheerd door {HOLDER}" in timeline
+    holder_record = staff.get(f"/admin/subjects/{holder_id}").get_data(as_text=True)
+    assert f"Beheert de mailinstellingen van {GIVER}" in holder_record
 
     # Switching off is told too; a change that changes nothing mails nobody.
     client.post(

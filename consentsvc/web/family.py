@@ -74,6 +74,15 @@ def family_overview(subject: Subject, token: str, notice: str | None = None) -> 
 
 
 @bp.app_template_global()
+def family_of_person(person: Subject) -> dict[str, list[FamilyAccess]]:
+    """The running family access of a person, for the console's person page."""
+    return {
+        "held": ledger.held_by(db.session, person),
+        "given": ledger.given_by(db.session, person),
+    }
+
+
+@bp.app_template_global()
 def family_actor(actor: str | None) -> str:
     """Who acted, for an event a family member made: their address while it is kept."""
     holder_id = ledger.family_holder_id(actor)
