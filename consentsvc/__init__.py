@@ -58,6 +58,7 @@ def register_blueprints(app: Flask) -> None:
         console_retention,  # noqa: F401 - adds its pages to admin.bp
         edge,
         errors,
+        family,
         i18n,
         labels,
         public,
@@ -79,6 +80,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(family.bp)
     edge.init_app(app)
     security.init_app(app)
     errors.init_app(app)

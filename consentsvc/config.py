@@ -48,6 +48,13 @@ DEFAULTS: dict[str, Any] = {
     # Per client IP on the forms that send mail.
     "SIGNUP_RATE_LIMIT": "10 per minute;60 per hour",
     "LINK_REQUEST_RATE_LIMIT": "5 per minute;30 per hour",
+    # Per client IP, asking for access to a family member's mail settings.
+    "FAMILY_REQUEST_RATE_LIMIT": "5 per minute;20 per hour",
+    # Per member: family-access requests that are mailed in any 24 hours (more are dropped
+    # without a word, so nobody can bomb an inbox through the service).
+    "FAMILY_REQUESTS_PER_DAY": 5,
+    # Seconds a family-access request (and its accept link) waits for an answer.
+    "FAMILY_REQUEST_MAX_AGE": 14 * DAY,
     # Per API key, on every /api/v1 call.
     "API_RATE_LIMIT": "600 per minute",
     # Per client address, calls to /api/v1 with a missing, wrong or revoked key.

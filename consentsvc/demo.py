@@ -9,7 +9,15 @@ from sqlalchemy.orm import Session
 
 from . import ledger, outbox
 from .libraries import DEFAULT_RETENTION
-from .models import LegalBasis, LegitimateInterest, Library, PrivacyStatement, backdated, utcnow
+from .models import (
+    FamilyAccess,
+    LegalBasis,
+    LegitimateInterest,
+    Library,
+    PrivacyStatement,
+    backdated,
+    utcnow,
+)
 
 # Where a demo library's privacy statement differs from the defaults: Borne's says
 # "we bewaren je gegevens maximaal 5 jaar".
@@ -195,7 +203,30 @@ def seed_people(session: Session, library: Library, count: int) -> int:
                 proof=ledger.Proof(details={"how": "desk", "note": "machtiging getekend"}),
             )  # fmt: skip
         added += 1
+    seed_family(session, library)
     return added
+
+
+def seed_family(session: Session, library: Library) -> None:
+    """One accepted family access (with a change the holder made) and one open request,
+    between demo members 0 and 2, and 4 and 6; running it twice adds nothing."""
+    if session.scalar(select(FamilyAccess.id).where(FamilyAccess.library_id == library.id)):
+        return
+    people = [
+        ledger.find_subject(session, library, f"{FIRST_NAMES[n]}.{LAST_NAMES[0]}@example.nl")
+        for n in (0, 2, 4, 6)
+    ]
+    if any(person is None for person in people):
+        return
+    holder, giver, asker, asked = people
+    settings = {"per_day": 5, "max_age": 14 * 24 * 60 * 60}
+    access = ledger.request_family_access(session, holder, giver.email, **settings)
+    if access is None:
+        return
+    ledger.answer_family_request(session, access, accept=True, max_age=settings["max_age"])
+    ledger.family_change(session, access, "acquisitions", "on")
+    ledger.request_family_access(session, asker, asked.email, **settings)
+    session.flush()
 
 
 DAY = timedelta(days=1)

@@ -16,15 +16,17 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from . import ledger, mailer, outbox
 from .extensions import db
 from .ledger import LedgerError, Proof
-from .models import Library, utcnow
+from .models import Library, Subject, utcnow
 
 SIGNUP = "signup"
 LINK = "link"
+FAMILY = "family"
 
 
 def record_signup(
@@ -73,6 +75,21 @@ def record_link_request(session: Session, library: Library, email: str) -> None:
     )
 
 
+def record_family_request(session: Session, holder: Subject, email: str) -> None:
+    """Queue a family-access request; raises ledger.InvalidEmail for an address that cannot
+    be one. Whether anyone has the address is the worker's to find out (ledger/family.py)."""
+    outbox.enqueue_request(
+        session,
+        holder.library_id,
+        FAMILY,
+        {
+            "holder_id": holder.id,
+            "email": ledger.normalise_email(email),
+            "requested_at": utcnow().isoformat(),
+        },
+    )
+
+
 def decide(library_id: int, payload: dict[str, Any]) -> None:
     """Carry out a queued request (called by the outbox worker, which commits)."""
     session = db.session
@@ -86,6 +103,8 @@ def decide(library_id: int, payload: dict[str, Any]) -> None:
         if subject is not None and subject.erased_at is None:
             ledger.lock(session, subject)
             mailer.preference_link(session, subject)
+    elif payload["request"] == FAMILY:
+        _family(session, library, payload)
     else:
         raise outbox.GiveUp(f"unknown request {payload['request']!r}")
 
@@ -105,3 +124,17 @@ def _signup(session: Session, library: Library, payload: dict[str, Any]) -> None
     except LedgerError as exc:
         raise outbox.GiveUp(f"signup refused: {exc.code}") from None
     mailer.after_signup(session, result.subject, result)
+
+
+def _family(session: Session, library: Library, payload: dict[str, Any]) -> None:
+    holder = session.get(Subject, payload["holder_id"])
+    if holder is None or holder.library_id != library.id:
+        raise outbox.GiveUp("the person who asked is gone")
+    config = current_app.config
+    access = ledger.request_family_access(
+        session, holder, payload["email"],
+        per_day=config["FAMILY_REQUESTS_PER_DAY"], max_age=config["FAMILY_REQUEST_MAX_AGE"],
+        requested_at=datetime.fromisoformat(payload["requested_at"]),
+    )  # fmt: skip
+    if access is not None:
+        mailer.family_request(session, access)

@@ -32,7 +32,7 @@ from .ledger import (
     statement_notice_allowed,
     still_pending,
 )
-from .models import ConsentEvent, Library, PrivacyStatement, Purpose, Subject, utcnow
+from .models import ConsentEvent, FamilyAccess, Library, PrivacyStatement, Purpose, Subject, utcnow
 
 # A signup that makes something newly pending is news and is mailed, but never more than
 # this many confirmation mails before the person has had a quiet cool-down period: an
@@ -117,6 +117,23 @@ def email_change(session: Session, subject: Subject) -> None:
     _queue(session, subject, "email_change")
 
 
+def family_request(session: Session, access: FamilyAccess) -> None:
+    """Queue the mail that asks the other person to accept or refuse (one per request row;
+    ledger.family limits the rows)."""
+    _queue(session, access.giver, "family_request", access_id=access.id)
+
+
+def family_changed(session: Session, access: FamilyAccess, event: ConsentEvent) -> None:
+    """Queue the mail that tells the giver what their family member changed."""
+    _queue(session, access.giver, "family_change", access_id=access.id, event_id=event.id)
+
+
+def family_ended(session: Session, access: FamilyAccess) -> None:
+    """Queue the mail that tells the other side an access ended."""
+    other = access.giver if access.ended_by == "holder" else access.holder
+    _queue(session, other, "family_ended", access_id=access.id)
+
+
 # -- sending (from the worker) ------------------------------------------------------------------
 
 
@@ -138,6 +155,8 @@ def send_queued(payload: dict[str, Any]) -> None:
 def compose(session: Session, subject: Subject, payload: dict[str, Any]) -> Outgoing | None:
     """The mail for a queued payload, or None when there is nothing left to mail about."""
     kind = payload["mail"]
+    if kind.startswith("family_"):
+        return _compose_family(session, subject, payload)
     if kind in ("confirm", "reconfirm"):
         requests = still_pending(session, subject, payload.get("request_ids", []))
         if not requests:
@@ -207,6 +226,15 @@ SUBJECT_LINES = {
     "statement_notice": lambda library: gettext(
         "%(library)s changes its privacy statement", library=library
     ),
+    "family_request": lambda library: gettext(
+        "Someone wants to manage your mail settings at %(library)s", library=library
+    ),
+    "family_change": lambda library: gettext(
+        "A family member changed your mail settings at %(library)s", library=library
+    ),
+    "family_ended": lambda library: gettext(
+        "Family access to mail settings at %(library)s has stopped", library=library
+    ),
 }
 
 
@@ -264,6 +292,38 @@ class _Unfolded(str):
 
     def fold(self, *, policy: Any) -> str:
         return f"{self.name}: {self}{policy.linesep}"
+
+
+def _compose_family(session: Session, subject: Subject, payload: dict[str, Any]) -> Outgoing | None:
+    """A family-access mail, or None when its reason has gone (answered, erased, ended)."""
+    kind = payload["mail"]
+    access = session.get(FamilyAccess, payload["access_id"])
+    if access is None or subject.id not in (access.holder_id, access.giver_id):
+        return None
+    other = access.holder if subject.id == access.giver_id else access.giver
+    if other.erased_at is not None:
+        return None
+    own_link = absolute_url("public.preferences", token=tokens.make_preferences(subject.id))
+    if kind == "family_request":
+        if access.status != "requested":
+            return None  # answered or ended in the meantime
+        link = absolute_url("family.answer", token=tokens.make_family(access.id, subject.id))
+        days = current_app.config["FAMILY_REQUEST_MAX_AGE"] // DAY
+        return _compose(subject, kind, link, asker=other.email, request_days=days)
+    if kind == "family_change":
+        event = session.get(ConsentEvent, payload["event_id"])
+        if event is None or event.subject_id != subject.id:
+            return None
+        titles = _titles([event.purpose], subject.language)
+        return _compose(
+            subject, kind, own_link, holder=other.email, title=titles[0], action=event.action
+        )
+    if kind == "family_ended":
+        # Only the side that did not end it is mailed.
+        return _compose(
+            subject, kind, own_link, other=other.email, i_gave=subject.id == access.giver_id
+        )
+    raise outbox.GiveUp(f"unknown mail {kind!r}")
 
 
 def _queue(session: Session, subject: Subject, kind: str, **params: Any) -> None:

@@ -569,3 +569,32 @@ class PrivacyStatement(db.Model):
 
     def summary(self, language: str) -> str:
         return self.summary_en if language == "en" else self.summary_nl
+
+
+class FamilyAccess(db.Model):
+    """One member's access to another member's mail settings in the same library.
+
+    The holder asked; the giver decides. Nothing is shared until the giver accepted, and
+    either side (or erasure or restriction of either) ends it. A refusal is recorded for
+    the giver's sake only: the holder is never shown it.
+    """
+
+    __table_args__ = (
+        Index("ix_family_access_holder", "holder_id", "status"),
+        Index("ix_family_access_giver", "giver_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("subject.id"))
+    giver_id: Mapped[int] = mapped_column(ForeignKey("subject.id"))
+    # requested, accepted, refused or ended (see ledger.family.FamilyStatus).
+    status: Mapped[str] = mapped_column(String(10))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # holder, giver, erasure or restriction: who or what ended it.
+    ended_by: Mapped[str | None] = mapped_column(String(20))
+
+    holder: Mapped[Subject] = relationship(foreign_keys=[holder_id])
+    giver: Mapped[Subject] = relationship(foreign_keys=[giver_id])

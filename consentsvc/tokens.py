@@ -21,6 +21,7 @@ SALTS = {
     "unsubscribe": "consentsvc.unsubscribe.v1",
     "download": "consentsvc.download.v1",
     "email_change": "consentsvc.email-change.v1",
+    "family": "consentsvc.family.v1",
 }
 
 # payload.timestamp.signature; a leading dot marks a compressed payload (itsdangerous).
@@ -107,6 +108,24 @@ def read_unsubscribe(token: str) -> UnsubscribeLink:
     # No max age: a link in a years-old mail must still stop the mail.
     subject_id, purpose_id = _load("unsubscribe", token, None)
     return UnsubscribeLink(subject_id, purpose_id)
+
+
+@dataclass(frozen=True)
+class FamilyLink:
+    access_id: int
+    giver_id: int
+
+
+def make_family(access_id: int, giver_id: int) -> str:
+    """A link, mailed to the person asked, to accept or refuse a family-access request."""
+    return _serializer("family").dumps([access_id, giver_id])
+
+
+def read_family(token: str, *, expired_ok: bool = False) -> FamilyLink:
+    """expired_ok: only to say that the request lapsed; it never answers one."""
+    max_age = None if expired_ok else current_app.config["FAMILY_REQUEST_MAX_AGE"]
+    access_id, giver_id = _load("family", token, max_age)
+    return FamilyLink(access_id, giver_id)
 
 
 class _Serializer(URLSafeTimedSerializer):

@@ -40,6 +40,7 @@ KINDS = {
         lambda: tokens.make_email_change(NOBODY, "0123456789abcdef"),
         tokens.read_email_change,
     ),
+    "family": (lambda: tokens.make_family(NOBODY, NOBODY), tokens.read_family),
 }
 READERS = [read for _make, read in KINDS.values()]
 
@@ -202,6 +203,8 @@ def ids_in(link):
         return [link.subject_id, *link.request_ids]
     if isinstance(link, tokens.UnsubscribeLink):
         return [link.subject_id, link.purpose_id]
+    if isinstance(link, tokens.FamilyLink):
+        return [link.access_id, link.giver_id]
     subject_id, fingerprint = link  # email_change
     assert isinstance(fingerprint, str) and len(fingerprint) == 16
     return [subject_id]
@@ -257,6 +260,8 @@ def test_every_token_route_is_fuzzed(app):
         "/download/<token>", "/download/<token>/resend", "/email/<token>",
         "/unsubscribe/<token>", "/unsubscribe/<token>/undo",
         "/preferences/<token>/privacy-statement",
+        "/preferences/<token>/family", "/preferences/<token>/family/change",
+        "/preferences/<token>/family/end", "/family/<token>",
     }  # fmt: skip
 
 

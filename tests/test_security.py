@@ -227,6 +227,11 @@ def every_url(app, token_urls):
             password_hash="-", other_libraries=[library],
         )  # fmt: skip
         db.session.add_all([colleague, helper])
+        # A family member who asked to manage jan's mail settings: the answer page's link.
+        asker = ledger.subject_for(db.session, library, "piet@example.nl", "nl")
+        family_request = ledger.request_family_access(
+            db.session, asker, subject.email, per_day=5, max_age=3600
+        )
         db.session.commit()
         staff_id, helper_id = colleague.id, helper.id
         with app.test_request_context():
@@ -238,6 +243,7 @@ def every_url(app, token_urls):
                 "email": tokens.make_email_change(
                     subject.id, ledger.email_fingerprint("jan.nieuw@example.nl")
                 ),
+                "family": tokens.make_family(family_request.id, subject.id),
             }
         values = {
             "library": library.slug, "subject_id": subject.id, "purpose_id": purpose.id,

@@ -17,6 +17,7 @@ requests, templates or mail; callers commit. One module per concern:
 - membership: card number, start and end as the library system reports them
 - imports: bringing in a subscriber list from an old system
 - statements: privacy-statement versions, their notice to subscribers, who has seen them
+- family: managing another member's mail settings, only after they accepted
 - errors: what the ledger refuses
 
 Callers import from here (`from consentsvc import ledger`), not from the modules.
@@ -70,6 +71,23 @@ from .events import (
     state_of,
     status_of,
 )
+from .family import (
+    EndedBy,
+    FamilyStatus,
+    NoFamilyAccess,
+    given_by,
+    held_access,
+    held_by,
+    waiting_for,
+)
+from .family import actor_for as family_actor
+from .family import answer as answer_family_request
+from .family import change as family_change
+from .family import end as end_family_access
+from .family import end_all as end_family_accesses
+from .family import holder_id_of as family_holder_id
+from .family import is_open as family_request_open
+from .family import request_access as request_family_access
 from .imports import (
     ImportReport,
     Listed,
@@ -162,8 +180,10 @@ __all__ = [
     "ConsentText",
     "Decision",
     "EndBeforeStart",
+    "EndedBy",
     "Erased",
     "Erasure",
+    "FamilyStatus",
     "ImportOutcome",
     "ImportReport",
     "InvalidCardNumber",
@@ -176,6 +196,7 @@ __all__ = [
     "ListedPerson",
     "Membership",
     "MembershipRefused",
+    "NoFamilyAccess",
     "NotSelfService",
     "Outcome",
     "Proof",
@@ -192,6 +213,7 @@ __all__ = [
     "add_purpose",
     "add_text",
     "annotations",
+    "answer_family_request",
     "apply_rows",
     "begin_import",
     "check_many",
@@ -202,13 +224,22 @@ __all__ = [
     "current_text",
     "email_fingerprint",
     "email_hmac",
+    "end_family_access",
+    "end_family_accesses",
     "ensure_offered",
     "erase",
     "erase_expired",
     "erase_people",
     "export",
+    "family_actor",
+    "family_change",
+    "family_holder_id",
+    "family_request_open",
     "find_subject",
+    "given_by",
     "grant",
+    "held_access",
+    "held_by",
     "history",
     "lift_restriction",
     "lock",
@@ -231,6 +262,7 @@ __all__ = [
     "record_membership",
     "record_memberships",
     "request_email_change",
+    "request_family_access",
     "request_reconfirmation",
     "restrict",
     "retention_due",
@@ -251,6 +283,7 @@ __all__ = [
     "unseen_statement",
     "upcoming_statement",
     "verify",
+    "waiting_for",
     "withdraw",
     "withdraw_all",
 ]

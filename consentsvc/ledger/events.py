@@ -60,6 +60,9 @@ class Channel:
     PROVIDER_BOUNCE = "provider_bounce"
     # The retention job ended it: the period the library keeps data for had passed.
     RETENTION = "retention"
+    # A family member the person gave access to changed it (ledger/family.py); the actor
+    # names them.
+    FAMILY = "family"
 
 
 # The status an event leaves behind. The ledger only records an event that is meant to take

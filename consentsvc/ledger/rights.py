@@ -28,6 +28,8 @@ from .addresses import email_fingerprint, email_hmac, normalise_email
 from .changes import withdraw_all
 from .errors import AddressTaken
 from .events import Action, Channel, Proof, Status, _evidence, _record, history, lock, state_of
+from .family import EndedBy, end_all
+from .family import export_rows as family_rows
 from .people import find_subject
 from .suppression import suppress
 
@@ -126,6 +128,7 @@ def export(session: Session, subject: Subject, *, suppression_key: str) -> dict[
             }
             for e in reversed(history(session, subject))
         ],
+        "family_access": family_rows(session, subject),
     }
 
 
@@ -166,6 +169,7 @@ def erase(
         session, subject, channel=Channel.STAFF, actor=actor, proof=proof
     )
     _suppress_erased(session, subject, suppression_key, actor)
+    end_all(session, subject, EndedBy.ERASURE)  # also when a legal duty keeps the record
     if result.kept:
         return result
     _wipe(session, subject, now, actor=actor, channel=Channel.STAFF, proof=proof)
@@ -239,6 +243,8 @@ def _wipe(
     subject.membership_started_on = subject.membership_ended_on = None
     subject.erased_at = now
     subject.restricted_at = None
+    # Family access, given or held, ends with the person: nobody manages an erased record.
+    end_all(session, subject, EndedBy.ERASURE)
     session.flush()
 
 
@@ -271,6 +277,8 @@ def restrict(session: Session, subject: Subject) -> None:
     """Freeze the person: checks refuse with reason 'restricted', nothing new can start."""
     lock(session, subject)
     subject.restricted_at = subject.restricted_at or utcnow()
+    # Frozen means frozen for family members too; lifting it does not bring access back.
+    end_all(session, subject, EndedBy.RESTRICTION)
 
 
 def lift_restriction(session: Session, subject: Subject) -> None:

@@ -41,6 +41,7 @@ CHANNEL = {
     "provider_complaint": _l("Marked as spam in your mail program"),
     "provider_bounce": _l("Your mail could not be delivered"),
     "retention": _l("Removed because the time we keep data for had passed"),
+    "family": _l("By a family member you gave access"),
 }
 
 

@@ -187,13 +187,46 @@ def preferences_statement(live: LiveService, page: Page, lang: str) -> None:
     page.wait_for_selector("#statement-seen")
 
 
+def _family_request(live: LiveService) -> tuple[str, str]:
+    """A member's request to manage another member's mail, decided by the worker: the
+    holder's preference token and the link in the other person's mail."""
+    holder, _ = live.new_member("ouder")
+    giver, _ = live.new_member("kind", purposes=("newsletter", "acquisitions"))
+    with live.session() as session:
+        asker = session.get(Subject, holder.subject_id)
+        access = ledger.request_family_access(session, asker, giver.email, per_day=5, max_age=3600)
+        assert access is not None
+        access_id = access.id
+    return live.token("preferences", holder.subject_id), live.token(
+        "family", access_id, giver.subject_id
+    )
+
+
+def family_answer(live: LiveService, page: Page, lang: str) -> None:
+    go(page, f"/family/{_family_request(live)[1]}", lang)
+
+
+def family_answered(live: LiveService, page: Page, lang: str) -> None:
+    family_answer(live, page, lang)
+    submit(page, "form:has(#family-accept)", "main a[href^='/preferences/']")
+
+
+def preferences_family(live: LiveService, page: Page, lang: str) -> None:
+    holder_token, answer_token = _family_request(live)
+    go(page, f"/family/{answer_token}", lang)
+    submit(page, "form:has(#family-accept)", "main a[href^='/preferences/']")
+    go(page, f"/preferences/{holder_token}", lang)
+    page.wait_for_selector("#family .family-person")
+
+
 MEMBER_PAGES: dict[str, Opener] = {
     opener.__name__: opener
     for opener in (
         signup, signup_errors, signup_sent, confirm, confirmed, confirm_used, preferences,
         preferences_changed, history, unsubscribe, unsubscribed, request_link, link_sent,
         download, data_copy, not_mail, find_library, expired, bad_link, not_found,
-        email_change, email_changed, preferences_statement,
+        email_change, email_changed, preferences_statement, family_answer, family_answered,
+        preferences_family,
     )
 }  # fmt: skip
 
