@@ -66,7 +66,12 @@ def register_blueprints(app: Flask) -> None:
 
     app.url_map.converters["id"] = IdConverter
     # Adds the subscriber-list import to the console's blueprint before it is registered.
-    from .web import console_import  # noqa: F401
+    # Adds the young members' parts to the console and the guardian's page to public.bp.
+    from .web import (  # noqa: F401
+        console_import,
+        console_minors,
+        guardian,
+    )
 
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -93,6 +94,9 @@ class Library(db.Model):
     # Months per data category, e.g. {"contact_after_membership": 6}; read by the retention job.
     retention: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Whether staff record members' birth years (young members: under 16 a guardian
+    # consents, see ledger/minors.py). Off unless the library chooses it: data minimisation.
+    asks_birth_year: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     purposes: Mapped[list[Purpose]] = relationship(
         back_populates="library", order_by="Purpose.position"
@@ -125,6 +129,14 @@ class Subject(db.Model):
     # the contact-data retention clock. Dates, not times: the library system knows no more.
     membership_started_on: Mapped[date | None] = mapped_column(Date)
     membership_ended_on: Mapped[date | None] = mapped_column(Date)
+    # Young members (ledger/minors.py): the year only, never the date of birth; or, without
+    # a year, staff's mark that the person is under 16. A minor's grants need the guardian.
+    birth_year: Mapped[int | None] = mapped_column()
+    marked_minor: Mapped[bool] = mapped_column(default=False, server_default=false())
+    guardian_email: Mapped[str | None] = mapped_column(String(254))
+    # When the guardian's role ended because the person turned 16; the former guardian's
+    # address stays with the consents they gave, as their proof, until erasure.
+    guardian_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     library: Mapped[Library] = relationship()
 

@@ -15,6 +15,7 @@ requests, templates or mail; callers commit. One module per concern:
 - verification: every state is the fold of its events
 - membership: card number, start and end as the library system reports them
 - imports: bringing in a subscriber list from an old system
+- minors: young members (under 16 a guardian consents), birth year, guardian, turning 16
 - errors: what the ledger refuses
 
 Callers import from here (`from consentsvc import ledger`), not from the modules.
@@ -90,6 +91,21 @@ from .membership import (
     record_membership,
     record_memberships,
 )
+from .minors import (
+    CONSENT_AGE,
+    BirthYearNotAsked,
+    GuardianIsMember,
+    GuardianMissing,
+    InvalidBirthYear,
+    decides_alone_from,
+    end_guardianship,
+    guardian_of,
+    guardian_proof,
+    is_minor,
+    minor_json,
+    record_minor,
+    turned_sixteen,
+)
 from .people import find_subject, subject_for
 from .purposes import add_purpose, add_text, current_text, purpose_by_code, signup_purposes
 from .retention import (
@@ -116,6 +132,7 @@ from .suppression import suppress
 from .verification import verify
 
 __all__ = [
+    "CONSENT_AGE",
     "MAX_CARD_NUMBER_LENGTH",
     "MAX_EMAIL_LENGTH",
     "MAX_RECIPIENTS",
@@ -127,14 +144,18 @@ __all__ = [
     "STATUS_AFTER",
     "Action",
     "AddressTaken",
+    "BirthYearNotAsked",
     "Channel",
     "ConsentText",
     "Decision",
     "EndBeforeStart",
     "Erased",
     "Erasure",
+    "GuardianIsMember",
+    "GuardianMissing",
     "ImportOutcome",
     "ImportReport",
+    "InvalidBirthYear",
     "InvalidCardNumber",
     "InvalidDate",
     "InvalidEmail",
@@ -163,18 +184,24 @@ __all__ = [
     "confirm",
     "confirm_email_change",
     "current_text",
+    "decides_alone_from",
     "email_fingerprint",
     "email_hmac",
+    "end_guardianship",
     "erase",
     "erase_expired",
     "erase_people",
     "export",
     "find_subject",
     "grant",
+    "guardian_of",
+    "guardian_proof",
     "history",
+    "is_minor",
     "lift_restriction",
     "lock",
     "membership_of",
+    "minor_json",
     "normalise_email",
     "object_to",
     "people_batch",
@@ -184,6 +211,7 @@ __all__ = [
     "record_decision",
     "record_membership",
     "record_memberships",
+    "record_minor",
     "request_email_change",
     "request_reconfirmation",
     "restrict",
@@ -198,6 +226,7 @@ __all__ = [
     "still_pending",
     "subject_for",
     "suppress",
+    "turned_sixteen",
     "verify",
     "withdraw",
     "withdraw_all",

@@ -223,11 +223,13 @@ def preferences_post(token: str) -> Response | str | tuple[str, int]:
         return render_error(400)
     try:
         if choice == "on":
-            ledger.grant(
+            event = ledger.grant(
                 db.session, subject, code, channel=Channel.PREFERENCE_CENTRE,
                 language=current_language(),
                 text_id=as_id(request.form.get("text_id")), proof=_proof(),
             )  # fmt: skip
+            # A minor's "on" waits for the guardian, who gets the mail (ledger/minors.py).
+            mailer.after_grant(db.session, subject, event)
         elif choice == "off":
             ledger.withdraw(
                 db.session, subject, code, channel=Channel.PREFERENCE_CENTRE, proof=_proof()
@@ -236,6 +238,12 @@ def preferences_post(token: str) -> Response | str | tuple[str, int]:
             ledger.object_to(
                 db.session, subject, code, channel=Channel.PREFERENCE_CENTRE, proof=_proof()
             )
+    except ledger.GuardianMissing:
+        db.session.rollback()
+        return render_error(400, _("Your parent or guardian has to agree"), _(
+            "You are younger than 16. Then your parent or guardian has to agree first. "
+            "We don't have their e-mail address yet. Ask at the library desk."
+        ))  # fmt: skip
     except LedgerError:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
