@@ -106,6 +106,7 @@ from .minors import (
     record_minor,
     turned_sixteen,
 )
+from .minors import today as minors_today
 from .people import find_subject, subject_for
 from .purposes import add_purpose, add_text, current_text, purpose_by_code, signup_purposes
 from .retention import (
@@ -202,6 +203,7 @@ __all__ = [
     "lock",
     "membership_of",
     "minor_json",
+    "minors_today",
     "normalise_email",
     "object_to",
     "people_batch",
