@@ -40,6 +40,10 @@ KINDS = {
         lambda: tokens.make_email_change(NOBODY, "0123456789abcdef"),
         tokens.read_email_change,
     ),
+    "guardian_confirm": (
+        lambda: tokens.make_guardian_confirm(NOBODY, [NOBODY], "0123456789abcdef"),
+        tokens.read_guardian_confirm,
+    ),
 }
 READERS = [read for _make, read in KINDS.values()]
 
@@ -202,6 +206,10 @@ def ids_in(link):
         return [link.subject_id, *link.request_ids]
     if isinstance(link, tokens.UnsubscribeLink):
         return [link.subject_id, link.purpose_id]
+    if isinstance(link[0], tokens.ConfirmLink):  # guardian_confirm
+        confirm, fingerprint = link
+        assert isinstance(fingerprint, str) and len(fingerprint) == 16
+        return [confirm.subject_id, *confirm.request_ids]
     subject_id, fingerprint = link  # email_change
     assert isinstance(fingerprint, str) and len(fingerprint) == 16
     return [subject_id]
@@ -256,6 +264,7 @@ def test_every_token_route_is_fuzzed(app):
         "/preferences/<token>/data", "/preferences/<token>/resend",
         "/download/<token>", "/download/<token>/resend", "/email/<token>",
         "/unsubscribe/<token>", "/unsubscribe/<token>/undo",
+        "/guardian/confirm/<token>",
     }  # fmt: skip
 
 
