@@ -339,3 +339,24 @@ def test_erasure_takes_the_young_members_data_too(app):
         )
         db.session.commit()
         assert (subject.birth_year, subject.guardian_email) == (None, None)
+
+
+def test_consent_recorded_at_the_desk_for_a_minor_goes_to_the_guardian(app, outbox):
+    subject_id = make_minor(app)
+    desk = log_in(app)
+    with app.app_context():
+        library = db.session.get(Subject, subject_id).library
+        texts = {p.code: ledger.current_text(p, "nl").id for p in library.purposes}
+    for code in ("newsletter", "direct_marketing"):  # with and without double opt-in
+        response = post(
+            desk, f"/admin/subjects/{subject_id}/consent",
+            text=texts[code], how="desk", note="moeder was erbij",
+        )  # fmt: skip
+        assert response.status_code == 303
+        assert response.headers["Location"].endswith("?done=requested")
+        assert states(app, subject_id)[code] == "pending"
+    mails = list(outbox)
+    assert [m.recipients for m in mails] == [[GUARDIAN], [GUARDIAN]]
+    client = app.test_client()
+    client.post(guardian_link(mails[1]))
+    assert states(app, subject_id)["direct_marketing"] == "granted"
