@@ -162,13 +162,30 @@ def email_changed(live: LiveService, page: Page, lang: str) -> None:
     submit(page, "form[action^='/email/']", "main [role=status]")
 
 
+def guardian_confirm(live: LiveService, page: Page, lang: str) -> None:
+    """What a young member's parent or guardian sees from their mail (docs/minors.md)."""
+    member, requests = live.new_member(purposes=("newsletter", "acquisitions"), confirmed=False)
+    guardian = live.unique_email("ouder")
+    with live.session() as session:
+        subject = session.get_one(Subject, member.subject_id)
+        subject.marked_minor, subject.guardian_email = True, guardian
+    fingerprint = ledger.email_fingerprint(guardian)
+    token = live.token("guardian_confirm", member.subject_id, requests, fingerprint)
+    go(page, f"/guardian/confirm/{token}", lang)
+
+
+def guardian_confirmed(live: LiveService, page: Page, lang: str) -> None:
+    guardian_confirm(live, page, lang)
+    submit(page, "form[action^='/guardian/confirm/']", NO_FORM)
+
+
 MEMBER_PAGES: dict[str, Opener] = {
     opener.__name__: opener
     for opener in (
         signup, signup_errors, signup_sent, confirm, confirmed, confirm_used, preferences,
         preferences_changed, history, unsubscribe, unsubscribed, request_link, link_sent,
         download, data_copy, not_mail, find_library, expired, bad_link, not_found,
-        email_change, email_changed,
+        email_change, email_changed, guardian_confirm, guardian_confirmed,
     )
 }  # fmt: skip
 
