@@ -360,3 +360,40 @@ def test_consent_recorded_at_the_desk_for_a_minor_goes_to_the_guardian(app, outb
     client = app.test_client()
     client.post(guardian_link(mails[1]))
     assert states(app, subject_id)["direct_marketing"] == "granted"
+
+
+def test_an_imported_list_leaves_a_young_member_alone(app, tmp_path):
+    subject_id = make_minor(app)
+    path = tmp_path / "list.csv"
+    path.write_text(f"email,status\n{MINOR},subscribed\nouder@example.nl,subscribed\n")
+    result = app.test_cli_runner().invoke(
+        args=["import", "subscribers", str(path), "--library", "borne",
+              "--purpose", "newsletter", "--by", "tester"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert states(app, subject_id)["newsletter"] is None
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        other = ledger.find_subject(db.session, library, "ouder@example.nl")
+        assert {s.purpose.code: s.status for s in ledger.state_of(db.session, other)}[
+            "newsletter"
+        ] == "granted"
+
+
+def test_undoing_an_unsubscribe_without_a_guardian_says_why(app, client):
+    subject_id = make_minor(app)
+    give_by_guardian(app, subject_id, "newsletter")
+    with app.app_context():
+        db.session.get(Subject, subject_id).guardian_email = None
+        db.session.commit()
+        library = db.session.get(Subject, subject_id).library
+        token = tokens.make_unsubscribe(
+            subject_id, ledger.purpose_by_code(library, "newsletter").id
+        )
+    client.post(f"/unsubscribe/{token}")
+    assert states(app, subject_id)["newsletter"] == "withdrawn"
+    before = event_count(app)
+    undo = client.post(f"/unsubscribe/{token}/undo")
+    assert undo.status_code == 400
+    assert "jonger dan 16" in undo.get_data(as_text=True)
+    assert event_count(app) == before

@@ -71,9 +71,14 @@ def decides_alone_from(birth_year: int) -> date:
 
 def is_minor(subject: Subject, now: datetime | None = None) -> bool:
     """Whether a guardian must consent for this person today."""
-    if subject.birth_year is not None:
-        return today(now) < decides_alone_from(subject.birth_year)
-    return subject.marked_minor
+    return minor_by(subject.birth_year, subject.marked_minor, now)
+
+
+def minor_by(birth_year: int | None, marked_minor: bool, now: datetime | None = None) -> bool:
+    """The rule on the two columns, for callers that read them without loading the person."""
+    if birth_year is not None:
+        return today(now) < decides_alone_from(birth_year)
+    return marked_minor
 
 
 def guardian_needed(subject: Subject, now: datetime | None = None) -> bool:

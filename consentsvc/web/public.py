@@ -240,10 +240,7 @@ def preferences_post(token: str) -> Response | str | tuple[str, int]:
             )
     except ledger.GuardianMissing:
         db.session.rollback()
-        return render_error(400, _("Your parent or guardian has to agree"), _(
-            "You are younger than 16. Then your parent or guardian has to agree first. "
-            "We don't have their e-mail address yet. Ask at the library desk."
-        ))  # fmt: skip
+        return _guardian_missing()
     except LedgerError:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
@@ -411,6 +408,14 @@ def preferences_resend(token: str) -> str | tuple[str, int]:
     return render_template("public/link_sent.html", library=subject.library, resend=True)
 
 
+def _guardian_missing() -> tuple[str, int]:
+    """A minor switched something on, and no guardian can be asked (ledger/minors.py)."""
+    return render_error(400, _("Your parent or guardian has to agree"), _(
+        "You are younger than 16. Then your parent or guardian has to agree first. "
+        "We don't have their e-mail address yet. Ask at the library desk."
+    ))  # fmt: skip
+
+
 def _preference_context(subject: Subject, token: str, saved: str | None) -> dict[str, object]:
     language = current_language()
     states = ledger.state_of(db.session, subject)
@@ -525,6 +530,9 @@ def unsubscribe_undo(token: str) -> str | tuple[str, int]:
             db.session, subject.library, subject.email, [purpose.code],
             language=subject.language, channel=Channel.UNSUBSCRIBE_PAGE, proof=_proof(),
         )  # fmt: skip
+    except ledger.GuardianMissing:
+        db.session.rollback()
+        return _guardian_missing()
     except LedgerError:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
