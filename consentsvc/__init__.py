@@ -68,11 +68,14 @@ def register_blueprints(app: Flask) -> None:
 
     app.url_map.converters["id"] = IdConverter
     # Adds the subscriber-list import to the console's blueprint before it is registered.
-    # The library's face adds its settings to admin.bp and its logo to public.bp.
+    # The library's face adds its settings to admin.bp and its logo to public.bp; the young
+    # members' parts go to the console, the guardian's page to public.bp.
     from .web import (
         console_import,  # noqa: F401
         console_library,  # noqa: F401
+        console_minors,  # noqa: F401
         console_statement,  # noqa: F401 - the privacy-statement page
+        guardian,  # noqa: F401
         logo,
     )
     from .web import statement as member_statement

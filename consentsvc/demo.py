@@ -204,6 +204,36 @@ def seed_people(session: Session, library: Library, count: int) -> int:
             )  # fmt: skip
         added += 1
     seed_family(session, library)
+    if library.slug == "borne":
+        added += seed_young_members(session, library)
+    return added
+
+
+def seed_young_members(session: Session, library: Library) -> int:
+    """Young members to show the guardian's part (docs/minors.md): the library records birth
+    years; Noor (12) gets the newsletter because her father agreed by mail; Daan turns 16
+    this year, so his mother's role ends on 1 January. Running it twice adds nobody new."""
+    library.asks_birth_year = True
+    this_year = ledger.minors_today().year
+    added = 0
+    for email, birth_year, guardian in (
+        ("noor.jansen@example.nl", this_year - 12, "vader.jansen@example.nl"),
+        ("daan.visser@example.nl", this_year - 16, "moeder.visser@example.nl"),
+    ):
+        if ledger.find_subject(session, library, email) is not None:
+            continue
+        person = ledger.subject_for(session, library, email, "nl")
+        person.birth_year, person.guardian_email = birth_year, guardian
+        result = ledger.signup(
+            session, library, email, ["newsletter"], language="nl",
+            channel=ledger.Channel.WEB_FORM,
+            proof=ledger.Proof(origin=f"https://www.{library.slug}.example.nl", user_agent="demo"),
+        )  # fmt: skip
+        ledger.confirm(
+            session, person, result.request_ids, by_guardian=True,
+            proof=ledger.Proof(user_agent="demo", details=ledger.guardian_proof(guardian)),
+        )  # fmt: skip
+        added += 1
     return added
 
 

@@ -28,6 +28,7 @@ from .ledger import (
     SignupResult,
     current_text,
     email_fingerprint,
+    guardian_of,
     purpose_by_code,
     statement_notice_allowed,
     still_pending,
@@ -98,6 +99,23 @@ def confirm_again(session: Session, subject: Subject, requests: list[ConsentEven
     return True
 
 
+def after_grant(session: Session, subject: Subject, event: ConsentEvent | None) -> bool:
+    """Queue the guardian's confirmation when a minor's grant became a request (ledger.grant)."""
+    if event is None or event.action != "requested":
+        return False
+    if not _may_send_confirmation(subject, news=True):
+        return False
+    _queue(session, subject, "confirm", request_ids=[event.id])
+    return True
+
+
+def guardianship_ended(session: Session, subject: Subject) -> None:
+    """Queue the two mails that say the guardian's role ended: to the person, and to the
+    former guardian (whose address the worker reads from the person at sending time)."""
+    _queue(session, subject, "guardianship_ended")
+    _queue(session, subject, "guardianship_ended_guardian")
+
+
 def preference_link(session: Session, subject: Subject, kind: str = "preference_link") -> bool:
     """Queue a mail with a fresh link to the preference centre, if the cool-down allows one."""
     if not _cooled(subject.last_link_mail_at):
@@ -161,10 +179,25 @@ def compose(session: Session, subject: Subject, payload: dict[str, Any]) -> Outg
         requests = still_pending(session, subject, payload.get("request_ids", []))
         if not requests:
             return None  # confirmed or withdrawn in the meantime
+        titles = _titles([r.purpose for r in requests], subject.language)
+        guardian = guardian_of(subject)
+        if guardian is not None:
+            # A minor's grant is the guardian's to give (ledger/minors.py): the link goes to
+            # them, and only their link confirms.
+            token = tokens.make_guardian_confirm(
+                subject.id, [r.id for r in requests], email_fingerprint(guardian)
+            )
+            link = absolute_url("public.guardian_confirm", token=token)
+            return _compose(
+                subject, "guardian_confirm", link, to=guardian, titles=titles, member=subject.email
+            )
         token = tokens.make_confirm(subject.id, [r.id for r in requests])
         link = absolute_url("public.confirm", token=token)
-        titles = _titles([r.purpose for r in requests], subject.language)
         return _compose(subject, kind, link, titles=titles)
+    if kind == "guardianship_ended_guardian":
+        if not subject.guardian_email or subject.guardian_ended_at is None:
+            return None  # a new guardian was recorded in the meantime
+        return _compose(subject, kind, "", to=subject.guardian_email, member=subject.email)
     if kind == "email_change":
         if not subject.pending_email:
             return None  # confirmed or replaced in the meantime
@@ -234,6 +267,15 @@ SUBJECT_LINES = {
     ),
     "family_ended": lambda library: gettext(
         "Family access to mail settings at %(library)s has stopped", library=library
+    ),
+    "guardian_confirm": lambda library: gettext(
+        "Do you give permission? Mail from %(library)s", library=library
+    ),
+    "guardianship_ended": lambda library: gettext(
+        "From now on you decide about your mail from %(library)s", library=library
+    ),
+    "guardianship_ended_guardian": lambda library: gettext(
+        "%(library)s: your role as parent or guardian has ended", library=library
     ),
 }
 

@@ -131,6 +131,9 @@ class Library(db.Model):
     complaint_link: Mapped[bool] = mapped_column(default=False, server_default=false())
     # SHA-256 of the stored logo: the ETag, and part of its URL so a new logo is fetched anew.
     logo_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Whether staff record members' birth years (young members: under 16 a guardian
+    # consents, see ledger/minors.py). Off unless the library chooses it: data minimisation.
+    asks_birth_year: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     purposes: Mapped[list[Purpose]] = relationship(
         back_populates="library", order_by="Purpose.position"
@@ -166,6 +169,14 @@ class Subject(db.Model):
     # The newest privacy-statement version whose notice the member put away in the
     # preference centre ("Gelezen"); None: none yet.
     statement_seen_version: Mapped[int | None] = mapped_column()
+    # Young members (ledger/minors.py): the year only, never the date of birth; or, without
+    # a year, staff's mark that the person is under 16. A minor's grants need the guardian.
+    birth_year: Mapped[int | None] = mapped_column()
+    marked_minor: Mapped[bool] = mapped_column(default=False, server_default=false())
+    guardian_email: Mapped[str | None] = mapped_column(String(254))
+    # When the guardian's role ended because the person turned 16; the former guardian's
+    # address stays with the consents they gave, as their proof, until erasure.
+    guardian_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     library: Mapped[Library] = relationship()
 

@@ -1,6 +1,7 @@
 """The retention job: runs ledger.retention for each library, one short transaction per
 batch, never two runs of one library at once, and records what each run did (RetentionRun).
-Also the worker's daily trigger, which several workers on several hosts share.
+Also the worker's daily trigger, which several workers on several hosts share, and the
+daily step that ends a guardian's role when a young member turns 16 (ledger/minors.py).
 
 Two runs at once: on PostgreSQL a session-level advisory lock per library makes the second
 one skip that library; on SQLite every batch holds the write lock (BEGIN IMMEDIATE, see
@@ -20,10 +21,14 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import ledger, mailer
 from .ledger import retention as rules
 from .models import Library, RetentionRun, utcnow
 
 CATEGORIES = rules.PEOPLE_CATEGORIES + rules.ROW_CATEGORIES
+# Not a kind of data that goes, so not among CATEGORIES: young members whose guardian's
+# role ended because they turned 16 (a step of the same daily run).
+GUARDIANSHIP_ENDED = "guardianship_ended"
 # Advisory lock keys are one bigint space shared with anything else on the database server;
 # this prefix ("RETN") keeps ours apart.
 _LOCK_BASE = 0x5245544E << 20
@@ -115,10 +120,30 @@ def run_library(
                 counts[category] += number
             if progress and done:
                 progress(sum(done.values()))
+        counts[GUARDIANSHIP_ENDED] = _end_guardianships(session, library_id, now, batch)
         run.counts = counts
         run.finished_at = utcnow()
         session.commit()
         return RunReport(slug, counts)
+
+
+def _end_guardianships(session: Session, library_id: int, now: datetime | None, batch: int) -> int:
+    """The daily step for young members (ledger/minors.py): whoever turned 16 decides
+    alone from now; consents stay as they are; the person and the former guardian are told.
+
+    Idempotent: an ended role is stamped (Subject.guardian_ended_at) and never ended again.
+    """
+    ended = 0
+    while True:
+        library = session.get_one(Library, library_id)
+        people = ledger.turned_sixteen(session, library, now, limit=batch)
+        for subject in people:
+            ledger.end_guardianship(subject, now)
+            mailer.guardianship_ended(session, subject)
+        session.commit()
+        ended += len(people)
+        if len(people) < batch:
+            return ended
 
 
 def last_runs(session: Session, library_id: int, limit: int = 5) -> list[RetentionRun]:

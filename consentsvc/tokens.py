@@ -22,6 +22,7 @@ SALTS = {
     "download": "consentsvc.download.v1",
     "email_change": "consentsvc.email-change.v1",
     "family": "consentsvc.family.v1",
+    "guardian_confirm": "consentsvc.guardian-confirm.v1",
 }
 
 # payload.timestamp.signature; a leading dot marks a compressed payload (itsdangerous).
@@ -57,6 +58,22 @@ def read_confirm(token: str, *, expired_ok: bool = False) -> ConfirmLink:
     max_age = None if expired_ok else current_app.config["CONFIRM_MAX_AGE"]
     subject_id, request_ids = _load("confirm", token, max_age)
     return ConfirmLink(subject_id, request_ids)
+
+
+def make_guardian_confirm(subject_id: int, request_ids: list[int], fingerprint: str) -> str:
+    """A confirmation link for a minor's guardian; it names the guardian's address by its
+    fingerprint, so a link mailed to a guardian who was since replaced stops working."""
+    return _serializer("guardian_confirm").dumps([subject_id, request_ids, fingerprint])
+
+
+def read_guardian_confirm(token: str, *, expired_ok: bool = False) -> tuple[ConfirmLink, str]:
+    """The minor's requests and the guardian's address fingerprint.
+
+    expired_ok: only to say whose link it was; it never confirms anything.
+    """
+    max_age = None if expired_ok else current_app.config["CONFIRM_MAX_AGE"]
+    subject_id, request_ids, fingerprint = _load("guardian_confirm", token, max_age)
+    return ConfirmLink(subject_id, request_ids), fingerprint
 
 
 def make_preferences(subject_id: int) -> str:
@@ -190,6 +207,16 @@ def _well_formed(kind: str, payload: Any) -> bool:
 
     if kind in ("preferences", "download"):
         return is_id(payload)
+    if kind == "guardian_confirm":
+        return (
+            isinstance(payload, list)
+            and len(payload) == 3
+            and is_id(payload[0])
+            and isinstance(payload[1], list)
+            and all(is_id(v) for v in payload[1])
+            and isinstance(payload[2], str)
+            and len(payload[2]) == 16
+        )
     if not (isinstance(payload, list) and len(payload) == 2 and is_id(payload[0])):
         return False
     if kind == "confirm":

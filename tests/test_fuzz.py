@@ -41,6 +41,10 @@ KINDS = {
         tokens.read_email_change,
     ),
     "family": (lambda: tokens.make_family(NOBODY, NOBODY), tokens.read_family),
+    "guardian_confirm": (
+        lambda: tokens.make_guardian_confirm(NOBODY, [NOBODY], "0123456789abcdef"),
+        tokens.read_guardian_confirm,
+    ),
 }
 READERS = [read for _make, read in KINDS.values()]
 
@@ -205,6 +209,10 @@ def ids_in(link):
         return [link.subject_id, link.purpose_id]
     if isinstance(link, tokens.FamilyLink):
         return [link.access_id, link.giver_id]
+    if isinstance(link[0], tokens.ConfirmLink):  # guardian_confirm
+        confirm, fingerprint = link
+        assert isinstance(fingerprint, str) and len(fingerprint) == 16
+        return [confirm.subject_id, *confirm.request_ids]
     subject_id, fingerprint = link  # email_change
     assert isinstance(fingerprint, str) and len(fingerprint) == 16
     return [subject_id]
@@ -262,6 +270,7 @@ def test_every_token_route_is_fuzzed(app):
         "/preferences/<token>/privacy-statement",
         "/preferences/<token>/family", "/preferences/<token>/family/change",
         "/preferences/<token>/family/end", "/family/<token>",
+        "/guardian/confirm/<token>",
     }  # fmt: skip
 
 

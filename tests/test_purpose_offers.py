@@ -297,3 +297,16 @@ def test_restricted_members_are_not_mailed_on_membership(app, client):
     key = key_for(app, "borne", ["direct_marketing"])
     result = check(client, key, "direct_marketing", "jan@example.nl")[0]
     assert (result["allowed"], result["reason"]) == (False, "restricted")
+
+
+def test_a_young_member_is_never_mailed_on_membership(app, client):
+    noor = member(app, "borne", "noor@example.nl")
+    with app.app_context():
+        person = db.session.get(Subject, noor)
+        person.birth_year = ledger.purposes.amsterdam_today().year - 12
+        person.guardian_email = "vader@example.nl"
+        db.session.commit()
+    assert states(app, noor)["direct_marketing"].as_member is False
+    key = key_for(app, "borne", ["direct_marketing"])
+    result = check(client, key, "direct_marketing", "noor@example.nl")[0]
+    assert (result["allowed"], result["reason"]) == (False, "no_consent")

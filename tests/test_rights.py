@@ -60,6 +60,7 @@ MATRIX = [
     ("get", "/admin/subjects/{id}", EVERYONE),
     ("post", "/admin/subjects/{id}/consent", EVERYONE),
     ("post", "/admin/subjects/{id}/stop", EVERYONE),
+    ("post", "/admin/subjects/{id}/minor", EVERYONE),
     ("post", "/admin/subjects/{id}/export", PRIVACY),
     ("get", "/admin/subjects/{id}/copy", PRIVACY),
     ("post", "/admin/subjects/{id}/erase", PRIVACY),

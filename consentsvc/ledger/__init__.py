@@ -18,6 +18,7 @@ requests, templates or mail; callers commit. One module per concern:
 - imports: bringing in a subscriber list from an old system
 - statements: privacy-statement versions, their notice to subscribers, who has seen them
 - family: managing another member's mail settings, only after they accepted
+- minors: young members (under 16 a guardian consents), birth year, guardian, turning 16
 - errors: what the ledger refuses
 
 Callers import from here (`from consentsvc import ledger`), not from the modules.
@@ -113,6 +114,22 @@ from .membership import (
     record_membership,
     record_memberships,
 )
+from .minors import (
+    CONSENT_AGE,
+    BirthYearNotAsked,
+    GuardianIsMember,
+    GuardianMissing,
+    InvalidBirthYear,
+    decides_alone_from,
+    end_guardianship,
+    guardian_of,
+    guardian_proof,
+    is_minor,
+    minor_json,
+    record_minor,
+    turned_sixteen,
+)
+from .minors import today as minors_today
 from .people import find_subject, subject_for
 from .purposes import (
     add_purpose,
@@ -163,6 +180,7 @@ from .suppression import suppress
 from .verification import verify
 
 __all__ = [
+    "CONSENT_AGE",
     "MAX_CARD_NUMBER_LENGTH",
     "MAX_EMAIL_LENGTH",
     "MAX_RECIPIENTS",
@@ -176,6 +194,7 @@ __all__ = [
     "STATUS_AFTER",
     "Action",
     "AddressTaken",
+    "BirthYearNotAsked",
     "Channel",
     "ConsentText",
     "Decision",
@@ -184,8 +203,11 @@ __all__ = [
     "Erased",
     "Erasure",
     "FamilyStatus",
+    "GuardianIsMember",
+    "GuardianMissing",
     "ImportOutcome",
     "ImportReport",
+    "InvalidBirthYear",
     "InvalidCardNumber",
     "InvalidDate",
     "InvalidEmail",
@@ -222,10 +244,12 @@ __all__ = [
     "confirm",
     "confirm_email_change",
     "current_text",
+    "decides_alone_from",
     "email_fingerprint",
     "email_hmac",
     "end_family_access",
     "end_family_accesses",
+    "end_guardianship",
     "ensure_offered",
     "erase",
     "erase_expired",
@@ -238,14 +262,19 @@ __all__ = [
     "find_subject",
     "given_by",
     "grant",
+    "guardian_of",
+    "guardian_proof",
     "held_access",
     "held_by",
     "history",
+    "is_minor",
     "lift_restriction",
     "lock",
     "mark_statement_seen",
     "membership_of",
     "membership_running",
+    "minor_json",
+    "minors_today",
     "newest_statement",
     "newsletter_subscriber_count",
     "next_statement_version",
@@ -261,6 +290,7 @@ __all__ = [
     "record_decision",
     "record_membership",
     "record_memberships",
+    "record_minor",
     "request_email_change",
     "request_family_access",
     "request_reconfirmation",
@@ -280,6 +310,7 @@ __all__ = [
     "still_pending",
     "subject_for",
     "suppress",
+    "turned_sixteen",
     "unseen_statement",
     "upcoming_statement",
     "verify",

@@ -27,6 +27,7 @@ from ..models import (
 from .addresses import email_hmac
 from .errors import NotSelfService, Restricted
 from .events import Action, Channel, Proof, Status, _evidence, _record, lock, status_of
+from .minors import guardian_needed, is_minor
 from .people import subject_for
 from .purposes import (
     _self_service_purposes,
@@ -75,6 +76,8 @@ def signup(
     if subject.restricted_at is not None:
         raise Restricted(subject.id)
     now = requested_at or utcnow()
+    # A minor's signup waits for the guardian (ledger/minors.py); without one it is refused.
+    by_guardian = guardian_needed(subject)
     subject.last_activity_at = now
     evidence = _evidence(session, subject, proof, at=now)
     result = SignupResult(subject, [], [], [], False)
@@ -86,7 +89,9 @@ def signup(
             continue
         # Without double opt-in a signup grants at once, but never over the person's own
         # earlier "no": anyone can type an address into a form.
-        confirm_first = purpose.double_opt_in or status in (Status.WITHDRAWN, Status.OBJECTED)
+        confirm_first = (
+            by_guardian or purpose.double_opt_in or status in (Status.WITHDRAWN, Status.OBJECTED)
+        )
         action = Action.REQUESTED if confirm_first else Action.GRANTED
         event = _record(
             session, subject, purpose, action, channel, now,
@@ -126,13 +131,18 @@ def confirm(
     proof: Proof | None = None,
     *,
     suppression_key: str | None = None,
+    by_guardian: bool = False,
 ) -> list[str]:
     """Grant every purpose still pending from these requests; return their codes.
 
-    An empty list means the link was already used (or the consent changed since).
+    An empty list means the link was already used (or the consent changed since), or the
+    person is a minor and this is not the guardian's confirmation (by_guardian: the
+    caller read the guardian's link, and proof carries minors.guardian_proof).
     """
     lock(session, subject)
     now = utcnow()
+    if is_minor(subject) and not by_guardian:
+        return []
     waiting = still_pending(session, subject, request_ids)
     evidence = _evidence(session, subject, proof) if waiting else None
     confirmed = []
@@ -144,9 +154,10 @@ def confirm(
         confirmed.append(request.purpose.code)
     if confirmed:
         subject.last_activity_at = now
-        if suppression_key:
+        if suppression_key and not by_guardian:
             # A confirmed double opt-in proves the mailbox works and wants mail: it lifts an
             # earlier suppression (after erasure, a complaint or a bounce) for this library.
+            # A guardian's confirmation proves nothing about the minor's own mailbox.
             session.execute(
                 delete(Suppression).where(
                     Suppression.library_id == subject.library_id,
@@ -216,7 +227,11 @@ def grant(
     actor: str | None = None,
     proof: Proof | None = None,
 ) -> ConsentEvent | None:
-    """Record consent given without double opt-in (desk, signed preference link, import)."""
+    """Record consent given without double opt-in (desk, signed preference link, import).
+
+    For a minor (ledger/minors.py) it records a request instead, for the guardian to
+    confirm: the caller mails them (mailer.after_grant). None when nothing changed.
+    """
     purpose = purpose_by_code(subject.library, purpose_code)
     ensure_offered(purpose)
     if channel == Channel.PREFERENCE_CENTRE and not purpose.self_service:
@@ -224,14 +239,16 @@ def grant(
     lock(session, subject)
     if subject.restricted_at is not None:
         raise Restricted(subject.id)
-    if status_of(session, subject, purpose) == Status.GRANTED:
+    status = status_of(session, subject, purpose)
+    by_guardian = guardian_needed(subject)
+    if status == Status.GRANTED or (by_guardian and status == Status.PENDING):
         return None
     text = _shown_text(session, purpose, language or subject.language, text_id)
     now = utcnow()
     subject.last_activity_at = now
     return _record(
-        session, subject, purpose, Action.GRANTED, channel, now,
-        text=text, actor=actor, evidence=_evidence(session, subject, proof),
+        session, subject, purpose, Action.REQUESTED if by_guardian else Action.GRANTED,
+        channel, now, text=text, actor=actor, evidence=_evidence(session, subject, proof),
     )  # fmt: skip
 
 

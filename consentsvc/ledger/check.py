@@ -38,6 +38,7 @@ from ..models import (
 from .addresses import email_hmac, normalise_email
 from .errors import InvalidEmail
 from .events import Status
+from .minors import minor_by
 from .purposes import amsterdam_today, purpose_by_code
 
 
@@ -112,9 +113,10 @@ def check_many(
     for start in range(0, len(wanted), chunk_size):
         chunk = wanted[start : start + chunk_size]
         hashes = {email_hmac(suppression_key, e): e for e in chunk}
-        for email, subject_id, status, restricted, started, ended, digest in session.execute(
+        for row in session.execute(
             _check_statement(library, purpose, chunk, list(hashes), postgres)
         ):
+            email, subject_id, status, restricted, started, ended, born, minor, digest = row
             if digest is not None:
                 suppressed.add(hashes[digest])
                 continue
@@ -126,6 +128,7 @@ def check_many(
                 and started is not None
                 and started <= today
                 and (ended is None or today <= ended)
+                and not minor_by(born, bool(minor))
             ):
                 members.add(email)
     decisions = []
@@ -175,6 +178,8 @@ def _check_statement(
             Subject.restricted_at.is_not(None).label("restricted"),
             Subject.membership_started_on,
             Subject.membership_ended_on,
+            Subject.birth_year,
+            Subject.marked_minor,
             null().cast(String).label("email_hmac"),
         )
         .outerjoin(
@@ -190,6 +195,8 @@ def _check_statement(
         null().cast(Boolean),
         null().cast(Date),
         null().cast(Date),
+        null().cast(Integer),
+        null().cast(Boolean),
         Suppression.email_hmac,
     ).where(Suppression.library_id == library.id, hash_match)
     return union_all(states, suppressions)

@@ -39,6 +39,7 @@ from ..models import (
 from .addresses import email_hmac
 from .changes import withdraw, withdraw_all
 from .events import Action, Channel, Proof, Status
+from .minors import minor_by
 from .purposes import current_text, purpose_by_code
 from .suppression import suppress
 
@@ -243,12 +244,20 @@ def _decide(
     emails = [p.email for p in batch]
     found = session.execute(
         select(
-            Subject.id, Subject.email, Subject.language, Subject.restricted_at, Subject.erased_at
+            Subject.id, Subject.email, Subject.language, Subject.restricted_at, Subject.erased_at,
+            Subject.birth_year, Subject.marked_minor,
         ).where(Subject.library_id == library.id, Subject.email.in_(emails))
-    )
+    )  # fmt: skip
+    # A young member is left alone too: an old list's consent was not their guardian's
+    # (ledger/minors.py).
     known = {
-        email: _Known(id_, language, restricted is not None or erased is not None, None)
-        for id_, email, language, restricted, erased in found
+        email: _Known(
+            id_,
+            language,
+            restricted is not None or erased is not None or minor_by(birth_year, marked),
+            None,
+        )
+        for id_, email, language, restricted, erased, birth_year, marked in found
     }
     by_id = {k.subject_id: k for k in known.values()}
     if by_id:

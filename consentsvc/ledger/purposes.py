@@ -20,6 +20,7 @@ from ..models import (
     utcnow,
 )
 from .errors import NotSelfService, PurposeRetired, UnknownPurpose
+from .minors import is_minor
 
 # Membership dates are the library system's calendar days, which are Dutch days.
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -148,7 +149,8 @@ def on_as_member(
     """Whether a person who never chose gets this purpose because they are a member.
 
     Only for a legitimate-interest purpose, in a library that chose MEMBERS, while the
-    membership runs, and only when the person never said anything about it (status None).
+    membership runs, never for a minor, and only when the person never said anything about
+    it (status None).
     """
     return (
         status is None
@@ -157,6 +159,8 @@ def on_as_member(
         and purpose.library.legitimate_interest == LegitimateInterest.MEMBERS
         and subject.erased_at is None
         and subject.restricted_at is None
+        # Marketing to a child needs the guardian's consent: no soft opt-in under 16.
+        and not is_minor(subject)
         and membership_running(subject, today)
     )
 

@@ -30,6 +30,7 @@ from .errors import AddressTaken
 from .events import Action, Channel, Proof, Status, _evidence, _record, history, lock, state_of
 from .family import EndedBy, end_all
 from .family import export_rows as family_rows
+from .minors import minor_json
 from .people import find_subject
 from .suppression import suppress
 
@@ -82,6 +83,7 @@ def export(session: Session, subject: Subject, *, suppression_key: str) -> dict[
             if subject.membership_started_on
             else None
         ),
+        "young_member": minor_json(subject),
         "suppression": (
             {"reason": suppression.reason, "since": suppression.created_at.isoformat()}
             if suppression
@@ -241,6 +243,8 @@ def _wipe(
     subject.card_number = None
     subject.pending_email = None
     subject.membership_started_on = subject.membership_ended_on = None
+    # Young members: the year and the guardian's address are about the person too.
+    subject.birth_year = subject.guardian_email = None
     subject.erased_at = now
     subject.restricted_at = None
     # Family access, given or held, ends with the person: nobody manages an erased record.

@@ -295,19 +295,28 @@ def record_consent(subject_id: int) -> Response | str | tuple[str, int]:
     code = text.purpose.code
     actor = f"staff:{current_user.id}"
     proof = Proof(details={"how": how, "note": note[:500]})
-    if text.purpose.double_opt_in:
-        result = ledger.signup(
-            db.session, person.library, person.email, [code], language=text.language,
-            channel=Channel.STAFF, proof=proof, text_ids={code: text.id}, actor=actor,
-        )  # fmt: skip
-        mailer.after_signup(db.session, person, result)
-        done = "requested"
-    else:
-        ledger.grant(
-            db.session, person, code, channel=Channel.STAFF, text_id=text.id,
-            actor=actor, proof=proof,
-        )  # fmt: skip
-        done = "granted"
+    try:
+        if text.purpose.double_opt_in:
+            result = ledger.signup(
+                db.session, person.library, person.email, [code], language=text.language,
+                channel=Channel.STAFF, proof=proof, text_ids={code: text.id}, actor=actor,
+            )  # fmt: skip
+            mailer.after_signup(db.session, person, result)
+            done = "requested"
+        else:
+            event = ledger.grant(
+                db.session, person, code, channel=Channel.STAFF, text_id=text.id,
+                actor=actor, proof=proof,
+            )  # fmt: skip
+            # A minor's consent waits for the guardian's confirmation (ledger/minors.py).
+            mailer.after_grant(db.session, person, event)
+            done = "requested" if event is not None and event.action == "requested" else "granted"
+    except ledger.GuardianMissing:
+        db.session.rollback()
+        message = _(
+            "This person is younger than 16: first record a parent's or guardian's address."
+        )
+        return _subject_page(person, errors={"text": message}, form=form), 400
     _audit(f"consent.{done}", subject=person, detail=code, reason=note)
     db.session.commit()
     return redirect(url_for(".subject", subject_id=person.id, done=done), 303)
@@ -985,6 +994,11 @@ def save_library_settings() -> Response | str | tuple[str, int]:
     except libraries.SettingsError as exc:
         return _library_page(errors={exc.field: SETTINGS_ERRORS[exc.field]}, form=form), 400
     changed = libraries.apply(g.library, settings)
+    # Young members (ledger/minors.py): whether staff record birth years.
+    asks_birth_year = form.get("asks_birth_year") == "yes"
+    if asks_birth_year != g.library.asks_birth_year:
+        g.library.asks_birth_year = asks_birth_year
+        changed.append("asks_birth_year")
     if changed:
         _audit("library.settings", detail=", ".join(changed))
     db.session.commit()

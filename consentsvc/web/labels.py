@@ -56,6 +56,7 @@ STAFF_ACTION = {
     "withdrawal": _l("Noted that you want to stop a mail"),
     "erase": _l("Erased your data"),
     "erase.partial": _l("Erased your data, except what the law says we must keep"),
+    "young_member": _l("Noted your birth year or your parent or guardian"),
 }
 
 SUPPRESSION = {

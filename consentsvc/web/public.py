@@ -223,11 +223,13 @@ def preferences_post(token: str) -> Response | str | tuple[str, int]:
         return render_error(400)
     try:
         if choice == "on":
-            ledger.grant(
+            event = ledger.grant(
                 db.session, subject, code, channel=Channel.PREFERENCE_CENTRE,
                 language=current_language(),
                 text_id=as_id(request.form.get("text_id")), proof=_proof(),
             )  # fmt: skip
+            # A minor's "on" waits for the guardian, who gets the mail (ledger/minors.py).
+            mailer.after_grant(db.session, subject, event)
         elif choice == "off":
             ledger.withdraw(
                 db.session, subject, code, channel=Channel.PREFERENCE_CENTRE, proof=_proof()
@@ -236,6 +238,9 @@ def preferences_post(token: str) -> Response | str | tuple[str, int]:
             ledger.object_to(
                 db.session, subject, code, channel=Channel.PREFERENCE_CENTRE, proof=_proof()
             )
+    except ledger.GuardianMissing:
+        db.session.rollback()
+        return _guardian_missing()
     except LedgerError:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
@@ -403,6 +408,14 @@ def preferences_resend(token: str) -> str | tuple[str, int]:
     return render_template("public/link_sent.html", library=subject.library, resend=True)
 
 
+def _guardian_missing() -> tuple[str, int]:
+    """A minor switched something on, and no guardian can be asked (ledger/minors.py)."""
+    return render_error(400, _("Your parent or guardian has to agree"), _(
+        "You are younger than 16. Then your parent or guardian has to agree first. "
+        "We don't have their e-mail address yet. Ask at the library desk."
+    ))  # fmt: skip
+
+
 def _preference_context(subject: Subject, token: str, saved: str | None) -> dict[str, object]:
     language = current_language()
     # A retired purpose is no longer offered; its history stays on the history page.
@@ -521,6 +534,9 @@ def unsubscribe_undo(token: str) -> str | tuple[str, int]:
             db.session, subject.library, subject.email, [purpose.code],
             language=subject.language, channel=Channel.UNSUBSCRIBE_PAGE, proof=_proof(),
         )  # fmt: skip
+    except ledger.GuardianMissing:
+        db.session.rollback()
+        return _guardian_missing()
     except LedgerError:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))

@@ -219,6 +219,23 @@ def preferences_family(live: LiveService, page: Page, lang: str) -> None:
     page.wait_for_selector("#family .family-person")
 
 
+def guardian_confirm(live: LiveService, page: Page, lang: str) -> None:
+    """What a young member's parent or guardian sees from their mail (docs/minors.md)."""
+    member, requests = live.new_member(purposes=("newsletter", "acquisitions"), confirmed=False)
+    guardian = live.unique_email("ouder")
+    with live.session() as session:
+        subject = session.get_one(Subject, member.subject_id)
+        subject.marked_minor, subject.guardian_email = True, guardian
+    fingerprint = ledger.email_fingerprint(guardian)
+    token = live.token("guardian_confirm", member.subject_id, requests, fingerprint)
+    go(page, f"/guardian/confirm/{token}", lang)
+
+
+def guardian_confirmed(live: LiveService, page: Page, lang: str) -> None:
+    guardian_confirm(live, page, lang)
+    submit(page, "form[action^='/guardian/confirm/']", NO_FORM)
+
+
 MEMBER_PAGES: dict[str, Opener] = {
     opener.__name__: opener
     for opener in (
@@ -226,7 +243,7 @@ MEMBER_PAGES: dict[str, Opener] = {
         preferences_changed, history, unsubscribe, unsubscribed, request_link, link_sent,
         download, data_copy, not_mail, find_library, expired, bad_link, not_found,
         email_change, email_changed, preferences_statement, family_answer, family_answered,
-        preferences_family,
+        preferences_family, guardian_confirm, guardian_confirmed,
     )
 }  # fmt: skip
 
