@@ -20,11 +20,11 @@ from flask_babel import force_locale, gettext
 from flask_mail import Message
 from sqlalchemy.orm import Session
 
-from . import outbox, tokens
+from . import iban, outbox, tokens
 from .config import DAY
 from .extensions import mail
 from .ledger import SignupResult, current_text, email_fingerprint, still_pending
-from .models import ConsentEvent, Purpose, Subject, utcnow
+from .models import ConsentEvent, Purpose, SepaMandate, Subject, utcnow
 
 # A signup that makes something newly pending is news and is mailed, but never more than
 # this many confirmation mails before the person has had a quiet cool-down period: an
@@ -100,6 +100,12 @@ def email_change(session: Session, subject: Subject) -> None:
     _queue(session, subject, "email_change")
 
 
+def mandate_confirmation(session: Session, subject: Subject, mandate_id: int) -> None:
+    """Queue the mail that asks the member to confirm a mandate signed online (once per
+    approved mandate: no cool-down)."""
+    _queue(session, subject, "mandate_confirm", mandate_id=mandate_id)
+
+
 # -- sending (from the worker) ------------------------------------------------------------------
 
 
@@ -137,6 +143,18 @@ def compose(session: Session, subject: Subject, payload: dict[str, Any]) -> Outg
             "public.email_change", token=tokens.make_email_change(subject.id, fingerprint)
         )
         return _compose(subject, kind, link, to=subject.pending_email)
+    if kind == "mandate_confirm":
+        mandate = session.get(SepaMandate, payload.get("mandate_id", 0))
+        if mandate is None or mandate.subject_id != subject.id:
+            return None
+        if mandate.status != "awaiting_member":
+            return None  # confirmed, ended or erased in the meantime
+        link = absolute_url(
+            "public.mandate_confirm", token=tokens.make_mandate(subject.id, mandate.id)
+        )
+        return _compose(
+            subject, kind, link, mandate=mandate, masked_iban=iban.mask(mandate.iban_last4)
+        )
     if kind == "data_copy":
         link = absolute_url("public.download", token=tokens.make_download(subject.id))
     else:
@@ -184,6 +202,9 @@ SUBJECT_LINES = {
     ),
     "data_copy": lambda library: gettext(
         "Your data at %(library)s: your download link", library=library
+    ),
+    "mandate_confirm": lambda library: gettext(
+        "Confirm your direct debit mandate for %(library)s", library=library
     ),
 }
 

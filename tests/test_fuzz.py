@@ -40,6 +40,7 @@ KINDS = {
         lambda: tokens.make_email_change(NOBODY, "0123456789abcdef"),
         tokens.read_email_change,
     ),
+    "mandate": (lambda: tokens.make_mandate(NOBODY, NOBODY), tokens.read_mandate),
 }
 READERS = [read for _make, read in KINDS.values()]
 

@@ -15,6 +15,7 @@ requests, templates or mail; callers commit. One module per concern:
 - verification: every state is the fold of its events
 - membership: card number, start and end as the library system reports them
 - imports: bringing in a subscriber list from an old system
+- mandates: SEPA direct-debit mandates, their four-eyes approval, ending them
 - errors: what the ledger refuses
 
 Callers import from here (`from consentsvc import ledger`), not from the modules.
@@ -49,6 +50,7 @@ from .errors import (
     AddressTaken,
     InvalidEmail,
     LedgerError,
+    MandateRunning,
     NotSelfService,
     Restricted,
     UnknownPurpose,
@@ -75,6 +77,24 @@ from .imports import Outcome as ImportOutcome
 from .imports import begin as begin_import
 from .imports import preview as preview_import
 from .imports import run as run_import
+from .mandates import (
+    APPROVALS as MANDATE_APPROVALS,
+)
+from .mandates import (
+    MANDATE_PURPOSE,
+    MandateInput,
+    MandateNotAllowed,
+    MandateRefused,
+    approval_refused,
+    awaiting_approval,
+    mandate_in,
+    mandates_of,
+)
+from .mandates import approve as approve_mandate
+from .mandates import confirm_online as confirm_mandate
+from .mandates import end as end_mandate
+from .mandates import record as record_mandate
+from .mandates import reject as reject_mandate
 from .membership import (
     MAX_CARD_NUMBER_LENGTH,
     EndBeforeStart,
@@ -116,6 +136,8 @@ from .suppression import suppress
 from .verification import verify
 
 __all__ = [
+    "MANDATE_APPROVALS",
+    "MANDATE_PURPOSE",
     "MAX_CARD_NUMBER_LENGTH",
     "MAX_EMAIL_LENGTH",
     "MAX_RECIPIENTS",
@@ -142,6 +164,10 @@ __all__ = [
     "Library",
     "Listed",
     "ListedPerson",
+    "MandateInput",
+    "MandateNotAllowed",
+    "MandateRefused",
+    "MandateRunning",
     "Membership",
     "MembershipRefused",
     "NotSelfService",
@@ -157,14 +183,19 @@ __all__ = [
     "add_purpose",
     "add_text",
     "apply_rows",
+    "approval_refused",
+    "approve_mandate",
+    "awaiting_approval",
     "begin_import",
     "check_many",
     "check_membership",
     "confirm",
     "confirm_email_change",
+    "confirm_mandate",
     "current_text",
     "email_fingerprint",
     "email_hmac",
+    "end_mandate",
     "erase",
     "erase_expired",
     "erase_people",
@@ -174,6 +205,8 @@ __all__ = [
     "history",
     "lift_restriction",
     "lock",
+    "mandate_in",
+    "mandates_of",
     "membership_of",
     "normalise_email",
     "object_to",
@@ -182,8 +215,10 @@ __all__ = [
     "purpose_by_code",
     "read_date",
     "record_decision",
+    "record_mandate",
     "record_membership",
     "record_memberships",
+    "reject_mandate",
     "request_email_change",
     "request_reconfirmation",
     "restrict",

@@ -28,6 +28,8 @@ from .addresses import email_fingerprint, email_hmac, normalise_email
 from .changes import withdraw_all
 from .errors import AddressTaken
 from .events import Action, Channel, Proof, Status, _evidence, _record, history, lock, state_of
+from .mandates import export_rows as mandate_rows
+from .mandates import forget as forget_mandates
 from .people import find_subject
 from .suppression import suppress
 
@@ -80,6 +82,8 @@ def export(session: Session, subject: Subject, *, suppression_key: str) -> dict[
             if subject.membership_started_on
             else None
         ),
+        # Direct-debit mandates, the IBAN masked to its last four.
+        "mandates": mandate_rows(session, subject),
         "suppression": (
             {"reason": suppression.reason, "since": suppression.created_at.isoformat()}
             if suppression
@@ -226,6 +230,7 @@ def _wipe(
                 session, subject, state.purpose, Action.ERASED, channel, now,
                 actor=actor, evidence=evidence, announce=False,
             )  # fmt: skip
+    forget_mandates(session, subject)
     outbox.forget_address(session, subject.library_id, old_email)
     outbox.enqueue_event(
         session,
