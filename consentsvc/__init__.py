@@ -65,8 +65,9 @@ def register_blueprints(app: Flask) -> None:
     from .web.forms import IdConverter
 
     app.url_map.converters["id"] = IdConverter
-    # Adds the subscriber-list import to the console's blueprint before it is registered.
-    from .web import console_import  # noqa: F401
+    # Add the subscriber-list import and the mandates (console and member pages) to their
+    # blueprints before those are registered.
+    from .web import console_import, console_mandates, member_mandates  # noqa: F401
 
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)

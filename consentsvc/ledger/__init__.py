@@ -93,6 +93,7 @@ from .mandates import (
 from .mandates import approve as approve_mandate
 from .mandates import confirm_online as confirm_mandate
 from .mandates import end as end_mandate
+from .mandates import export_rows as mandate_rows
 from .mandates import record as record_mandate
 from .mandates import reject as reject_mandate
 from .membership import (
@@ -206,6 +207,7 @@ __all__ = [
     "lift_restriction",
     "lock",
     "mandate_in",
+    "mandate_rows",
     "mandates_of",
     "membership_of",
     "normalise_email",

@@ -1017,7 +1017,15 @@ def save_library_settings() -> Response | str | tuple[str, int]:
         )
     except libraries.SettingsError as exc:
         return _library_page(errors={exc.field: SETTINGS_ERRORS[exc.field]}, form=form), 400
+    # Who approves direct-debit mandates (see web/console_mandates.py); kept when not sent.
+    approval = form.get("mandate_approval", g.library.mandate_approval)
+    if approval not in ledger.MANDATE_APPROVALS:
+        errors = {"mandate_approval": _("Choose who approves direct debit mandates.")}
+        return _library_page(errors=errors, form=form), 400
     changed = libraries.apply(g.library, settings)
+    if g.library.mandate_approval != approval:
+        g.library.mandate_approval = approval
+        changed.append("mandate_approval")
     if changed:
         _audit("library.settings", detail=", ".join(changed))
     db.session.commit()
