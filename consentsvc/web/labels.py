@@ -55,6 +55,10 @@ STAFF_ACTION = {
     "withdrawal": _l("Noted that you want to stop a mail"),
     "erase": _l("Erased your data"),
     "erase.partial": _l("Erased your data, except what the law says we must keep"),
+    "mandate.record": _l("Recorded your direct debit mandate"),
+    "mandate.approve": _l("Checked and approved your direct debit mandate"),
+    "mandate.reject": _l("Did not accept your direct debit mandate"),
+    "mandate.end": _l("Ended your direct debit mandate"),
 }
 
 SUPPRESSION = {
