@@ -220,6 +220,22 @@ def test_a_reference_is_unique_per_library(app):
     assert record(other, elsewhere, creditor_id="NL69ZZZ123456780000").status_code == 303
 
 
+def test_the_desk_cannot_switch_direct_debit_on_without_a_mandate(app):
+    desk = log_in(app, "desk")
+    subject_id = person(app)
+    page = desk.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
+    assert "Automatische incasso —" not in page  # not among the consents to record
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        text_id = ledger.current_text(ledger.purpose_by_code(library, "direct_debit"), "nl").id
+    refused = post(
+        desk, f"/admin/subjects/{subject_id}/consent", text=text_id, how="desk", note="getekend"
+    )
+    assert refused.status_code == 400
+    assert "machtiging" in refused.get_data(as_text=True)
+    assert debit_status(app, subject_id) is None
+
+
 # -- four eyes ---------------------------------------------------------------------------------
 
 

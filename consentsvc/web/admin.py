@@ -286,6 +286,11 @@ def record_consent(subject_id: int) -> Response | str | tuple[str, int]:
     errors = {}
     if text is None:
         errors["text"] = _("Choose what the person agreed to.")
+    elif text.purpose.code == ledger.MANDATE_PURPOSE:
+        # Direct debit starts only from an approved mandate (web/console_mandates.py).
+        errors["text"] = _(
+            "Direct debit needs a signed mandate: record it under “Direct debit mandates”."
+        )
     if how not in HOW:
         errors["how"] = _("Choose how the person gave consent.")
     if not note:
@@ -875,6 +880,8 @@ def _consent_choices(person: Subject) -> tuple[list[tuple[int, str]], list[tuple
 
     first, others = [], []
     for purpose in person.library.purposes:
+        if purpose.code == ledger.MANDATE_PURPOSE:
+            continue  # recorded as a mandate, with four eyes
         default = ledger.current_text(purpose, person.language)
         if default is not None:
             first.append((default.id, label(default, True)))
