@@ -10,9 +10,10 @@ from collections.abc import Callable
 from datetime import date
 
 from playwright.sync_api import Page
+from sqlalchemy import select
 
 from consentsvc import ledger
-from consentsvc.models import Subject
+from consentsvc.models import SepaMandate, Subject
 
 from .live import STAFF_PASSWORD, LiveService, submit
 
@@ -162,13 +163,33 @@ def email_changed(live: LiveService, page: Page, lang: str) -> None:
     submit(page, "form[action^='/email/']", "main [role=status]")
 
 
+def _demo_mandate(live: LiveService, reference: str) -> tuple[int, int]:
+    """(subject id, mandate id) of a demo mandate: BORNE-00000 runs, BORNE-00004 waits for
+    the member's online confirmation."""
+    with live.session() as session:
+        mandate = session.scalar(select(SepaMandate).where(SepaMandate.reference == reference))
+        assert mandate is not None
+        return mandate.subject_id, mandate.id
+
+
+def mandate_confirm(live: LiveService, page: Page, lang: str) -> None:
+    subject_id, mandate_id = _demo_mandate(live, "BORNE-00004")
+    go(page, f"/mandate/{live.token('mandate', subject_id, mandate_id)}", lang)
+
+
+def mandate_end(live: LiveService, page: Page, lang: str) -> None:
+    subject_id, mandate_id = _demo_mandate(live, "BORNE-00000")
+    token = live.token("preferences", subject_id)
+    go(page, f"/preferences/{token}/mandates/{mandate_id}/end", lang)
+
+
 MEMBER_PAGES: dict[str, Opener] = {
     opener.__name__: opener
     for opener in (
         signup, signup_errors, signup_sent, confirm, confirmed, confirm_used, preferences,
         preferences_changed, history, unsubscribe, unsubscribed, request_link, link_sent,
         download, data_copy, not_mail, find_library, expired, bad_link, not_found,
-        email_change, email_changed,
+        email_change, email_changed, mandate_confirm, mandate_end,
     )
 }  # fmt: skip
 
@@ -191,6 +212,19 @@ def _person_id(live: LiveService, address: str) -> int:
         subject = ledger.find_subject(session, live.library(session), address)
         assert subject is not None
         return subject.id
+
+
+def console_mandate_errors(live: LiveService, page: Page, lang: str) -> None:
+    """A person's page after "record a mandate" refused an IBAN with wrong check digits."""
+    console_subject(live, page, lang)
+    form = "form[action$='/mandates']"
+    for field, value in {
+        "#mandate_reference": "BORNE-TEST-1", "#mandate_creditor_id": "NL28ZZZ401234560000",
+        "#mandate_iban": "NL91 ABNA 0417 1643 01", "#mandate_holder": "J. Jansen",
+        "#mandate_signed_on": "2026-11-30", "#mandate_signed_place": "Borne",
+    }.items():  # fmt: skip
+        page.fill(field, value)
+    submit(page, form, ".error-summary")
 
 
 def console_login(live: LiveService, page: Page, lang: str) -> None:
@@ -273,4 +307,6 @@ CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "retention": (OFFICER, _at("/admin/retention")),
     "import": (ADMIN, _at("/admin/import")),
     "import_preview": (ADMIN, console_import_preview),
+    "mandates": (OFFICER, _at("/admin/mandates")),
+    "mandate_errors": ("desk", console_mandate_errors),
 }

@@ -34,7 +34,14 @@ def test_member_page_screenshots(live: LiveService, contexts: Contexts, name: st
 
 # The console pages this issue added; the older ones (a person's page among them) still
 # scroll sideways on a phone, which the console redesign takes on.
-NEW_CONSOLE_PAGES = ["retention", "import", "import_preview", "library"]
+NEW_CONSOLE_PAGES = [
+    "retention",
+    "import",
+    "import_preview",
+    "library",
+    "mandates",
+    "mandate_errors",
+]
 
 
 @pytest.mark.parametrize("name", NEW_CONSOLE_PAGES)
