@@ -603,11 +603,15 @@ def test_the_full_iban_appears_in_no_page_answer_export_webhook_mail_audit_or_lo
                     officer, f"/admin/subjects/{subject_id}/export",
                     identification="pas gezien", format=kind,
                 )  # fmt: skip
-                seen.append(officer.get(exported.headers["Location"]).get_data(as_text=True))
+                copy = officer.get(exported.headers["Location"]).get_data(as_text=True)
+                assert MASKED in copy and "BORNE-2026-0001" in copy
+                seen.append(copy)
             with app.test_request_context():
                 token = tokens.make_preferences(subject_id)
             seen.append(web.get(f"/preferences/{token}").text)
-            seen.append(web.get(f"/preferences/{token}/data").text)
+            data_page = web.get(f"/preferences/{token}/data").text
+            assert "BORNE-2026-0001" in data_page and MASKED in data_page
+            seen.append(data_page)
             member_json = web.get(f"/preferences/{token}/data?format=json").text
             seen.append(member_json)
             assert {m["iban"] for m in json.loads(member_json)["mandates"]} == {MASKED}

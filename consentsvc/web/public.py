@@ -350,6 +350,7 @@ def _data_copy(
             for a in data["staff_access"]
         ],
         mailings=sorted(mailings.items()),
+        mandates=data["mandates"],  # the IBAN already masked
         suppression=data["suppression"]
         and (
             datetime.fromisoformat(data["suppression"]["since"]),
