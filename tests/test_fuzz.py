@@ -257,6 +257,7 @@ def test_every_token_route_is_fuzzed(app):
         "/preferences/<token>/data", "/preferences/<token>/resend",
         "/download/<token>", "/download/<token>/resend", "/email/<token>",
         "/unsubscribe/<token>", "/unsubscribe/<token>/undo",
+        "/mandate/<token>", "/preferences/<token>/mandates/<id:mandate_id>/end",
     }  # fmt: skip
 
 
@@ -276,7 +277,7 @@ def test_random_tokens_on_every_token_route_give_a_friendly_refusal(app, data):
     )
     rule, methods = data.draw(st.sampled_from(rules))
     method = data.draw(st.sampled_from(methods))
-    url = rule.replace("<token>", quote(token, safe=""))
+    url = rule.replace("<token>", quote(token, safe="")).replace("<id:mandate_id>", "1")
     response = client.open(url, method=method, data={"List-Unsubscribe": "One-Click"})
     page = response.get_data(as_text=True)
     assert response.status_code < 500, (method, url)
