@@ -208,6 +208,19 @@ def test_a_wrong_creditor_id_and_reference_are_named_on_the_form(app):
     assert mandates(app) == []
 
 
+def test_a_restricted_person_gets_no_mandate(app):
+    desk = log_in(app, "desk")
+    subject_id = person(app)
+    with app.app_context():
+        ledger.restrict(db.session, db.session.get(Subject, subject_id))
+        db.session.commit()
+    refused = record(desk, subject_id)
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    assert 'href="#mandates"' in page and "beperkt" in page
+    assert mandates(app) == []
+
+
 def test_a_reference_is_unique_per_library(app):
     desk = log_in(app, "desk")
     jan, piet = person(app), person(app, "piet@example.nl")

@@ -123,7 +123,8 @@ def record_mandate(subject_id: int) -> Response | str | tuple[str, int]:
     except (ledger.Restricted, ledger.MandateNotAllowed) as exc:
         db.session.rollback()
         reason = getattr(exc, "reason", "restricted")
-        return _subject_page(person, errors={"mandate": str(NOT_ALLOWED[reason])}), 400
+        # Keyed by the section's id, so the error summary leads there.
+        return _subject_page(person, errors={"mandates": str(NOT_ALLOWED[reason])}), 400
     _audit("mandate.record", subject=person, detail=_detail(mandate))
     db.session.commit()
     return redirect(
