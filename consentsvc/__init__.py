@@ -69,14 +69,17 @@ def register_blueprints(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     # Adds the subscriber-list import to the console's blueprint before it is registered.
     # The library's face adds its settings to admin.bp and its logo to public.bp; the young
-    # members' parts go to the console, the guardian's page to public.bp.
+    # members' parts go to the console, the guardian's page to public.bp; the mandates to
+    # the console and the member pages.
     from .web import (
         console_import,  # noqa: F401
         console_library,  # noqa: F401
+        console_mandates,  # noqa: F401
         console_minors,  # noqa: F401
         console_statement,  # noqa: F401 - the privacy-statement page
         guardian,  # noqa: F401
         logo,
+        member_mandates,  # noqa: F401
     )
     from .web import statement as member_statement
 

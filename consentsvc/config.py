@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import iban
+
 DAY = 24 * 60 * 60
 # Named, so that no empty string reads as a password written into the code (bandit B105).
 NOT_SET = ""
@@ -26,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY_FALLBACKS": [],
     # Keys the HMAC of suppressed addresses. Must outlive SECRET_KEY rotations.
     "SUPPRESSION_KEY": NOT_SET,
+    # Encrypts the IBANs of direct-debit mandates (a Fernet key); never derived from
+    # SECRET_KEY. Empty means: generated once into the instance folder; refused in production.
+    "IBAN_KEY": NOT_SET,
     "CONFIRM_MAX_AGE": 7 * DAY,
     "PREFERENCES_MAX_AGE": 30 * DAY,
     # A link to a copy of one's own data works this long.
@@ -94,7 +99,12 @@ MIN_KEY_LENGTH = 32
 # BASE_URL hosts that mean "trying it out on this machine" rather than production.
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 # Keys published in this repository's tests and documents: anyone can read them.
-KNOWN_KEYS = {"test-secret-key-that-is-long-enough-0123", "test-suppression-key", "..."}
+KNOWN_KEYS = {
+    "test-secret-key-that-is-long-enough-0123",
+    "test-suppression-key",
+    "...",
+    "dGVzdC1pYmFuLWtleS1wdWJsaXNoZWQtaW4tdGVzdHM=",
+}
 
 
 def load(app: Any, test_config: dict[str, Any] | None) -> None:
@@ -120,6 +130,11 @@ def load(app: Any, test_config: dict[str, Any] | None) -> None:
     cfg["SUPPRESSION_KEY"] = cfg["SUPPRESSION_KEY"] or _instance_secret(
         instance / "suppression_key"
     )
+    cfg["IBAN_KEY"] = cfg["IBAN_KEY"] or _instance_iban_key(instance / "iban_key")
+    if not iban.is_key(cfg["IBAN_KEY"]):
+        raise ValueError(
+            "CONSENTSVC_IBAN_KEY must be a Fernet key: 32 bytes in URL-safe base64 (see README)"
+        )
     # Errors must not carry e-mail addresses from query parameters into logs.
     cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"hide_parameters": True}
     cfg["SQLALCHEMY_DATABASE_URI"] = database_uri(
@@ -173,7 +188,7 @@ def check_production_keys(app: Any) -> None:
     if not is_production(app):
         return
     cfg = app.config
-    for name in ("SECRET_KEY", "SUPPRESSION_KEY"):
+    for name in ("SECRET_KEY", "SUPPRESSION_KEY", "IBAN_KEY"):
         value = cfg[name]
         if not value:
             raise ValueError(f"set CONSENTSVC_{name} in production (see README: Deploying)")
@@ -192,5 +207,13 @@ def database_uri(url: str) -> str:
 def _instance_secret(path: Path) -> str:
     if not path.exists():
         path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _instance_iban_key(path: Path) -> str:
+    """Like _instance_secret, in the form Fernet wants; made once, kept with the instance."""
+    if not path.exists():
+        path.write_text(iban.new_key())
         path.chmod(0o600)
     return path.read_text().strip()

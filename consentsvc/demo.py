@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import ledger, outbox
+from . import iban, ledger, outbox
 from .libraries import DEFAULT_RETENTION
 from .models import (
     FamilyAccess,
@@ -15,6 +16,10 @@ from .models import (
     LegitimateInterest,
     Library,
     PrivacyStatement,
+    SepaMandate,
+    StaffRole,
+    StaffUser,
+    Subject,
     backdated,
     utcnow,
 )
@@ -198,10 +203,11 @@ def seed_people(session: Session, library: Library, count: int) -> int:
         if number % 4 == 0:
             ledger.object_to(session, person, "direct_marketing", channel=ledger.Channel.STAFF)
         if number % 6 == 0:
-            ledger.grant(
-                session, person, "direct_debit", channel=ledger.Channel.STAFF,
-                proof=ledger.Proof(details={"how": "desk", "note": "machtiging getekend"}),
-            )  # fmt: skip
+            demo_mandate(session, person, number, approved=True)
+        elif number == 2:
+            demo_mandate(session, person, number, approved=False)  # awaiting approval
+        elif number == 4:
+            demo_mandate(session, person, number, approved=True, online=True)
         added += 1
     seed_family(session, library)
     if library.slug == "borne":
@@ -303,13 +309,13 @@ def seed_history(session: Session, library: Library, email: str, number: int) ->
         delivered.delivered_at = delivered.created_at
     if kind == "mandate_ended":
         with backdated(10 * 365 * DAY):
-            ledger.grant(
-                session, person, "direct_debit", channel=ledger.Channel.STAFF,
-                proof=ledger.Proof(details={"how": "desk", "note": "machtiging getekend"}),
-            )  # fmt: skip
+            mandate = demo_mandate(session, person, number, approved=True)
         with backdated(int(7.5 * 365) * DAY):
             ledger.withdraw_all(session, person, channel=ledger.Channel.STAFF)
-            ledger.withdraw(session, person, "direct_debit", channel=ledger.Channel.STAFF)
+            ledger.end_mandate(
+                session, mandate, actor=f"staff:{mandate.recorded_by}",
+                channel=ledger.Channel.STAFF, proof=ledger.Proof(details={"how": "desk"}),
+            )  # fmt: skip
     elif kind in ("stopped", "membership_ended"):
         if kind == "membership_ended":
             person.membership_started_on = date(2015, 9, 1)
@@ -427,3 +433,61 @@ def seed_statements(session: Session, library: Library, *, per_minute: int = 0) 
     ledger.publish_statement(
         session, library, draft, actor="demo", expected_version=2, per_minute=per_minute
     )
+
+
+# The demo libraries' creditor identifiers (valid check digits, made-up KvK numbers).
+CREDITOR_IDS = {"borne": "NL28ZZZ401234560000", "zoetermeer": "NL69ZZZ123456780000"}
+# Demo staff who record and approve the demo mandates; their accounts are closed, so nobody
+# logs in with them (make your own with `consentsvc staff create`).
+DEMO_STAFF = (("balie", "Demo balie", StaffRole.DESK), ("fg", "Demo FG", StaffRole.PRIVACY_OFFICER))
+
+
+def demo_mandate(
+    session: Session, person: Subject, number: int, *, approved: bool, online: bool = False
+) -> SepaMandate:
+    """A direct-debit mandate for a demo member: recorded at the desk by the demo desk
+    account, approved (or not yet) by the demo privacy officer. An online one gets its
+    confirmation mail, so the member's side can be tried from the mail folder."""
+    from flask import current_app
+
+    library = person.library
+    desk, officer = (_demo_staff(session, library, *account) for account in DEMO_STAFF)
+    given = ledger.MandateInput(
+        reference=f"{library.slug.upper()}-{number:05d}",
+        creditor_id=CREDITOR_IDS.get(library.slug, CREDITOR_IDS["borne"]),
+        iban=demo_iban(library.id * 100_000 + number),
+        holder=person.email.split("@")[0].replace(".", " ").title(),
+        signed_on=utcnow().date().isoformat(),
+        signed_place=library.name.removeprefix("Bibliotheek "),
+        signed_how="online" if online else "paper",
+    )
+    vault = iban.Vault(current_app.config["IBAN_KEY"])
+    mandate = ledger.record_mandate(session, person, given, staff=desk, vault=vault)
+    if approved:
+        ledger.approve_mandate(session, mandate, staff=officer)
+        if online:
+            outbox.enqueue_mail(
+                session, library.id, "mandate_confirm", person.id, mandate_id=mandate.id
+            )
+    return mandate
+
+
+def demo_iban(number: int) -> str:
+    """A valid Dutch IBAN for a demo member (bank code INGB, account from the number)."""
+    account = f"{number % 10**10:010d}"
+    digits = 98 - iban.mod97(f"INGB{account}NL00")
+    return f"NL{digits:02d}INGB{account}"
+
+
+def _demo_staff(
+    session: Session, library: Library, name: str, full_name: str, role: str
+) -> StaffUser:
+    from . import staff as staff_accounts
+
+    email = f"{name}.demo@{library.slug}.example.nl"
+    user = session.scalar(select(StaffUser).where(StaffUser.email == email))
+    if user is None:
+        password = secrets.token_urlsafe(24)  # thrown away: the account is closed at once
+        user = staff_accounts.create(session, library, email, full_name, role, password)
+        user.active = False
+    return user

@@ -21,7 +21,7 @@ from flask_babel import force_locale, gettext
 from flask_mail import Message
 from sqlalchemy.orm import Session
 
-from . import library_face, outbox, tokens
+from . import iban, library_face, outbox, tokens
 from .config import DAY
 from .extensions import mail
 from .ledger import (
@@ -33,7 +33,16 @@ from .ledger import (
     statement_notice_allowed,
     still_pending,
 )
-from .models import ConsentEvent, FamilyAccess, Library, PrivacyStatement, Purpose, Subject, utcnow
+from .models import (
+    ConsentEvent,
+    FamilyAccess,
+    Library,
+    PrivacyStatement,
+    Purpose,
+    SepaMandate,
+    Subject,
+    utcnow,
+)
 
 # A signup that makes something newly pending is news and is mailed, but never more than
 # this many confirmation mails before the person has had a quiet cool-down period: an
@@ -152,6 +161,12 @@ def family_ended(session: Session, access: FamilyAccess) -> None:
     _queue(session, other, "family_ended", access_id=access.id)
 
 
+def mandate_confirmation(session: Session, subject: Subject, mandate_id: int) -> None:
+    """Queue the mail that asks the member to confirm a mandate signed online (once per
+    approved mandate: no cool-down)."""
+    _queue(session, subject, "mandate_confirm", mandate_id=mandate_id)
+
+
 # -- sending (from the worker) ------------------------------------------------------------------
 
 
@@ -208,6 +223,18 @@ def compose(session: Session, subject: Subject, payload: dict[str, Any]) -> Outg
         return _compose(subject, kind, link, to=subject.pending_email)
     if kind == "statement_notice":
         return _statement_notice(session, subject, payload)
+    if kind == "mandate_confirm":
+        mandate = session.get(SepaMandate, payload.get("mandate_id", 0))
+        if mandate is None or mandate.subject_id != subject.id:
+            return None
+        if mandate.status != "awaiting_member":
+            return None  # confirmed, ended or erased in the meantime
+        link = absolute_url(
+            "public.mandate_confirm", token=tokens.make_mandate(subject.id, mandate.id)
+        )
+        return _compose(
+            subject, kind, link, mandate=mandate, masked_iban=iban.mask(mandate.iban_last4)
+        )
     if kind == "data_copy":
         link = absolute_url("public.download", token=tokens.make_download(subject.id))
     else:
@@ -276,6 +303,9 @@ SUBJECT_LINES = {
     ),
     "guardianship_ended_guardian": lambda library: gettext(
         "%(library)s: your role as parent or guardian has ended", library=library
+    ),
+    "mandate_confirm": lambda library: gettext(
+        "Confirm your direct debit mandate for %(library)s", library=library
     ),
 }
 

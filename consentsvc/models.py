@@ -134,6 +134,11 @@ class Library(db.Model):
     # Whether staff record members' birth years (young members: under 16 a guardian
     # consents, see ledger/minors.py). Off unless the library chooses it: data minimisation.
     asks_birth_year: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Who approves a direct-debit mandate recorded by staff (four eyes): "second_staff" (any
+    # colleague but the one who recorded it) or "privacy_officer" (see ledger.mandates).
+    mandate_approval: Mapped[str] = mapped_column(
+        String(20), default="second_staff", server_default="second_staff"
+    )
 
     purposes: Mapped[list[Purpose]] = relationship(
         back_populates="library", order_by="Purpose.position"
@@ -609,3 +614,64 @@ class FamilyAccess(db.Model):
 
     holder: Mapped[Subject] = relationship(foreign_keys=[holder_id])
     giver: Mapped[Subject] = relationship(foreign_keys=[giver_id])
+
+
+class SepaMandate(db.Model):
+    """A signed SEPA direct-debit mandate: the evidence of a person's direct_debit grant.
+
+    The IBAN is kept only encrypted (consentsvc.iban, a key of its own) and its last four
+    characters in clear for the masked form. Recording needs a second pair of eyes before
+    anything is granted; an online signature also needs the member's confirmation by mail.
+    Ending it withdraws direct_debit. Retention wipes the IBAN and holder 84 months after
+    the end (the payment category), and the whole row with the person.
+    """
+
+    __table_args__ = (UniqueConstraint("library_id", "reference"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subject.id"), index=True)
+    # The mandate reference (SEPA MndtId) and the library's creditor identifier.
+    reference: Mapped[str] = mapped_column(String(35))
+    creditor_id: Mapped[str] = mapped_column(String(35))
+    iban_ciphertext: Mapped[str | None] = mapped_column(Text)
+    iban_last4: Mapped[str | None] = mapped_column(String(4))
+    holder_name: Mapped[str | None] = mapped_column(String(140))
+    signed_on: Mapped[date] = mapped_column(Date)
+    signed_place: Mapped[str | None] = mapped_column(String(100))
+    # "paper" (at the desk) or "online" (confirmed by the member from a mail).
+    signed_how: Mapped[str] = mapped_column(String(10))
+    recorded_by: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rejected_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rejection_reason: Mapped[str | None] = mapped_column(String(300))
+    member_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When direct_debit was granted on this mandate, and the event that did it.
+    active_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    grant_event_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("consent_event.id"))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "staff:3" at the desk, "member" from the preference centre.
+    ended_by: Mapped[str | None] = mapped_column(String(100))
+    end_event_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("consent_event.id"))
+    # When retention took out the IBAN and the holder (84 months after the end).
+    wiped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    subject: Mapped[Subject] = relationship()
+    recorder: Mapped[StaffUser] = relationship(foreign_keys=[recorded_by])
+    approver: Mapped[StaffUser | None] = relationship(foreign_keys=[approved_by])
+
+    @property
+    def status(self) -> str:
+        """rejected, ended, active, awaiting_member (online) or awaiting_approval."""
+        if self.rejected_at is not None:
+            return "rejected"
+        if self.ended_at is not None:
+            return "ended"
+        if self.active_since is not None:
+            return "active"
+        if self.approved_at is not None:
+            return "awaiting_member"
+        return "awaiting_approval"

@@ -37,6 +37,9 @@ EVENT_TYPES = (
     "consent.objected",
     "suppression.added",
     "subject.erased",
+    # For the payment system: a direct-debit mandate became active, or ended (IBAN masked).
+    "mandate.approved",
+    "mandate.ended",
 )
 # Standard Webhooks' schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), stretched with two
 # daily attempts so an endpoint may be down for about three days before a message is dropped.

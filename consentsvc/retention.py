@@ -108,6 +108,16 @@ def run_library(
                     progress(number)
                 if number < batch:
                     break
+        # The IBAN and holder of mandates that ended 84 months ago, also of people who stay.
+        while True:
+            library = session.get_one(Library, library_id)
+            number = rules.wipe_ended_mandates(session, library, policy, limit=batch)
+            session.commit()
+            counts["payment"] += number
+            if progress and number:
+                progress(number)
+            if number < batch:
+                break
         after: int | None = 0
         while after is not None:
             library = session.get_one(Library, library_id)

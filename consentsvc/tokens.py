@@ -23,6 +23,7 @@ SALTS = {
     "email_change": "consentsvc.email-change.v1",
     "family": "consentsvc.family.v1",
     "guardian_confirm": "consentsvc.guardian-confirm.v1",
+    "mandate": "consentsvc.mandate.v1",
 }
 
 # payload.timestamp.signature; a leading dot marks a compressed payload (itsdangerous).
@@ -106,6 +107,18 @@ def read_email_change(token: str, *, expired_ok: bool = False) -> tuple[int, str
     max_age = None if expired_ok else current_app.config["CONFIRM_MAX_AGE"]
     subject_id, fingerprint = _load("email_change", token, max_age)
     return subject_id, fingerprint
+
+
+def make_mandate(subject_id: int, mandate_id: int) -> str:
+    """A link, mailed to the member, to confirm a mandate they signed online."""
+    return _serializer("mandate").dumps([subject_id, mandate_id])
+
+
+def read_mandate(token: str, *, expired_ok: bool = False) -> tuple[int, int]:
+    """expired_ok: only to say whose link it was; an expired link never confirms."""
+    max_age = None if expired_ok else current_app.config["CONFIRM_MAX_AGE"]
+    subject_id, mandate_id = _load("mandate", token, max_age)
+    return subject_id, mandate_id
 
 
 def make_unsubscribe(subject_id: int, purpose_id: int) -> str:

@@ -45,6 +45,7 @@ KINDS = {
         lambda: tokens.make_guardian_confirm(NOBODY, [NOBODY], "0123456789abcdef"),
         tokens.read_guardian_confirm,
     ),
+    "mandate": (lambda: tokens.make_mandate(NOBODY, NOBODY), tokens.read_mandate),
 }
 READERS = [read for _make, read in KINDS.values()]
 
@@ -271,6 +272,7 @@ def test_every_token_route_is_fuzzed(app):
         "/preferences/<token>/family", "/preferences/<token>/family/change",
         "/preferences/<token>/family/end", "/family/<token>",
         "/guardian/confirm/<token>",
+        "/mandate/<token>", "/preferences/<token>/mandates/<id:mandate_id>/end",
     }  # fmt: skip
 
 
@@ -290,7 +292,7 @@ def test_random_tokens_on_every_token_route_give_a_friendly_refusal(app, data):
     )
     rule, methods = data.draw(st.sampled_from(rules))
     method = data.draw(st.sampled_from(methods))
-    url = rule.replace("<token>", quote(token, safe=""))
+    url = rule.replace("<token>", quote(token, safe="")).replace("<id:mandate_id>", "1")
     response = client.open(url, method=method, data={"List-Unsubscribe": "One-Click"})
     page = response.get_data(as_text=True)
     assert response.status_code < 500, (method, url)

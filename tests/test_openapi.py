@@ -12,7 +12,7 @@ from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from sqlalchemy import select
 
-from consentsvc import clients, ledger, outbox
+from consentsvc import clients, iban, ledger, outbox, staff
 from consentsvc.extensions import db
 from consentsvc.models import Library, OutboxMessage, Subject
 from consentsvc.web.openapi import document
@@ -152,6 +152,18 @@ def test_answers_and_webhooks_about_real_people_conform(api, app):
         jan = ledger.find_subject(db.session, borne, "jan@example.nl")
         ledger.grant(db.session, jan, "direct_marketing", channel="staff")
         ledger.withdraw(db.session, jan, "direct_marketing", channel="preference_centre")
+        # A direct-debit mandate that starts and ends: the payment system's two webhooks.
+        desk = staff.create(db.session, borne, "desk@bieb.example", "D", "desk", "x" * 12)
+        second = staff.create(db.session, borne, "admin@bieb.example", "A", "admin", "x" * 12)
+        leaver = ledger.find_subject(db.session, borne, "leaver@example.nl")
+        mandate = ledger.record_mandate(
+            db.session, leaver,
+            ledger.MandateInput("M-1", "NL28ZZZ401234560000", "NL91ABNA0417164300", "J. Jan",
+                                "2026-01-05", "Borne", "paper"),
+            staff=desk, vault=iban.Vault(app.config["IBAN_KEY"]),
+        )  # fmt: skip
+        ledger.approve_mandate(db.session, mandate, staff=second)
+        ledger.end_mandate(db.session, mandate, actor=f"staff:{desk.id}", channel="staff")
         db.session.commit()
 
     def call(label, **kwargs):

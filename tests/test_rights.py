@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from sqlalchemy import String, Text, func, select
 
-from consentsvc import clients, ledger, outbox, staff
+from consentsvc import clients, iban, ledger, outbox, staff
 from consentsvc.extensions import db
 from consentsvc.models import AuditEntry, ConsentEvent, Library, StaffUser, Subject
 
@@ -105,6 +105,13 @@ MATRIX = [
     ("get", "/admin/privacy-statement", ADMIN),
     ("post", "/admin/privacy-statement", ADMIN),
     ("post", "/admin/privacy-statement/publish", ADMIN),
+    # Direct-debit mandates (web/console_mandates.py); the ledger decides who approves.
+    ("post", "/admin/subjects/{id}/mandates", EVERYONE),
+    ("get", "/admin/mandates", EVERYONE),
+    ("post", "/admin/mandates/{mandate}/approve", EVERYONE),
+    ("post", "/admin/mandates/{mandate}/reject", EVERYONE),
+    ("get", "/admin/mandates/{mandate}/end", EVERYONE),
+    ("post", "/admin/mandates/{mandate}/end", EVERYONE),
 ]
 # Open to anyone (the way in and out).
 NOT_IN_MATRIX = {"/admin/login", "/admin/login/code", "/admin/logout"}
@@ -122,8 +129,18 @@ def matrix_ids(app):
         colleague = staff.create(
             db.session, library, "kees@bibliotheek.example", "Kees", "desk", "x" * 12
         )
+        paying = ledger.subject_for(db.session, library, "incasso@example.nl", "nl")
+        mandate = ledger.record_mandate(
+            db.session, paying,
+            ledger.MandateInput("M-1", "NL28ZZZ401234560000", "NL91ABNA0417164300", "K. Kok",
+                                "2026-01-05", "Borne", "paper"),
+            staff=colleague, vault=iban.Vault(app.config["IBAN_KEY"]),
+        )  # fmt: skip
         db.session.commit()
-        return {"client": client.id, "endpoint": endpoint.id, "staff": colleague.id}
+        return {
+            "client": client.id, "endpoint": endpoint.id, "staff": colleague.id,
+            "mandate": mandate.id,
+        }  # fmt: skip
 
 
 def test_matrix_covers_every_url(app):

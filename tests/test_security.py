@@ -488,6 +488,7 @@ PRODUCTION = {
     "BASE_URL": "https://toestemming.bibliotheek.example",
     "SECRET_KEY": "a-production-secret-key-0123456789abcdef",
     "SUPPRESSION_KEY": "a-production-suppression-key-0123456789",
+    "IBAN_KEY": "cHJvZHVjdGlvbi1pYmFuLWtleS0wMTIzNDU2Nzg5YWI=",
 }
 
 
@@ -506,6 +507,13 @@ def test_production_needs_keys_of_its_own(tmp_path, monkeypatch):
         start(SECRET_KEY="")  # the default: a key generated into the instance folder
     with pytest.raises(ValueError, match="set CONSENTSVC_SUPPRESSION_KEY in production"):
         start(SUPPRESSION_KEY="")
+    # The IBANs of mandates have a key of their own, also never generated in production.
+    with pytest.raises(ValueError, match="set CONSENTSVC_IBAN_KEY in production"):
+        start(IBAN_KEY="")
+    with pytest.raises(ValueError, match="CONSENTSVC_IBAN_KEY is a published example key"):
+        start(IBAN_KEY="dGVzdC1pYmFuLWtleS1wdWJsaXNoZWQtaW4tdGVzdHM=")
+    with pytest.raises(ValueError, match="CONSENTSVC_IBAN_KEY must be a Fernet key"):
+        start(IBAN_KEY="not-a-fernet-key")
     with pytest.raises(ValueError, match="at least 32"):
         start(SECRET_KEY="too-short")
     with pytest.raises(ValueError, match="published example key"):
@@ -531,6 +539,7 @@ def test_production_keys_from_the_environment(tmp_path, monkeypatch):
         create_app()
     monkeypatch.setenv("CONSENTSVC_SECRET_KEY", PRODUCTION["SECRET_KEY"])
     monkeypatch.setenv("CONSENTSVC_SUPPRESSION_KEY", PRODUCTION["SUPPRESSION_KEY"])
+    monkeypatch.setenv("CONSENTSVC_IBAN_KEY", PRODUCTION["IBAN_KEY"])
     assert create_app().config["SECRET_KEY"] == PRODUCTION["SECRET_KEY"]
 
 

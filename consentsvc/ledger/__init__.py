@@ -19,6 +19,7 @@ requests, templates or mail; callers commit. One module per concern:
 - statements: privacy-statement versions, their notice to subscribers, who has seen them
 - family: managing another member's mail settings, only after they accepted
 - minors: young members (under 16 a guardian consents), birth year, guardian, turning 16
+- mandates: SEPA direct-debit mandates, their four-eyes approval, ending them
 - errors: what the ledger refuses
 
 Callers import from here (`from consentsvc import ledger`), not from the modules.
@@ -55,6 +56,7 @@ from .errors import (
     AddressTaken,
     InvalidEmail,
     LedgerError,
+    MandateRunning,
     NotSelfService,
     PurposeRetired,
     Restricted,
@@ -99,6 +101,25 @@ from .imports import Outcome as ImportOutcome
 from .imports import begin as begin_import
 from .imports import preview as preview_import
 from .imports import run as run_import
+from .mandates import (
+    APPROVALS as MANDATE_APPROVALS,
+)
+from .mandates import (
+    MANDATE_PURPOSE,
+    MandateInput,
+    MandateNotAllowed,
+    MandateRefused,
+    approval_refused,
+    awaiting_approval,
+    mandate_in,
+    mandates_of,
+)
+from .mandates import approve as approve_mandate
+from .mandates import confirm_online as confirm_mandate
+from .mandates import end as end_mandate
+from .mandates import export_rows as mandate_rows
+from .mandates import record as record_mandate
+from .mandates import reject as reject_mandate
 from .membership import (
     MAX_CARD_NUMBER_LENGTH,
     EndBeforeStart,
@@ -181,6 +202,8 @@ from .verification import verify
 
 __all__ = [
     "CONSENT_AGE",
+    "MANDATE_APPROVALS",
+    "MANDATE_PURPOSE",
     "MAX_CARD_NUMBER_LENGTH",
     "MAX_EMAIL_LENGTH",
     "MAX_RECIPIENTS",
@@ -216,6 +239,10 @@ __all__ = [
     "Library",
     "Listed",
     "ListedPerson",
+    "MandateInput",
+    "MandateNotAllowed",
+    "MandateRefused",
+    "MandateRunning",
     "Membership",
     "MembershipRefused",
     "NoFamilyAccess",
@@ -237,12 +264,16 @@ __all__ = [
     "annotations",
     "answer_family_request",
     "apply_rows",
+    "approval_refused",
+    "approve_mandate",
+    "awaiting_approval",
     "begin_import",
     "check_many",
     "check_membership",
     "check_statement_draft",
     "confirm",
     "confirm_email_change",
+    "confirm_mandate",
     "current_text",
     "decides_alone_from",
     "email_fingerprint",
@@ -250,6 +281,7 @@ __all__ = [
     "end_family_access",
     "end_family_accesses",
     "end_guardianship",
+    "end_mandate",
     "ensure_offered",
     "erase",
     "erase_expired",
@@ -270,6 +302,9 @@ __all__ = [
     "is_minor",
     "lift_restriction",
     "lock",
+    "mandate_in",
+    "mandate_rows",
+    "mandates_of",
     "mark_statement_seen",
     "membership_of",
     "membership_running",
@@ -288,9 +323,11 @@ __all__ = [
     "queue_statement_notices",
     "read_date",
     "record_decision",
+    "record_mandate",
     "record_membership",
     "record_memberships",
     "record_minor",
+    "reject_mandate",
     "request_email_change",
     "request_family_access",
     "request_reconfirmation",

@@ -20,12 +20,13 @@ from ..models import (
     LegalBasis,
     Library,
     Purpose,
+    SepaMandate,
     Subject,
     Suppression,
     utcnow,
 )
 from .addresses import email_hmac
-from .errors import NotSelfService, Restricted
+from .errors import MandateRunning, NotSelfService, Restricted
 from .events import Action, Channel, Proof, Status, _evidence, _record, lock, status_of
 from .minors import guardian_needed, is_minor
 from .people import subject_for
@@ -260,11 +261,18 @@ def withdraw(
     channel: str,
     actor: str | None = None,
     proof: Proof | None = None,
+    ending_mandate: bool = False,
 ) -> ConsentEvent | None:
     """Stop a purpose at once: withdraw consent, or object where the basis is legitimate
-    interest. Returns None when nothing was running."""
+    interest. Returns None when nothing was running.
+
+    Direct debit on an active mandate stops only through ledger.mandates.end (which passes
+    ending_mandate): the mandate itself must end with it, and the payment system be told.
+    """
     purpose = purpose_by_code(subject.library, purpose_code)
     lock(session, subject)
+    if not purpose.is_mail and not ending_mandate and _mandate_runs(session, subject):
+        raise MandateRunning(purpose_code)
     running = (Status.GRANTED, Status.PENDING, Status.RECONFIRM_REQUESTED)
     status = status_of(session, subject, purpose)
     # A member mailed on soft opt-in never chose, yet it runs: stopping it is an objection.
@@ -331,3 +339,18 @@ def withdraw_all(
 def set_language(session: Session, subject: Subject, language: str) -> None:
     subject.language = language
     subject.last_activity_at = utcnow()
+
+
+def _mandate_runs(session: Session, subject: Subject) -> bool:
+    return (
+        session.scalar(
+            select(SepaMandate.id)
+            .where(
+                SepaMandate.subject_id == subject.id,
+                SepaMandate.active_since.is_not(None),
+                SepaMandate.ended_at.is_(None),
+            )
+            .limit(1)
+        )
+        is not None
+    )

@@ -38,3 +38,9 @@ class NotSelfService(LedgerError):
 
 class AddressTaken(LedgerError):
     code = "address_taken"
+
+
+class MandateRunning(LedgerError):
+    """Direct debit runs on a signed mandate: it stops only by ending the mandate."""
+
+    code = "mandate_running"

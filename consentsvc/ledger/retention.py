@@ -38,6 +38,8 @@ from ..models import (
     Subject,
 )
 from .events import Action, Status
+from .mandates import ended_due as mandates_ended_due
+from .mandates import wipe as wipe_mandates
 from .rights import erase_expired
 
 # Categories that erase a person, in the order they are looked at; the first that applies
@@ -262,7 +264,31 @@ def _count(session: Session, query: Select[tuple[int]] | None) -> int:
 def retention_due(session: Session, library: Library, now: datetime) -> dict[str, int]:
     """What a run would do now, per category (the dry run); changes nothing."""
     policy = RetentionPolicy.of(library, now)
-    return {**people_due(session, library, policy), **rows_due(session, library, policy)}
+    counts = {**people_due(session, library, policy), **rows_due(session, library, policy)}
+    counts["payment"] += mandates_due(session, library, policy)
+    return counts
+
+
+def mandates_due(session: Session, library: Library, policy: RetentionPolicy) -> int:
+    """Ended mandates whose IBAN and holder are due to go (the payment period after the
+    end), also of people who stay; counted under "payment" with the people it erases."""
+    cutoff = policy.cutoff("payment")
+    if cutoff is None:
+        return 0
+    return len(mandates_ended_due(session, library.id, cutoff, limit=10**9))
+
+
+def wipe_ended_mandates(
+    session: Session, library: Library, policy: RetentionPolicy, limit: int = BATCH_SIZE
+) -> int:
+    """Wipe up to `limit` ended mandates whose payment period has passed; the number done."""
+    cutoff = policy.cutoff("payment")
+    if cutoff is None:
+        return 0
+    ids = mandates_ended_due(session, library.id, cutoff, limit)
+    done = wipe_mandates(session, ids, policy.now)
+    session.flush()
+    return done
 
 
 def apply_rows(

@@ -30,6 +30,8 @@ from .errors import AddressTaken
 from .events import Action, Channel, Proof, Status, _evidence, _record, history, lock, state_of
 from .family import EndedBy, end_all
 from .family import export_rows as family_rows
+from .mandates import export_rows as mandate_rows
+from .mandates import forget as forget_mandates
 from .minors import minor_json
 from .people import find_subject
 from .suppression import suppress
@@ -84,6 +86,8 @@ def export(session: Session, subject: Subject, *, suppression_key: str) -> dict[
             else None
         ),
         "young_member": minor_json(subject),
+        # Direct-debit mandates, the IBAN masked to its last four.
+        "mandates": mandate_rows(session, subject),
         "suppression": (
             {"reason": suppression.reason, "since": suppression.created_at.isoformat()}
             if suppression
@@ -232,6 +236,7 @@ def _wipe(
                 session, subject, state.purpose, Action.ERASED, channel, now,
                 actor=actor, evidence=evidence, announce=False,
             )  # fmt: skip
+    forget_mandates(session, subject)
     outbox.forget_address(session, subject.library_id, old_email)
     outbox.enqueue_event(
         session,

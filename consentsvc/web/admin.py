@@ -285,6 +285,11 @@ def record_consent(subject_id: int) -> Response | str | tuple[str, int]:
     errors = {}
     if text is None:
         errors["text"] = _("Choose what the person agreed to.")
+    elif text.purpose.code == ledger.MANDATE_PURPOSE:
+        # Direct debit starts only from an approved mandate (web/console_mandates.py).
+        errors["text"] = _(
+            "Direct debit needs a signed mandate: record it under “Direct debit mandates”."
+        )
     if how not in HOW:
         errors["how"] = _("Choose how the person gave consent.")
     if not note:
@@ -849,6 +854,8 @@ def _consent_choices(person: Subject) -> tuple[list[tuple[int, str]], list[tuple
 
     first, others = [], []
     for purpose in ledger.offered_purposes(person.library):
+        if purpose.code == ledger.MANDATE_PURPOSE:
+            continue  # recorded as a mandate, with four eyes
         default = ledger.current_text(purpose, person.language)
         if default is not None:
             first.append((default.id, label(default, True)))
@@ -993,12 +1000,20 @@ def save_library_settings() -> Response | str | tuple[str, int]:
         )
     except libraries.SettingsError as exc:
         return _library_page(errors={exc.field: SETTINGS_ERRORS[exc.field]}, form=form), 400
+    # Who approves direct-debit mandates (see web/console_mandates.py); kept when not sent.
+    approval = form.get("mandate_approval", g.library.mandate_approval)
+    if approval not in ledger.MANDATE_APPROVALS:
+        errors = {"mandate_approval": _("Choose who approves direct debit mandates.")}
+        return _library_page(errors=errors, form=form), 400
     changed = libraries.apply(g.library, settings)
     # Young members (ledger/minors.py): whether staff record birth years.
     asks_birth_year = form.get("asks_birth_year") == "yes"
     if asks_birth_year != g.library.asks_birth_year:
         g.library.asks_birth_year = asks_birth_year
         changed.append("asks_birth_year")
+    if g.library.mandate_approval != approval:
+        g.library.mandate_approval = approval
+        changed.append("mandate_approval")
     if changed:
         _audit("library.settings", detail=", ".join(changed))
     db.session.commit()

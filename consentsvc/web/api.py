@@ -301,6 +301,11 @@ def record_event(event: providers.Event) -> str:
 
 
 # "/" may begin an address: the path must not be tidied into a redirect (308) to another one.
+# What a key with direct_debit hears of each mandate (not the holder's name or the place).
+MANDATE_FIELDS = ("reference", "creditor_id", "iban", "signed_on", "status", "active_since",
+                  "ended_at")  # fmt: skip
+
+
 @bp.get("/v1/subjects/<path:email>", merge_slashes=False)
 @limited
 def subject(email: str) -> Response:
@@ -321,6 +326,11 @@ def subject(email: str) -> Response:
         if clients.MEMBERSHIP in client.scopes
         else {}
     )
+    if ledger.MANDATE_PURPOSE in scope:
+        # The payment system's view of the person's mandates: the IBAN only masked.
+        extra["mandates"] = [
+            {k: row[k] for k in MANDATE_FIELDS} for row in ledger.mandate_rows(db.session, person)
+        ]
     return jsonify(
         email=person.email,
         language=person.language,

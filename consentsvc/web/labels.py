@@ -57,6 +57,10 @@ STAFF_ACTION = {
     "erase": _l("Erased your data"),
     "erase.partial": _l("Erased your data, except what the law says we must keep"),
     "young_member": _l("Noted your birth year or your parent or guardian"),
+    "mandate.record": _l("Recorded your direct debit mandate"),
+    "mandate.approve": _l("Checked and approved your direct debit mandate"),
+    "mandate.reject": _l("Did not accept your direct debit mandate"),
+    "mandate.end": _l("Ended your direct debit mandate"),
 }
 
 SUPPRESSION = {

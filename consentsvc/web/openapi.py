@@ -590,6 +590,44 @@ SCHEMAS: Schema = {
                     "it, null if it never did."
                 ),
             },
+            "mandates": {
+                "type": "array",
+                "description": (
+                    "Only for a key with purpose `direct_debit`: the person's SEPA mandates, "
+                    "newest first. The IBAN is never sent, only masked to its last four "
+                    "characters (…4300); null once retention wiped it."
+                ),
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "reference",
+                        "creditor_id",
+                        "iban",
+                        "signed_on",
+                        "status",
+                        "active_since",
+                        "ended_at",
+                    ],
+                    "properties": {
+                        "reference": {"type": "string"},
+                        "creditor_id": {"type": "string"},
+                        "iban": {"type": ["string", "null"]},
+                        "signed_on": {"type": "string", "format": "date"},
+                        "status": {
+                            "type": "string",
+                            "enum": [
+                                "awaiting_approval",
+                                "awaiting_member",
+                                "active",
+                                "ended",
+                                "rejected",
+                            ],
+                        },
+                        "active_since": {"type": ["string", "null"]},
+                        "ended_at": {"type": ["string", "null"]},
+                    },
+                },
+            },
             "consents": {
                 "type": "array",
                 "description": "One per purpose of this key.",
@@ -637,6 +675,34 @@ SCHEMAS: Schema = {
             "type": {"type": "string", "description": "The event type, as in the webhook's name."},
             "timestamp": {**TIMESTAMP, "description": "When the message was queued (UTC)."},
             "data": {"type": "object"},
+        },
+    },
+    "MandateChange": {
+        "type": "object",
+        "required": [
+            "library",
+            "email",
+            "card_number",
+            "mandate_reference",
+            "creditor_id",
+            "iban",
+            "signed_on",
+        ],
+        "properties": {
+            "library": {"type": "string", "description": "The library's slug, e.g. borne."},
+            "email": {"type": "string"},
+            "card_number": {"type": ["string", "null"]},
+            "mandate_reference": {"type": "string", "description": "SEPA MndtId."},
+            "creditor_id": {"type": "string", "description": "SEPA creditor identifier."},
+            "iban": {
+                "type": "string",
+                "description": "Masked: only the last four characters, e.g. …4300.",
+                "pattern": "^…",
+            },
+            "signed_on": {"type": "string", "format": "date"},
+            "active_since": {**TIMESTAMP, "description": "mandate.approved only."},
+            "ended_on": {"type": "string", "format": "date", "description": "mandate.ended only."},
+            "ended_at": {**TIMESTAMP, "description": "mandate.ended only."},
         },
     },
     "ConsentChange": {
@@ -1165,6 +1231,19 @@ WEBHOOKS: Schema = {
         "An address complained, hard-bounced or was erased: send it nothing from this "
         "library again.",
         "SuppressionAdded",
+    ),
+    "mandate.approved": _webhook(
+        "mandate.approved",
+        "A direct-debit mandate became active (approved by a second staff member or the "
+        "privacy officer, and for an online signature confirmed by the member): you may "
+        "collect on it. The IBAN is masked; take the full one from the signed mandate.",
+        "MandateChange",
+    ),
+    "mandate.ended": _webhook(
+        "mandate.ended",
+        "A direct-debit mandate ended (at the desk or by the member after a confirmation "
+        "page; never by an unsubscribe link): collect nothing more on it after `ended_on`.",
+        "MandateChange",
     ),
     "subject.erased": _webhook(
         "subject.erased",

@@ -355,6 +355,7 @@ def _data_copy(
             for a in data["staff_access"]
         ],
         mailings=sorted(mailings.items()),
+        mandates=data["mandates"],  # the IBAN already masked
         suppression=data["suppression"]
         and (
             datetime.fromisoformat(data["suppression"]["since"]),
@@ -431,6 +432,12 @@ def _preference_context(subject: Subject, token: str, saved: str | None) -> dict
         # and "stop all mail" never touch them.
         "mail_rows": [(s, t) for s, t in rows if s.purpose.is_mail],
         "other_rows": [(s, t) for s, t in rows if not s.purpose.is_mail],
+        # A running direct-debit mandate replaces the switch: it ends on a page of its own.
+        "mandates": [
+            m
+            for m in ledger.mandates_of(db.session, subject)
+            if m.status in ("active", "awaiting_approval", "awaiting_member")
+        ],
         "saved": saved,
         "saved_message": _saved_message(saved, states),
         # A changed privacy statement, until the member says they read it (web/statement.py).

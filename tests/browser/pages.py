@@ -10,9 +10,10 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from playwright.sync_api import Page
+from sqlalchemy import select
 
 from consentsvc import ledger
-from consentsvc.models import PrivacyStatement, Subject
+from consentsvc.models import PrivacyStatement, SepaMandate, Subject
 
 from .live import STAFF_PASSWORD, LiveService, submit
 
@@ -236,6 +237,26 @@ def guardian_confirmed(live: LiveService, page: Page, lang: str) -> None:
     submit(page, "form[action^='/guardian/confirm/']", NO_FORM)
 
 
+def _demo_mandate(live: LiveService, reference: str) -> tuple[int, int]:
+    """(subject id, mandate id) of a demo mandate: BORNE-00000 runs, BORNE-00004 waits for
+    the member's online confirmation."""
+    with live.session() as session:
+        mandate = session.scalar(select(SepaMandate).where(SepaMandate.reference == reference))
+        assert mandate is not None
+        return mandate.subject_id, mandate.id
+
+
+def mandate_confirm(live: LiveService, page: Page, lang: str) -> None:
+    subject_id, mandate_id = _demo_mandate(live, "BORNE-00004")
+    go(page, f"/mandate/{live.token('mandate', subject_id, mandate_id)}", lang)
+
+
+def mandate_end(live: LiveService, page: Page, lang: str) -> None:
+    subject_id, mandate_id = _demo_mandate(live, "BORNE-00000")
+    token = live.token("preferences", subject_id)
+    go(page, f"/preferences/{token}/mandates/{mandate_id}/end", lang)
+
+
 MEMBER_PAGES: dict[str, Opener] = {
     opener.__name__: opener
     for opener in (
@@ -243,7 +264,7 @@ MEMBER_PAGES: dict[str, Opener] = {
         preferences_changed, history, unsubscribe, unsubscribed, request_link, link_sent,
         download, data_copy, not_mail, find_library, expired, bad_link, not_found,
         email_change, email_changed, preferences_statement, family_answer, family_answered,
-        preferences_family, guardian_confirm, guardian_confirmed,
+        preferences_family, guardian_confirm, guardian_confirmed, mandate_confirm, mandate_end,
     )
 }  # fmt: skip
 
@@ -266,6 +287,19 @@ def _person_id(live: LiveService, address: str) -> int:
         subject = ledger.find_subject(session, live.library(session), address)
         assert subject is not None
         return subject.id
+
+
+def console_mandate_errors(live: LiveService, page: Page, lang: str) -> None:
+    """A person's page after "record a mandate" refused an IBAN with wrong check digits."""
+    console_subject(live, page, lang)
+    form = "form[action$='/mandates']"
+    for field, value in {
+        "#mandate_reference": "BORNE-TEST-1", "#mandate_creditor_id": "NL28ZZZ401234560000",
+        "#mandate_iban": "NL91 ABNA 0417 1643 01", "#mandate_holder": "J. Jansen",
+        "#mandate_signed_on": "2026-11-30", "#mandate_signed_place": "Borne",
+    }.items():  # fmt: skip
+        page.fill(field, value)
+    submit(page, form, ".error-summary")
 
 
 def console_login(live: LiveService, page: Page, lang: str) -> None:
@@ -370,4 +404,6 @@ CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "privacy_statement": (ADMIN, _at("/admin/privacy-statement")),
     "privacy_statement_errors": (ADMIN, console_statement_errors),
     "privacy_statement_confirm": (ADMIN, console_statement_confirm),
+    "mandates": (OFFICER, _at("/admin/mandates")),
+    "mandate_errors": ("desk", console_mandate_errors),
 }

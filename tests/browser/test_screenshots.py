@@ -37,6 +37,7 @@ def test_member_page_screenshots(live: LiveService, contexts: Contexts, name: st
 NEW_CONSOLE_PAGES = [
     "retention", "import", "import_preview", "library",
     "privacy_statement", "privacy_statement_errors", "privacy_statement_confirm",
+    "mandates", "mandate_errors",
 ]  # fmt: skip
 
 
