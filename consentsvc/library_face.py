@@ -253,7 +253,8 @@ def _address(field: str, given: str) -> str | None:
     if not value:
         return None
     try:
-        checked = validate_email(value, check_deliverability=False)
+        # The library's own addresses go into headers and mailto: links: plain ASCII ones.
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
         raise SettingsError(field, "email", "not an e-mail address") from None
     if len(checked.normalized) > 254:

@@ -259,6 +259,7 @@ def test_the_sender_domains_setting_may_be_one_plain_domain(app_factory, monkeyp
     [
         ({"reply_to": "geen adres"}, "Geef een e-mailadres, zoals info@bibliotheek.nl"),
         ({"contact_email": "info@"}, "Geef een e-mailadres, zoals info@bibliotheek.nl"),
+        ({"reply_to": "bjørn@bibliotheekborne.nl"}, "Geef een e-mailadres, zoals info@"),
         ({"privacy_officer_email": "fg"}, "Geef een e-mailadres, zoals fg@bibliotheek.nl"),
         ({"sender_address": "nieuws@@x"}, "zoals nieuwsbrief@bibliotheek.nl"),
         ({"contact_phone": "bel ons"}, "Geef een telefoonnummer"),
