@@ -94,6 +94,10 @@ MATRIX = [
     ("get", "/admin/import", ADMIN),
     ("post", "/admin/import", ADMIN),
     ("post", "/admin/import/confirm", ADMIN),
+    # The library's face: sender, contact, logo (web/console_library.py).
+    ("post", "/admin/library/face", ADMIN),
+    ("post", "/admin/library/logo", ADMIN),
+    ("post", "/admin/library/logo/remove", ADMIN),
 ]
 # Open to anyone (the way in and out).
 NOT_IN_MATRIX = {"/admin/login", "/admin/login/code", "/admin/logout"}
