@@ -11,7 +11,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass
-from email.utils import formataddr, parseaddr
+from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -35,6 +35,10 @@ LOGO_TYPES = {"PNG": "image/png", "WEBP": "image/webp"}
 # How the file itself begins, whatever its name or Content-Type says.
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+# Characters with a meaning in an address header. Python's mail package, refolding a long
+# From header, takes them out of the encoded name again, and "Bieb, Borne" would become two
+# addresses: a From name never holds them.
+HEADER_SPECIALS = re.compile(r'[()<>@,;:\\"\[\]]')
 PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{5,24}$")
 MAX_ADDRESS_LINES = 5
 MAX_NAME = 100
@@ -107,7 +111,7 @@ def parse(
         if not domain_allowed(domain, own_domain(site), sender_domains):
             raise SettingsError("sender_address", "domain", f"{domain} is not the library's own")
     return Face(
-        sender_name=_name("sender_name", sender_name),
+        sender_name=_sender_name(sender_name),
         sender_address=sender,
         reply_to=_address("reply_to", reply_to),
         website=site,
@@ -138,8 +142,12 @@ def sender_of(library: Library, default_sender: str) -> tuple[str, str | None]:
     a member still sees who writes.
     """
     address = library.sender_address or parseaddr(default_sender)[1] or default_sender
-    name = library.sender_name or library.name
-    return formataddr((" ".join(name.split()), address)), library.reply_to or None
+    # A library's name may hold anything typed on the command line; without the header
+    # specials, and on one line, it can only ever be the display name of one address.
+    name = " ".join(HEADER_SPECIALS.sub(" ", library.sender_name or library.name).split())
+    # Quoted, not RFC 2047-encoded: Flask-Mail parses this and encodes the name itself
+    # (formataddr's encoding would be encoded twice).
+    return f'"{name}" <{address}>', library.reply_to or None
 
 
 def check_logo(data: bytes) -> Logo:
@@ -245,7 +253,8 @@ def _address(field: str, given: str) -> str | None:
     if not value:
         return None
     try:
-        checked = validate_email(value, check_deliverability=False)
+        # The library's own addresses go into headers and mailto: links: plain ASCII ones.
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
         raise SettingsError(field, "email", "not an e-mail address") from None
     if len(checked.normalized) > 254:
@@ -260,6 +269,13 @@ def _name(field: str, given: str) -> str | None:
         return None
     if len(value) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise SettingsError(field, "name", "a name of at most 100 characters")
+    return value
+
+
+def _sender_name(given: str) -> str | None:
+    value = _name("sender_name", given)
+    if value is not None and HEADER_SPECIALS.search(value):
+        raise SettingsError("sender_name", "specials", "a From name without , ; : < > ( ) [ ] @")
     return value
 
 

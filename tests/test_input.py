@@ -520,7 +520,7 @@ def test_odd_addresses_are_refused_the_same_way_everywhere(app, client, key, out
 
 SERVICE_HEADERS = {
     "Auto-Submitted", "Content-Language", "Content-Type", "Date", "From", "MIME-Version",
-    "Message-ID", "Subject", "To",
+    "Message-ID", "Reply-To", "Subject", "To",
 }  # fmt: skip
 
 
@@ -529,6 +529,9 @@ def assert_only_our_headers(raw: bytes):
     assert set(parsed.keys()) <= SERVICE_HEADERS | {"Content-Transfer-Encoding"}, parsed.keys()
     assert len(parsed.get_all("To")) == 1
     assert len(parsed["To"].addresses) == 1
+    # The library's own sender (docs/libraries.md): one From, at most one Reply-To.
+    assert len(parsed["From"].addresses) == 1
+    assert parsed["Reply-To"] is None or len(parsed["Reply-To"].addresses) == 1
     assert "\n" not in str(parsed["Subject"])
     return parsed
 

@@ -3,9 +3,10 @@ and complaint link on member pages, and its logo (upload checks, serving, metada
 
 import io
 import random
+import re
 import struct
 import zlib
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 
 import pytest
@@ -48,10 +49,21 @@ def stored_logo(app, slug="borne"):
 
 
 def header(app, message, name):
+    """A header as a mail program shows it: decoded and unfolded."""
     with app.app_context():
-        raw = message_from_bytes(message.as_bytes())[name]
-    # Unfolded: a long header is split over lines when sent.
-    return None if raw is None else " ".join(str(make_header(decode_header(raw))).split())
+        value = message_from_bytes(message.as_bytes(), policy=policy.default)[name]
+    return None if value is None else str(value)
+
+
+def sender(app, message):
+    """(display name, address) of the From header, decoded as RFC 2047 says: the name is
+    one phrase of encoded words, in which <, >, a comma or a quote are encoded, so exactly
+    one address follows it and nothing of the name can become a header or an address."""
+    with app.app_context():
+        raw = " ".join(message_from_bytes(message.as_bytes())["From"].split())
+    assert raw.count("<") == 1 and raw.count(",") == 0, raw
+    phrase, address = re.fullmatch(r"(.*) <([^<>]+)>", raw).groups()
+    return str(make_header(decode_header(phrase))), address
 
 
 def save_face(client, **change):
@@ -132,11 +144,37 @@ def test_without_a_sender_mails_come_from_the_default_address_under_the_library_
     parsed = message_from_bytes(raw)
     headers = raw.partition(b"\r\n\r\n")[0]
     assert parsed["Bcc"] is None and b"\nBcc:" not in headers
-    assert header(app, message, "From") == (
-        "Bibliotheek Bcc: iedereen@example.nl Borne <no-reply@toestemming.example>"
+    assert sender(app, message) == (
+        "Bibliotheek Bcc iedereen example.nl Borne",
+        "no-reply@toestemming.example",
     )
     assert parsed["Reply-To"] is None
     assert library_face.COMPLAINT_URL not in message.body + message.html
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("Bibliotheek Den Haag – Centrale", "Bibliotheek Den Haag – Centrale"),
+        ("Bibliotheek 't Gooi & Eemland!", "Bibliotheek 't Gooi & Eemland!"),
+        # A library's name as typed on the command line, in a header long enough to be
+        # folded: without the header specials it stays the name of the one address.
+        (
+            'Bibliotheek, "De Boekenkast" (Tiel) <x@example.nl>; Café',
+            "Bibliotheek De Boekenkast Tiel x example.nl Café",
+        ),
+    ],
+)
+def test_the_library_name_reaches_the_member_as_the_name_of_one_sender(
+    app, client, outbox, name, shown
+):
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        library.name, library.sender_name = name, None
+        db.session.commit()
+    signup(client, "jan@example.nl")
+    [message] = list(outbox)
+    assert sender(app, message) == (shown, "nieuwsbrief@bibliotheekborne.nl")
 
 
 # -- the sender's domain ------------------------------------------------------------------------
@@ -221,6 +259,7 @@ def test_the_sender_domains_setting_may_be_one_plain_domain(app_factory, monkeyp
     [
         ({"reply_to": "geen adres"}, "Geef een e-mailadres, zoals info@bibliotheek.nl"),
         ({"contact_email": "info@"}, "Geef een e-mailadres, zoals info@bibliotheek.nl"),
+        ({"reply_to": "bjørn@bibliotheekborne.nl"}, "Geef een e-mailadres, zoals info@"),
         ({"privacy_officer_email": "fg"}, "Geef een e-mailadres, zoals fg@bibliotheek.nl"),
         ({"sender_address": "nieuws@@x"}, "zoals nieuwsbrief@bibliotheek.nl"),
         ({"contact_phone": "bel ons"}, "Geef een telefoonnummer"),
@@ -229,6 +268,8 @@ def test_the_sender_domains_setting_may_be_one_plain_domain(app_factory, monkeyp
         ({"website": "https://fg:geheim@bibliotheekborne.nl"}, "Geef de website als"),
         ({"postal_address": "1\n2\n3\n4\n5\n6"}, "hoogstens 5 regels"),
         ({"sender_name": "B" * 101}, "hoogstens 100 tekens"),
+        ({"sender_name": "Bieb, Borne"}, "mailheaders een speciale betekenis"),
+        ({"sender_name": "Bieb <nieuws@elders.nl>"}, "mailheaders een speciale betekenis"),
     ],
 )
 def test_wrong_face_settings_change_nothing(app, change, message):

@@ -33,7 +33,10 @@ FACE_FIELDS = (
 )
 FACE_ERRORS = {
     "website": _l("Give the website as a full address, like https://www.bibliotheek.nl."),
-    "sender_name": _l("Give a name of at most 100 characters."),
+    "sender_name": _l(
+        "Give a From name of at most 100 characters, without these characters, which "
+        'mail headers treat specially: , ; : < > ( ) [ ] @ \\ "'
+    ),
     "sender_address": _l("Give an e-mail address, like nieuwsbrief@bibliotheek.nl."),
     "reply_to": _l("Give an e-mail address, like info@bibliotheek.nl."),
     "postal_address": _l("Give the postal address in at most 5 lines and 300 characters."),
