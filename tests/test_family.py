@@ -40,9 +40,9 @@ def centre(app, subject_id):
         return f"/preferences/{tokens.make_preferences(subject_id)}"
 
 
-def ask(client, app, holder_id, email, own_page=None, **headers):
-    own_page = own_page or centre(app, holder_id)
-    return client.post(f"{own_page}/family", data={"email": email}, headers=headers)
+def ask(client, app, holder_id, email, url=None, **headers):
+    url = url or f"{centre(app, holder_id)}/family"
+    return client.post(url, data={"email": email}, headers=headers)
 
 
 def accesses(app):
@@ -244,8 +244,7 @@ def test_a_refusal_is_never_shown_to_the_requester(app, client, outbox):
     holder_id, giver_id = people(app, HOLDER, GIVER)
     ask(client, app, holder_id, GIVER)
     link = answer_link(outbox[-1])
-    # One link for both looks: a token made in another second would differ on its own.
-    own_page = centre(app, holder_id)
+    own_page = centre(app, holder_id)  # one link: its spelling is in every form
     waiting = client.get(own_page).get_data(as_text=True)
     page = client.post(link, data={"choice": "refuse"})
     assert "Je zei nee" in page.get_data(as_text=True)
@@ -295,13 +294,13 @@ def test_a_known_and_an_unknown_address_look_the_same(app, client, outbox):
     ask(client, app, holder_id, "warm-up@example.nl")  # first requests load what later reuse
     work_outbox(app)
     shapes = {}
-    # One link for every request: a token made in another second would differ on its own.
-    own_page = centre(app, holder_id)
+    # One link for all: a token made a second later is spelled differently, in every form.
+    url = f"{centre(app, holder_id)}/family"
     for kind, email in (("unknown", "nobody@example.nl"), ("known", GIVER)):
         for via_htmx in (False, True):
             headers = {"HX-Request": "true"} if via_htmx else {}
             with statements(app) as seen:
-                response = ask(client, app, holder_id, email, own_page, **headers)
+                response = ask(client, app, holder_id, email, url=url, **headers)
             shapes[kind, via_htmx] = (
                 response.status_code,
                 response.headers.get("Location"),
