@@ -219,6 +219,12 @@ def every_url(app, token_urls):
             password_hash="-", other_libraries=[library],
         )  # fmt: skip
         db.session.add_all([colleague, helper])
+        # A young member whose signup waits for the guardian (docs/minors.md).
+        minor = ledger.subject_for(db.session, library, "noor@example.nl", "nl")
+        minor.marked_minor, minor.guardian_email = True, "ouder@example.nl"
+        waiting = ledger.signup(
+            db.session, library, minor.email, ["newsletter"], language="nl", channel="web_form"
+        )
         db.session.commit()
         staff_id, helper_id = colleague.id, helper.id
         with app.test_request_context():
@@ -229,6 +235,9 @@ def every_url(app, token_urls):
                 "download": tokens.make_download(subject.id),
                 "email": tokens.make_email_change(
                     subject.id, ledger.email_fingerprint("jan.nieuw@example.nl")
+                ),
+                "guardian": tokens.make_guardian_confirm(
+                    minor.id, waiting.request_ids, ledger.email_fingerprint("ouder@example.nl")
                 ),
             }
         values = {
