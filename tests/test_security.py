@@ -232,6 +232,12 @@ def every_url(app, token_urls):
         family_request = ledger.request_family_access(
             db.session, asker, subject.email, per_day=5, max_age=3600
         )
+        # A young member whose signup waits for the guardian (docs/minors.md).
+        minor = ledger.subject_for(db.session, library, "noor@example.nl", "nl")
+        minor.marked_minor, minor.guardian_email = True, "ouder@example.nl"
+        waiting = ledger.signup(
+            db.session, library, minor.email, ["newsletter"], language="nl", channel="web_form"
+        )
         db.session.commit()
         staff_id, helper_id = colleague.id, helper.id
         with app.test_request_context():
@@ -244,6 +250,9 @@ def every_url(app, token_urls):
                     subject.id, ledger.email_fingerprint("jan.nieuw@example.nl")
                 ),
                 "family": tokens.make_family(family_request.id, subject.id),
+                "guardian": tokens.make_guardian_confirm(
+                    minor.id, waiting.request_ids, ledger.email_fingerprint("ouder@example.nl")
+                ),
             }
         values = {
             "library": library.slug, "subject_id": subject.id, "purpose_id": purpose.id,
