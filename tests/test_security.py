@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from consentsvc import clients, create_app, intake, ledger, outbox, tokens
+from consentsvc import clients, create_app, iban, intake, ledger, outbox, tokens
 from consentsvc.cli import deliver_once
 from consentsvc.extensions import db, mail
 from consentsvc.models import Library, StaffUser, Subject
@@ -219,8 +219,16 @@ def every_url(app, token_urls):
             password_hash="-", other_libraries=[library],
         )  # fmt: skip
         db.session.add_all([colleague, helper])
+        db.session.flush()
+        # A direct-debit mandate recorded by the colleague (its pages, and its member links).
+        mandate = ledger.record_mandate(
+            db.session, subject,
+            ledger.MandateInput("M-1", "NL28ZZZ401234560000", "NL91ABNA0417164300", "J. Jan",
+                                "2026-01-05", "Borne", "paper"),
+            staff=colleague, vault=iban.Vault(app.config["IBAN_KEY"]),
+        )  # fmt: skip
         db.session.commit()
-        staff_id, helper_id = colleague.id, helper.id
+        staff_id, helper_id, mandate_id = colleague.id, helper.id, mandate.id
         with app.test_request_context():
             tokens_by_prefix = {
                 "confirm": token_urls[0].split("/")[2],
@@ -230,12 +238,13 @@ def every_url(app, token_urls):
                 "email": tokens.make_email_change(
                     subject.id, ledger.email_fingerprint("jan.nieuw@example.nl")
                 ),
+                "mandate": tokens.make_mandate(subject.id, mandate_id),
             }
         values = {
             "library": library.slug, "subject_id": subject.id, "purpose_id": purpose.id,
             "client_id": _client.id, "staff_id": staff_id, "endpoint_id": endpoint.id,
             "provider": "postmark", "key": key, "email": subject.email,
-            "filename": "css/site.css",
+            "filename": "css/site.css", "mandate_id": mandate_id,
         }  # fmt: skip
     urls = []
     for rule in app.url_map.iter_rules():
