@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from consentsvc import clients, create_app, intake, ledger, library_face, outbox, tokens
+from consentsvc import clients, create_app, iban, intake, ledger, library_face, outbox, tokens
 from consentsvc.cli import deliver_once
 from consentsvc.extensions import db, mail
 from consentsvc.models import Library, StaffUser, Subject
@@ -238,8 +238,16 @@ def every_url(app, token_urls):
         waiting = ledger.signup(
             db.session, library, minor.email, ["newsletter"], language="nl", channel="web_form"
         )
+        db.session.flush()
+        # A direct-debit mandate recorded by the colleague (its pages, and its member links).
+        mandate = ledger.record_mandate(
+            db.session, subject,
+            ledger.MandateInput("M-1", "NL28ZZZ401234560000", "NL91ABNA0417164300", "J. Jan",
+                                "2026-01-05", "Borne", "paper"),
+            staff=colleague, vault=iban.Vault(app.config["IBAN_KEY"]),
+        )  # fmt: skip
         db.session.commit()
-        staff_id, helper_id = colleague.id, helper.id
+        staff_id, helper_id, mandate_id = colleague.id, helper.id, mandate.id
         with app.test_request_context():
             tokens_by_prefix = {
                 "confirm": token_urls[0].split("/")[2],
@@ -253,12 +261,13 @@ def every_url(app, token_urls):
                 "guardian": tokens.make_guardian_confirm(
                     minor.id, waiting.request_ids, ledger.email_fingerprint("ouder@example.nl")
                 ),
+                "mandate": tokens.make_mandate(subject.id, mandate_id),
             }
         values = {
             "library": library.slug, "subject_id": subject.id, "purpose_id": purpose.id,
             "client_id": _client.id, "staff_id": staff_id, "endpoint_id": endpoint.id,
             "provider": "postmark", "key": key, "email": subject.email,
-            "filename": "css/site.css",
+            "filename": "css/site.css", "mandate_id": mandate_id,
         }  # fmt: skip
     urls = []
     for rule in app.url_map.iter_rules():
