@@ -518,3 +518,18 @@ def test_console_pages_carry_no_member_footer(app):
     # The settings page shows the face as stored, to change.
     assert 'value="nieuwsbrief@bibliotheekborne.nl"' in page
     assert "Marktstraat 1\n7622 CP Borne</textarea>" in page
+
+
+def test_every_kind_of_mail_carries_the_library_footer():
+    """Each mail the service sends (mailer.SUBJECT_LINES) ends with the library's footer, in
+    text and in HTML: a new kind of mail cannot forget the address, contact and FG."""
+    from pathlib import Path
+
+    from consentsvc import mailer
+
+    folder = Path(mailer.__file__).parent / "templates" / "email"
+    for kind in mailer.SUBJECT_LINES:
+        text = (folder / f"{kind}.txt").read_text(encoding="utf-8")
+        html = (folder / f"{kind}.html").read_text(encoding="utf-8")
+        assert text.rstrip().endswith('{% include "email/_footer.txt" %}'), kind
+        assert '{% extends "email/_layout.html" %}' in html, kind
