@@ -14,6 +14,7 @@ from PIL import Image, PngImagePlugin
 from sqlalchemy import select
 
 from consentsvc import library_face
+from consentsvc.demo import seed_statements
 from consentsvc.extensions import db
 from consentsvc.models import AuditEntry, Library, LibraryLogo
 
@@ -511,10 +512,17 @@ def test_the_postal_address_is_escaped_on_pages(app, client):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>Borne" in page
 
 
-def test_console_pages_carry_no_member_footer(app):
+def test_console_pages_carry_no_member_footer(app, client):
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        seed_statements(db.session, library)
+        db.session.commit()
+    # Member pages link to the statement in effect; the console is for staff, and does not.
+    assert 'class="privacy-statement"' in client.get("/borne/signup").get_data(as_text=True)
     admin = log_in(app, "admin")
     page = admin.get("/admin/library").get_data(as_text=True)
     assert "library-contact" not in page
+    assert 'class="privacy-statement"' not in page
     # The settings page shows the face as stored, to change.
     assert 'value="nieuwsbrief@bibliotheekborne.nl"' in page
     assert "Marktstraat 1\n7622 CP Borne</textarea>" in page
