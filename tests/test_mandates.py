@@ -478,14 +478,24 @@ def test_one_click_stop_all_and_the_switch_never_end_a_mandate(app):
         f"/preferences/{centre}", data={"purpose": "direct_debit", "choice": "off"}
     )
     assert switched.status_code == 400
+    assert "Stop deze automatische incasso" in switched.get_data(as_text=True)  # the way that works
     stopped = post(desk, f"/admin/subjects/{subject_id}/stop", purpose="direct_debit", note="x")
     assert stopped.status_code == 400
+    assert "Beëindig de machtiging" in stopped.get_data(as_text=True)
+    objected = post(
+        desk, f"/admin/subjects/{subject_id}/stop", purpose="direct_debit", note="x",
+        objection="yes",
+    )  # fmt: skip
+    assert objected.status_code == 400
     assert debit_status(app, subject_id) == "granted"
     assert mandates(app)[0].status == "active"
     with app.app_context():
         subject = db.session.get(Subject, subject_id)
         with pytest.raises(ledger.MandateRunning):
             ledger.withdraw(db.session, subject, "direct_debit", channel="staff")
+        db.session.rollback()
+        with pytest.raises(ledger.MandateRunning):
+            ledger.object_to(db.session, subject, "direct_debit", channel="staff")
         db.session.rollback()
         assert ledger.withdraw_all(db.session, subject, channel="one_click") == []
     assert webhooks(app, "mandate.ended") == []

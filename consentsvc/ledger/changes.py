@@ -304,6 +304,10 @@ def object_to(
     a later signup without the person's own new consent."""
     purpose = purpose_by_code(subject.library, purpose_code)
     lock(session, subject)
+    # An objection would stop direct debit as surely as a withdrawal: only ending the
+    # mandate does that, so the payment system is told.
+    if not purpose.is_mail and _mandate_runs(session, subject):
+        raise MandateRunning(purpose_code)
     if status_of(session, subject, purpose) == Status.OBJECTED:
         return None
     now = utcnow()

@@ -346,6 +346,10 @@ def stop(subject_id: int) -> Response | str | tuple[str, int]:
             ledger.withdraw(
                 db.session, person, code, channel=Channel.STAFF, actor=actor, proof=proof
             )
+    except ledger.MandateRunning:
+        db.session.rollback()
+        message = _("Direct debit runs on a mandate. End the mandate under “End mandate” below.")
+        return _subject_page(person, errors={"stop_purpose": message}, form=request.form), 400
     except LedgerError:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
@@ -829,7 +833,8 @@ def _error_targets(endpoint: str | None) -> dict[str, str]:
         "admin.erase": "erase-identification",
     }.get(endpoint or "", "")
     return {
-        "stop_note": "stop-note", "identification": identification, "email": "new-email",
+        "stop_note": "stop-note", "stop_purpose": "stop-purpose",
+        "identification": identification, "email": "new-email",
         "reason": "restriction-reason",
     }  # fmt: skip
 

@@ -241,6 +241,14 @@ def preferences_post(token: str) -> Response | str | tuple[str, int]:
     except ledger.GuardianMissing:
         db.session.rollback()
         return _guardian_missing()
+    except ledger.MandateRunning:
+        db.session.rollback()
+        return render_error(
+            400,
+            _("This runs on a mandate"),
+            _("You end your direct debit with “End this direct debit” in your mail settings, "
+              "or at the library desk."),
+        )  # fmt: skip
     except LedgerError:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
