@@ -487,3 +487,9 @@ def test_the_data_copy_shows_what_each_side_may_know(app, client, outbox):
     client.post(answer_link(outbox[-1]), data={"choice": "accept"})
     assert copy(holder_id) == [("holder", GIVER, "accepted")]
     assert copy(giver_id) == [("giver", HOLDER, "accepted")]
+    # The page to read along says the same, in the member's words.
+    page = client.get(f"{centre(app, holder_id)}/data").get_data(as_text=True)
+    assert f"Je beheert de mailinstellingen van {GIVER}: loopt" in page
+    assert "kees@example.nl" not in page and "nobody@example.nl" not in page
+    page = client.get(f"{centre(app, refuser_id)}/data").get_data(as_text=True)
+    assert f"{HOLDER} vroeg om jouw mailinstellingen te beheren: je zei nee" in page

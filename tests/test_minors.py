@@ -324,6 +324,11 @@ def test_staff_record_a_birth_year_only_where_the_library_asks(app):
             "guardian_email": GUARDIAN, "guardian_ended_at": None,
         }  # fmt: skip
         assert "young_member" in [a["action"] for a in exported["staff_access"]]
+        own = tokens.make_preferences(subject_id)
+    # The member's own page to read along says it in their words.
+    page = app.test_client().get(f"/preferences/{own}/data").get_data(as_text=True)
+    assert "Geboortejaar</dt><dd>2014" in page
+    assert f'{GUARDIAN} <span class="muted">(bevestigt je keuzes tot je 16 bent)' in page
     # The library switches it off again: the field is gone and a year is refused again.
     assert post(admin, "/admin/library", **DUTCH).status_code == 303
     assert 'name="birth_year"' not in desk.get(url).get_data(as_text=True)

@@ -364,6 +364,11 @@ def _data_copy(
         ],
         mailings=sorted(mailings.items()),
         mandates=data["mandates"],  # the IBAN already masked
+        family=[
+            {**row, "since": datetime.fromisoformat(row["answered_at"] or row["requested_at"])}
+            for row in data["family_access"]
+        ],
+        young_member=data["young_member"],
         suppression=data["suppression"]
         and (
             datetime.fromisoformat(data["suppression"]["since"]),
