@@ -3,11 +3,10 @@ accepted; what the holder sees never tells a known address from an unknown one, 
 refusal from no answer; every change is the giver's ledger event with the holder as actor."""
 
 import re
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import time_machine
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from consentsvc import ledger, tokens
 from consentsvc.extensions import db
@@ -15,6 +14,7 @@ from consentsvc.models import ConsentEvent, FamilyAccess, Library, OutboxMessage
 
 from .conftest import work_outbox
 from .test_admin import log_in
+from .test_enumeration import statements
 
 HOLDER = "jan@example.nl"
 GIVER = "piet@example.nl"
@@ -271,22 +271,6 @@ def test_another_library_is_never_reached(app, client, outbox):
     with app.test_request_context():
         forged = tokens.make_family(1, elsewhere_id)
     assert client.get(f"/family/{forged}").status_code == 400
-
-
-@contextmanager
-def statements(app):
-    seen = []
-
-    def note(_conn, _cursor, statement, _parameters, _context, _executemany):
-        seen.append(" ".join(statement.split()))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def test_a_known_and_an_unknown_address_look_the_same(app, client, outbox):
