@@ -214,8 +214,10 @@ def ids_in(link):
         confirm, fingerprint = link
         assert isinstance(fingerprint, str) and len(fingerprint) == 16
         return [confirm.subject_id, *confirm.request_ids]
-    subject_id, fingerprint = link  # email_change
-    assert isinstance(fingerprint, str) and len(fingerprint) == 16
+    subject_id, second = link
+    if not isinstance(second, str):  # mandate: (subject id, mandate id)
+        return [subject_id, second]
+    assert len(second) == 16  # email_change: (subject id, address fingerprint)
     return [subject_id]
 
 
