@@ -14,25 +14,15 @@ from PIL import Image, PngImagePlugin
 from sqlalchemy import select
 
 from consentsvc import library_face
-from consentsvc.demo import seed_statements
+from consentsvc.demo import FACES, seed_statements
 from consentsvc.extensions import db
 from consentsvc.models import AuditEntry, Library, LibraryLogo
 
 from .conftest import csrf_token, signup
 from .test_admin import log_in
 
-BORNE_FACE = {
-    "website": "https://www.bibliotheekborne.nl",
-    "sender_name": "Bibliotheek Borne",
-    "sender_address": "nieuwsbrief@bibliotheekborne.nl",
-    "reply_to": "info@bibliotheekborne.nl",
-    "postal_address": "Marktstraat 1\n7622 CP Borne",
-    "contact_email": "info@bibliotheekborne.nl",
-    "contact_phone": "074 266 0000",
-    "privacy_officer_name": "Femke de Groot",
-    "privacy_officer_email": "fg@bibliotheekborne.nl",
-    "complaint_link": "yes",
-}
+# The form as the demo fills it for Borne, with the complaint link on.
+BORNE_FACE = {**FACES["borne"], "complaint_link": "yes"}
 
 
 def library_row(app, slug="borne"):
