@@ -507,6 +507,7 @@ PRODUCTION = {
     "SECRET_KEY": "a-production-secret-key-0123456789abcdef",
     "SUPPRESSION_KEY": "a-production-suppression-key-0123456789",
     "IBAN_KEY": "cHJvZHVjdGlvbi1pYmFuLWtleS0wMTIzNDU2Nzg5YWI=",
+    "SIGNING_KEY": "cHJvZHVjdGlvbi1zaWduaW5nLWtleS0wMTIzNDU2Nzg=",
 }
 
 
@@ -532,6 +533,13 @@ def test_production_needs_keys_of_its_own(tmp_path, monkeypatch):
         start(IBAN_KEY="dGVzdC1pYmFuLWtleS1wdWJsaXNoZWQtaW4tdGVzdHM=")
     with pytest.raises(ValueError, match="CONSENTSVC_IBAN_KEY must be a Fernet key"):
         start(IBAN_KEY="not-a-fernet-key")
+    # So does the key that signs receipts: a generated one would be lost with the folder.
+    with pytest.raises(ValueError, match="set CONSENTSVC_SIGNING_KEY in production"):
+        start(SIGNING_KEY="")
+    with pytest.raises(ValueError, match="CONSENTSVC_SIGNING_KEY is a published example key"):
+        start(SIGNING_KEY="dGVzdC1zaWduaW5nLWtleS1wdWJsaXNoZWQtdGVzdHM=")
+    with pytest.raises(ValueError, match="CONSENTSVC_SIGNING_KEY must be an Ed25519 key"):
+        start(SIGNING_KEY="c2hvcnQ=")
     with pytest.raises(ValueError, match="at least 32"):
         start(SECRET_KEY="too-short")
     with pytest.raises(ValueError, match="published example key"):
@@ -558,6 +566,7 @@ def test_production_keys_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CONSENTSVC_SECRET_KEY", PRODUCTION["SECRET_KEY"])
     monkeypatch.setenv("CONSENTSVC_SUPPRESSION_KEY", PRODUCTION["SUPPRESSION_KEY"])
     monkeypatch.setenv("CONSENTSVC_IBAN_KEY", PRODUCTION["IBAN_KEY"])
+    monkeypatch.setenv("CONSENTSVC_SIGNING_KEY", PRODUCTION["SIGNING_KEY"])
     assert create_app().config["SECRET_KEY"] == PRODUCTION["SECRET_KEY"]
 
 
