@@ -81,6 +81,7 @@ def register_blueprints(app: Flask) -> None:
         guardian,  # noqa: F401
         logo,
         member_mandates,  # noqa: F401
+        member_receipts,  # noqa: F401 - the member's receipts, on public.bp
     )
     from .web import statement as member_statement
 

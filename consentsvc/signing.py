@@ -32,6 +32,8 @@ from sqlalchemy.orm import Session
 
 from .models import SigningKey, utcnow
 
+# Where the JWK Set is served (web/well_known.py); receipts name it.
+KEYS_PATH = "/.well-known/consent-receipt-key"
 ALG = "EdDSA"
 CRV = "Ed25519"
 KTY = "OKP"

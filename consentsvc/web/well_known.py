@@ -25,7 +25,7 @@ def public_json(document: object, mimetype: str = "application/json") -> Respons
     return response
 
 
-@bp.get("/consent-receipt-key")
+@bp.get(signing.KEYS_PATH.removeprefix("/.well-known"))
 def receipt_key() -> Response:
     """The JWK Set of every key that signed receipts or ledger heads, the active one first."""
     return public_json(signing.published_keys(db.session), "application/jwk-set+json")
