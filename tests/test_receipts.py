@@ -3,7 +3,10 @@
 import hashlib
 import json
 import re
+import shutil
+import subprocess
 import uuid
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -312,3 +315,49 @@ def test_cli_explains_a_missing_file(app, tmp_path, receipt_file):
     result = run(app, receipt_file, "--keys", keys)
     assert result.exit_code == 2
     assert "cannot read key set" in result.output
+
+
+# -- the recipes in docs/proof.md, for auditors who do not read Python ---------------------------
+
+
+def doc_block(language):
+    """The code block of a language in docs/proof.md's receipt section."""
+    text = (Path(__file__).parent.parent / "docs" / "proof.md").read_text()
+    section = text[text.index("## Consent receipts") :]
+    return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.mark.parametrize(
+    ("language", "tools", "command", "success"),
+    [
+        ("js", ["node"], ["node", "verify-receipt.mjs"], "valid: receipt "),
+        ("sh", ["sh", "jq", "basenc", "openssl"], ["sh", "verify-receipt.sh"],
+         "Signature Verified Successfully"),
+    ],
+)  # fmt: skip
+def test_the_documented_recipes_check_a_real_receipt(
+    client, receipt_file, tmp_path, language, tools, command, success
+):
+    if missing := [tool for tool in tools if shutil.which(tool) is None]:
+        pytest.skip(f"{', '.join(missing)} not installed")
+    (tmp_path / command[1]).write_text(doc_block(language))
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps(published(client)))
+
+    def check(path):
+        return subprocess.run(  # noqa: S603 - our own script, our own files
+            [*command, str(path), str(keys)], cwd=tmp_path, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+
+    valid = check(receipt_file)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    assert success in valid.stdout
+    # One changed letter in the text shown to the member, and it fails.
+    document = json.loads(receipt_file.read_text())
+    document["payload"]["notice"]["text"] = document["payload"]["notice"]["text"].replace(
+        "a", "o", 1
+    )
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(document, ensure_ascii=False))
+    assert check(changed).returncode != 0
