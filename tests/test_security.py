@@ -10,7 +10,17 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from consentsvc import clients, create_app, iban, intake, ledger, library_face, outbox, tokens
+from consentsvc import (
+    clients,
+    create_app,
+    iban,
+    intake,
+    ledger,
+    library_face,
+    outbox,
+    receipts,
+    tokens,
+)
 from consentsvc.cli import deliver_once
 from consentsvc.extensions import db, mail
 from consentsvc.models import Library, StaffUser, Subject
@@ -246,8 +256,13 @@ def every_url(app, token_urls):
                                 "2026-01-05", "Borne", "paper"),
             staff=colleague, vault=iban.Vault(app.config["IBAN_KEY"]),
         )  # fmt: skip
+        # Consent given at the desk: an event with a receipt (its page and its file).
+        granted = ledger.grant(
+            db.session, subject, "acquisitions", channel="staff", actor="staff:1"
+        )
         db.session.commit()
         staff_id, helper_id, mandate_id = colleague.id, helper.id, mandate.id
+        receipt = receipts.receipt_id(granted)
         with app.test_request_context():
             tokens_by_prefix = {
                 "confirm": token_urls[0].split("/")[2],
@@ -267,7 +282,7 @@ def every_url(app, token_urls):
             "library": library.slug, "subject_id": subject.id, "purpose_id": purpose.id,
             "client_id": _client.id, "staff_id": staff_id, "endpoint_id": endpoint.id,
             "provider": "postmark", "key": key, "email": subject.email,
-            "filename": "css/site.css", "mandate_id": mandate_id,
+            "filename": "css/site.css", "mandate_id": mandate_id, "receipt": receipt,
         }  # fmt: skip
     urls = []
     for rule in app.url_map.iter_rules():
