@@ -52,6 +52,10 @@ def register(app: Flask) -> None:
     from .cli_import import import_group
 
     app.cli.add_command(import_group)
+    # Checking a signed receipt, also offline.
+    from .cli_receipt import receipt_group
+
+    app.cli.add_command(receipt_group)
 
 
 def deliver_once(limit: int = 50) -> outbox.Report:

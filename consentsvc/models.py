@@ -733,3 +733,17 @@ class SepaMandate(db.Model):
         if self.approved_at is not None:
             return "awaiting_member"
         return "awaiting_approval"
+
+
+class SigningKey(db.Model):
+    """A public key the service signed receipts and ledger heads with (see signing.py).
+
+    Only ever added, at a key's first signature: a key no longer active stays, so what it
+    signed keeps verifying against the published JWK Set.
+    """
+
+    # The RFC 7638 thumbprint of the key (base64url of a SHA-256: 43 characters).
+    kid: Mapped[str] = mapped_column(String(43), primary_key=True)
+    # The raw Ed25519 public key, base64url (the JWK member "x").
+    x: Mapped[str] = mapped_column(String(43))
+    first_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
