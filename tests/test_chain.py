@@ -365,3 +365,111 @@ def test_the_worked_example_in_docs_proof_md_recomputes():
     fields = json.loads(example["fields"])
     assert ledger.chain.canonical(fields).decode() == example["fields"]
     assert ledger.chain.link(example["previous"], fields, example["commitment"]) == example["hash"]
+
+
+def test_the_migration_brings_existing_rows_into_the_chains(app, runner):
+    """A database from before the chains: its events and audit entries, oldest first, become
+    each library's chains; the triggers come last; verify holds."""
+    from flask_migrate import downgrade, stamp, upgrade
+
+    with app.app_context():
+        try:
+            # The seeded database with a person and a colleague, taken back to the schema
+            # before the chains.
+            db.session.add(Subject(id=900, library_id=_borne().id, email="oud@example.nl"))
+            db.session.add(
+                StaffUser(
+                    id=900,
+                    library_id=_borne().id,
+                    email="f@borne.example",
+                    name="Femke",
+                    role=StaffRole.DESK,
+                    password_hash="x",
+                )
+            )
+            db.session.commit()
+            db.session.remove()
+            stamp()
+            downgrade(revision="175ac17fc432")
+            # What the service wrote before: a double opt-in with evidence, and a staff
+            # member's look at the person with a reason typed.
+            with db.engine.begin() as connection:
+                run = connection.execute
+                borne = run(text("SELECT id FROM library WHERE slug = 'borne'")).scalar()
+                purpose = run(
+                    text("SELECT id FROM purpose WHERE library_id = :l AND code = 'newsletter'"),
+                    {"l": borne},
+                ).scalar()
+                wording = run(
+                    text("SELECT id FROM consent_text WHERE purpose_id = :p"), {"p": purpose}
+                ).scalar()
+                now = (
+                    utcnow()
+                    if db.engine.dialect.name == "postgresql"
+                    else "2026-11-30 10:00:00.000001"
+                )
+                run(
+                    text(
+                        "INSERT INTO evidence (id, subject_id, created_at, ip_address, details) "
+                        "VALUES (900, 900, :t, '192.0.2.1', '{}')"
+                    ),
+                    {"t": now},
+                )
+                # Ids from the database's own sequence, as the service's inserts had them.
+                last = None
+                for action, channel in (("requested", "web_form"), ("granted", "email_link")):
+                    last = run(
+                        text(
+                            "INSERT INTO consent_event (subject_id, purpose_id, action, "
+                            "occurred_at, channel, consent_text_id, evidence_id, request_id) "
+                            "VALUES (900, :p, :a, :t, :c, :w, 900, :r) RETURNING id"
+                        ),
+                        {"p": purpose, "a": action, "t": now, "c": channel, "w": wording,
+                         "r": last},
+                    ).scalar()  # fmt: skip
+                run(
+                    text(
+                        "INSERT INTO consent_state (subject_id, purpose_id, status, "
+                        "consent_text_id, changed_at, last_event_id) "
+                        "VALUES (900, :p, 'granted', :w, :t, :e)"
+                    ),
+                    {"p": purpose, "w": wording, "t": now, "e": last},
+                )
+                run(
+                    text(
+                        "INSERT INTO audit_entry (library_id, staff_id, at, action, subject_id, "
+                        "reason) VALUES (:l, 900, :t, 'view', 900, 'aan de balie')"
+                    ),
+                    {"l": borne, "t": now},
+                )
+            upgrade()
+            events = _rows(ConsentEvent)
+            assert [(e.seq, e.action) for e in events] == [(1, "requested"), (2, "granted")]
+            # Both answer to the one piece of evidence: the same commitment.
+            assert len(events[0].evidence_commitment) == 64
+            assert events[0].evidence_commitment == events[1].evidence_commitment
+            entry = _rows(AuditEntry)[0]
+            assert (entry.seq, entry.subject_id, entry.reason) == (1, 900, "aan de balie")
+            code, output = _verify(runner, "--library", "borne")
+            assert code == 0, output
+            assert "borne: consent chain 2 rows" in output and "audit chain 1 rows" in output
+            # New rows follow on from the migrated ones.
+            _member("nieuw@example.nl")
+            db.session.commit()
+            assert [e.seq for e in _rows(ConsentEvent)] == [1, 2, 3, 4]
+            code, output = _verify(runner)
+            assert code == 0, output
+            refused = pytest.raises(DBAPIError, match="refused")
+            with refused, db.engine.begin() as connection:
+                connection.exec_driver_sql("DELETE FROM consent_event")
+            downgrade(revision="175ac17fc432")
+            with db.engine.begin() as connection:
+                kept = connection.execute(text("SELECT subject_id, reason FROM audit_entry")).all()
+            assert kept == [(900, "aan de balie")]
+        finally:
+            db.session.remove()
+            db.drop_all()
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+                for table in ("audit_note", "chain_head", "ledger_anchor", "signing_key"):
+                    connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
