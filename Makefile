@@ -16,8 +16,11 @@ run: setup
 	$(BIN)/consentsvc worker & worker=$$!; trap 'kill $$worker' EXIT INT TERM; \
 		$(BIN)/consentsvc run --host $(HOST) --port $(PORT)
 
+# The suite runs in parallel, one pytest-xdist worker per core (see docs/testing.md);
+# `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= auto
 test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed assets translations browser
 
@@ -39,16 +42,23 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# htmx comes from npm (version pinned in package-lock.json) and is served from static/vendor.
-assets:
+# htmx comes from npm (version pinned in package-lock.json) and is served from static/vendor;
+# fetched again only when the lock file is newer than the copy.
+assets: $(HTMX)
+
+$(HTMX): package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --no-audit --no-fund --silent && cp node_modules/htmx.org/dist/htmx.min.js $(HTMX); \
 	else \
 		echo "npm not found: htmx is not installed; every page still works as a plain form."; \
 	fi
 
-translations: $(VENV)/.installed
-	$(BIN)/pybabel compile -d consentsvc/translations
+# Each catalogue is compiled again only when its .po file is newer than its .mo.
+CATALOGUES := $(wildcard consentsvc/translations/*/LC_MESSAGES/messages.po)
+translations: $(CATALOGUES:.po=.mo)
+
+consentsvc/translations/%/LC_MESSAGES/messages.mo: consentsvc/translations/%/LC_MESSAGES/messages.po $(VENV)/.installed
+	$(BIN)/pybabel compile -d consentsvc/translations -l $*
 
 # Refresh the catalogues after changing texts in code or templates.
 messages: $(VENV)/.installed

@@ -1,7 +1,11 @@
+import contextlib
 import os
 import re
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
+from psycopg import sql as psql
 from sqlalchemy import select
 
 from consentsvc import create_app
@@ -10,7 +14,37 @@ from consentsvc.extensions import db, mail
 from consentsvc.models import Library
 
 # The suite runs on SQLite by default and on PostgreSQL when this names a database.
-TEST_DATABASE_URL = os.environ.get("CONSENTSVC_TEST_DATABASE_URL")
+GIVEN_DATABASE_URL = os.environ.get("CONSENTSVC_TEST_DATABASE_URL")
+# pytest-xdist's worker id (gw0, gw1, ...) in a parallel run (`make test` runs `-n auto`).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def _database_of_this_worker(given: str | None, worker: str | None) -> str | None:
+    """The database this process tests on: the given one, or in a parallel run on
+    PostgreSQL one per worker beside it (`test` -> `test_gw0`), since every app fixture
+    drops and recreates all tables. SQLite runs use a file per test and need nothing."""
+    if not given or not worker or not given.startswith("postgres"):
+        return given
+    parts = urlsplit(given)
+    return parts._replace(path=f"{parts.path.rstrip('/') or '/test'}_{worker}").geturl()
+
+
+TEST_DATABASE_URL = _database_of_this_worker(GIVEN_DATABASE_URL, XDIST_WORKER)
+
+
+def pytest_sessionstart(session):
+    """Make this worker's own PostgreSQL database if it is not there yet (connecting to the
+    given database to do so, which must exist)."""
+    if TEST_DATABASE_URL == GIVEN_DATABASE_URL:
+        return
+    name = urlsplit(TEST_DATABASE_URL).path.lstrip("/")
+    given = urlsplit(GIVEN_DATABASE_URL)._replace(scheme="postgresql").geturl()  # for libpq
+    with psycopg.connect(given, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if found is None:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(psql.SQL("CREATE DATABASE {}").format(psql.Identifier(name)))
+
 
 TEST_CONFIG = {
     "TESTING": True,

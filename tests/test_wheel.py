@@ -31,6 +31,9 @@ from .conftest import TEST_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 HTMX = Path("consentsvc/static/vendor/htmx.min.js")
+# In a parallel run both tests go to one worker, so the wheel (the `installed` fixture) is
+# built once.
+pytestmark = pytest.mark.xdist_group("wheel")
 
 
 @dataclass
