@@ -72,14 +72,18 @@ def commit_to(personal: dict[str, Any], key: bytes | None = None) -> str:
     return hmac.new(key or commitment_key(), canonical(personal), hashlib.sha256).hexdigest()
 
 
-def evidence_part(evidence: Evidence) -> dict[str, Any]:
-    """The evidence as it is committed to."""
+def evidence_part(evidence: Evidence | dict[str, Any]) -> dict[str, Any]:
+    """The evidence as it is committed to (a row, or the values of one about to be inserted)."""
+
+    def get(name: str) -> Any:
+        return evidence.get(name) if isinstance(evidence, dict) else getattr(evidence, name)
+
     return {
-        "created_at": timestamp(evidence.created_at),
-        "ip_address": evidence.ip_address,
-        "user_agent": evidence.user_agent,
-        "origin": evidence.origin,
-        "details": evidence.details or {},
+        "created_at": timestamp(get("created_at")),
+        "ip_address": get("ip_address"),
+        "user_agent": get("user_agent"),
+        "origin": get("origin"),
+        "details": get("details") or {},
     }
 
 
@@ -147,29 +151,31 @@ def receipt_id(event_hash: str) -> str:
     return str(uuid.uuid5(RECEIPT_NAMESPACE, event_hash))
 
 
-def _next_place(session: Session, library_id: int, chain: str) -> tuple[int, str]:
-    """Take the chain's head (and with it the lock); the new row's place and previous hash."""
+def _reserve(session: Session, library_id: int, chain: str, count: int = 1) -> tuple[int, str]:
+    """Take the chain's head (and with it the lock) for `count` new rows; the first new
+    place and the hash before it."""
     length = session.execute(
         update(ChainHead)
         .where(ChainHead.library_id == library_id, ChainHead.chain == chain)
-        .values(length=ChainHead.length + 1)
+        .values(length=ChainHead.length + count)
         .returning(ChainHead.length)
     ).scalar_one_or_none()
     if length is None:
         # A library made without the ORM (its after_insert hook makes the heads).
-        session.add(ChainHead(library_id=library_id, chain=chain, length=1))
+        session.add(ChainHead(library_id=library_id, chain=chain, length=count))
         session.flush()
-        length = 1
-    if length == 1:
+        length = count
+    first = length - count + 1
+    if first == 1:
         return 1, GENESIS
     known = session.info.setdefault(_CACHE, {})
-    previous = known.get((library_id, chain, length - 1))
+    previous = known.get((library_id, chain, first - 1))
     if previous is None:
         model = ConsentEvent if chain == CONSENT else AuditEntry
         previous = session.scalar(
-            select(model.hash).where(model.library_id == library_id, model.seq == length - 1)
+            select(model.hash).where(model.library_id == library_id, model.seq == first - 1)
         )
-    return length, previous or GENESIS
+    return first, previous or GENESIS
 
 
 def _remember(session: Session, library_id: int, chain: str, seq: int, digest: str) -> None:
@@ -194,7 +200,7 @@ def chain_event(
     evidence: Evidence | None,
 ) -> None:
     """Give a new (not yet flushed) event its place, commitment and hash."""
-    seq, previous = _next_place(session, library.id, CONSENT)
+    seq, previous = _reserve(session, library.id, CONSENT)
     request_seq = None
     if event.request_id is not None:
         # Usually still in the session (the confirmation has just read it): no query.
@@ -221,11 +227,38 @@ def chain_event(
     _remember(session, library.id, CONSENT, seq, event.hash)
 
 
+def chain_rows(
+    session: Session,
+    library: Library,
+    purpose: Purpose,
+    rows: list[dict[str, Any]],
+    evidence: list[dict[str, Any]],
+    texts: dict[int, ConsentText],
+) -> None:
+    """Give event rows about to be inserted in bulk (dicts, in order; each with its evidence
+    values) their places, commitments and hashes, taking the head once for all of them."""
+    if not rows:
+        return
+    first, previous = _reserve(session, library.id, CONSENT, len(rows))
+    key = commitment_key()
+    for seq, (row, proof) in enumerate(zip(rows, evidence, strict=True), start=first):
+        commitment = commit_to(evidence_part(proof), key)
+        text = texts.get(row["consent_text_id"]) if row["consent_text_id"] else None
+        fields = consent_fields(
+            library=library.slug, seq=seq, subject=row["subject_id"], purpose=purpose.code,
+            action=row["action"], occurred_at=row["occurred_at"], channel=row["channel"],
+            actor=row["actor"], text=text_part(text), request=None,
+        )  # fmt: skip
+        previous = link(previous, fields, commitment)
+        row.update(library_id=library.id, seq=seq, hash=previous, evidence_commitment=commitment)
+    _remember(session, library.id, CONSENT, first + len(rows) - 1, previous)
+
+
 def chain_audit(
     session: Session, entry: AuditEntry, note: AuditNote | None, library_slug: str
 ) -> None:
     """Give a new (not yet flushed) audit entry its place, commitment and hash."""
-    seq, previous = _next_place(session, entry.library_id, AUDIT)
+    seq, previous = _reserve(session, entry.library_id, AUDIT)
     entry.seq = seq
     entry.note_commitment = (
         commit_to(note_part(note.subject_id, note.detail, note.reason)) if note else None

@@ -37,6 +37,7 @@ from ..models import (
     utcnow,
 )
 from .addresses import email_hmac
+from .chain import chain_rows
 from .changes import withdraw, withdraw_all
 from .events import Action, Channel, Proof, Status
 from .minors import minor_by
@@ -355,11 +356,12 @@ def _grant_many(
         for person, subject_id in zip(new, made, strict=True):
             ids[person.email] = subject_id
             languages[person.email] = person.language or library.default_language
-    evidence_ids = _insert_many(session, Evidence, [
+    evidence = [
         dict(subject_id=ids[p.email], created_at=now, ip_address=p.optin_ip,
              user_agent=None, origin=None, details=_details(record, source, p, actor))
         for p, _o, _k in grants
-    ])  # fmt: skip
+    ]  # fmt: skip
+    evidence_ids = _insert_many(session, Evidence, evidence)
     texts = {lang: current_text(purpose, lang) for lang in set(languages.values())}
     actions = []
     event_rows = []
@@ -375,6 +377,8 @@ def _grant_many(
             consent_text_id=wording.id if wording else None, evidence_id=evidence_id,
             request_id=None,
         ))  # fmt: skip
+    wordings = {text.id: text for text in texts.values() if text is not None}
+    chain_rows(session, library, purpose, event_rows, evidence, wordings)
     event_ids = _insert_many(session, ConsentEvent, event_rows)
     fresh, changed = [], []
     for (_person, _o, known), row, event_id in zip(grants, event_rows, event_ids, strict=True):
