@@ -10,6 +10,7 @@ requests, templates or mail; callers commit. One module per concern:
 - addresses: normalising an address, its keyed hash and fingerprint
 - changes: signup, confirmation, reconfirmation, grant, withdrawal, objection
 - check: may these addresses be mailed, and the kept answer
+- decisions: what a past check answered, read back for the sender that relied on it
 - suppression: addresses never to be mailed again
 - rights: export, erasure, rectification, restriction
 - retention: what is due to go per library and data category, and making it go
@@ -52,6 +53,15 @@ from .check import (
     check_many,
     record_decision,
 )
+from .decisions import (
+    AllowedPeople,
+    KeptDecision,
+    allowed_people,
+    allowed_subject,
+    is_decision_id,
+    kept_decision,
+)
+from .decisions import retention_months as decision_retention_months
 from .errors import (
     AddressTaken,
     InvalidEmail,
@@ -217,6 +227,7 @@ __all__ = [
     "STATUS_AFTER",
     "Action",
     "AddressTaken",
+    "AllowedPeople",
     "BirthYearNotAsked",
     "Channel",
     "ConsentText",
@@ -234,6 +245,7 @@ __all__ = [
     "InvalidCardNumber",
     "InvalidDate",
     "InvalidEmail",
+    "KeptDecision",
     "LedgerError",
     "LegitimateInterest",
     "Library",
@@ -261,6 +273,8 @@ __all__ = [
     "UnknownPurpose",
     "add_purpose",
     "add_text",
+    "allowed_people",
+    "allowed_subject",
     "annotations",
     "answer_family_request",
     "apply_rows",
@@ -276,6 +290,7 @@ __all__ = [
     "confirm_mandate",
     "current_text",
     "decides_alone_from",
+    "decision_retention_months",
     "email_fingerprint",
     "email_hmac",
     "end_family_access",
@@ -299,7 +314,9 @@ __all__ = [
     "held_access",
     "held_by",
     "history",
+    "is_decision_id",
     "is_minor",
+    "kept_decision",
     "lift_restriction",
     "lock",
     "mandate_in",
