@@ -11,6 +11,7 @@ requests, templates or mail; callers commit. One module per concern:
 - changes: signup, confirmation, reconfirmation, grant, withdrawal, objection
 - check: may these addresses be mailed, and the kept answer
 - decisions: what a past check answered, read back for the sender that relied on it
+- auditor: what held for one person at a moment in the past, and the events and proof behind it
 - suppression: addresses never to be mailed again
 - rights: export, erasure, rectification, restriction
 - retention: what is due to go per library and data category, and making it go
@@ -30,6 +31,17 @@ from __future__ import annotations
 
 from ..models import ConsentText, LegitimateInterest, Library
 from .addresses import MAX_EMAIL_LENGTH, email_fingerprint, email_hmac, normalise_email
+from .auditor import (
+    AuditorView,
+    EventRecord,
+    EvidenceSummary,
+    InvalidMoment,
+    Moment,
+    PurposeThen,
+    read_moment,
+)
+from .auditor import suppression_of as auditor_suppression
+from .auditor import view_at as auditor_view
 from .changes import (
     SignupResult,
     confirm,
@@ -165,6 +177,7 @@ from .people import find_subject, subject_for
 from .purposes import (
     add_purpose,
     add_text,
+    amsterdam_today,
     current_text,
     ensure_offered,
     membership_running,
@@ -228,6 +241,7 @@ __all__ = [
     "Action",
     "AddressTaken",
     "AllowedPeople",
+    "AuditorView",
     "BirthYearNotAsked",
     "Channel",
     "ConsentText",
@@ -236,6 +250,8 @@ __all__ = [
     "EndedBy",
     "Erased",
     "Erasure",
+    "EventRecord",
+    "EvidenceSummary",
     "FamilyStatus",
     "GuardianIsMember",
     "GuardianMissing",
@@ -245,6 +261,7 @@ __all__ = [
     "InvalidCardNumber",
     "InvalidDate",
     "InvalidEmail",
+    "InvalidMoment",
     "KeptDecision",
     "LedgerError",
     "LegitimateInterest",
@@ -257,12 +274,14 @@ __all__ = [
     "MandateRunning",
     "Membership",
     "MembershipRefused",
+    "Moment",
     "NoFamilyAccess",
     "NotSelfService",
     "Outcome",
     "Proof",
     "PurposeRetired",
     "PurposeState",
+    "PurposeThen",
     "Restricted",
     "RetentionPolicy",
     "SignupResult",
@@ -275,11 +294,14 @@ __all__ = [
     "add_text",
     "allowed_people",
     "allowed_subject",
+    "amsterdam_today",
     "annotations",
     "answer_family_request",
     "apply_rows",
     "approval_refused",
     "approve_mandate",
+    "auditor_suppression",
+    "auditor_view",
     "awaiting_approval",
     "begin_import",
     "check_many",
@@ -339,6 +361,7 @@ __all__ = [
     "purpose_by_code",
     "queue_statement_notices",
     "read_date",
+    "read_moment",
     "record_decision",
     "record_mandate",
     "record_membership",
