@@ -63,6 +63,7 @@ def register_blueprints(app: Flask) -> None:
         labels,
         public,
         security,
+        well_known,
     )
     from .web.forms import IdConverter
 
@@ -81,6 +82,7 @@ def register_blueprints(app: Flask) -> None:
         guardian,  # noqa: F401
         logo,
         member_mandates,  # noqa: F401
+        member_receipts,  # noqa: F401 - the member's receipts, on public.bp
     )
     from .web import statement as member_statement
 
@@ -88,6 +90,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(family.bp)
+    app.register_blueprint(well_known.bp)
     edge.init_app(app)
     security.init_app(app)
     errors.init_app(app)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import iban
+from . import iban, signing
 
 DAY = 24 * 60 * 60
 # Named, so that no empty string reads as a password written into the code (bandit B105).
@@ -31,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     # Encrypts the IBANs of direct-debit mandates (a Fernet key); never derived from
     # SECRET_KEY. Empty means: generated once into the instance folder; refused in production.
     "IBAN_KEY": NOT_SET,
+    # Signs consent receipts and ledger heads: an Ed25519 private key (its 32-byte seed in
+    # URL-safe base64). Empty means: generated once into the instance folder; refused in
+    # production. Changing it rotates the key; the old one stays published.
+    "SIGNING_KEY": NOT_SET,
     "CONFIRM_MAX_AGE": 7 * DAY,
     "PREFERENCES_MAX_AGE": 30 * DAY,
     # A link to a copy of one's own data works this long.
@@ -104,6 +108,7 @@ KNOWN_KEYS = {
     "test-suppression-key",
     "...",
     "dGVzdC1pYmFuLWtleS1wdWJsaXNoZWQtaW4tdGVzdHM=",
+    "dGVzdC1zaWduaW5nLWtleS1wdWJsaXNoZWQtdGVzdHM=",
 }
 
 
@@ -134,6 +139,12 @@ def load(app: Any, test_config: dict[str, Any] | None) -> None:
     if not iban.is_key(cfg["IBAN_KEY"]):
         raise ValueError(
             "CONSENTSVC_IBAN_KEY must be a Fernet key: 32 bytes in URL-safe base64 (see README)"
+        )
+    cfg["SIGNING_KEY"] = cfg["SIGNING_KEY"] or _instance_signing_key(instance / "signing_key")
+    if not signing.is_key(cfg["SIGNING_KEY"]):
+        raise ValueError(
+            "CONSENTSVC_SIGNING_KEY must be an Ed25519 key: 32 bytes in URL-safe base64"
+            " (see README)"
         )
     # Errors must not carry e-mail addresses from query parameters into logs.
     cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"hide_parameters": True}
@@ -188,7 +199,7 @@ def check_production_keys(app: Any) -> None:
     if not is_production(app):
         return
     cfg = app.config
-    for name in ("SECRET_KEY", "SUPPRESSION_KEY", "IBAN_KEY"):
+    for name in ("SECRET_KEY", "SUPPRESSION_KEY", "IBAN_KEY", "SIGNING_KEY"):
         value = cfg[name]
         if not value:
             raise ValueError(f"set CONSENTSVC_{name} in production (see README: Deploying)")
@@ -215,5 +226,13 @@ def _instance_iban_key(path: Path) -> str:
     """Like _instance_secret, in the form Fernet wants; made once, kept with the instance."""
     if not path.exists():
         path.write_text(iban.new_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _instance_signing_key(path: Path) -> str:
+    """An Ed25519 private key made once and kept with the instance, like the other keys."""
+    if not path.exists():
+        path.write_text(signing.new_key())
         path.chmod(0o600)
     return path.read_text().strip()

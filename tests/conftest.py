@@ -17,6 +17,7 @@ TEST_CONFIG = {
     "SECRET_KEY": "test-secret-key-that-is-long-enough-0123",
     "SUPPRESSION_KEY": "test-suppression-key",
     "IBAN_KEY": "dGVzdC1pYmFuLWtleS1wdWJsaXNoZWQtaW4tdGVzdHM=",
+    "SIGNING_KEY": "dGVzdC1zaWduaW5nLWtleS1wdWJsaXNoZWQtdGVzdHM=",
     "BASE_URL": "http://localhost",
     # A server name makes Flask-Mail send (suppressed while testing, and recorded).
     "MAIL_SERVER": "localhost",

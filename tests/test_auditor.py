@@ -234,7 +234,7 @@ def test_the_view_reads_one_person_not_the_library(app):
         db.session.commit()
     crowded = statements()
     assert len(crowded) == len(alone)
-    assert len(alone) <= 8
+    assert len(alone) <= 10
     # Every read of events is by the person.
     for statement in alone:
         if "FROM consent_event" in statement:
@@ -520,3 +520,94 @@ def test_the_print_stylesheet_hides_the_console_around_the_answer(client):
     for hidden in ("header.site nav", "footer.site", ".no-print", "form"):
         assert hidden in first.split("}\n/*")[0]
     assert ".auditor-events > li { break-inside: avoid;" in auditor
+
+
+# -- the chain and its anchors ------------------------------------------------------------------
+
+
+def anchor_on(day, hour=4):
+    from consentsvc import anchors
+
+    with time_machine.travel(at(day, hour), tick=False):
+        made = anchors.anchor_daily(db.session, at(day, hour), AMSTERDAM)
+    db.session.commit()
+    return {a.library_id: a for a in made}
+
+
+def test_each_event_shows_its_chain_place_receipt_and_anchors(app):
+    from consentsvc import receipts
+    from consentsvc.models import ConsentEvent
+
+    with app.app_context():
+        borne = library()
+        with time_machine.travel(at(date(2026, 3, 1)), tick=False) as clock:
+            piet = ledger.subject_for(db.session, borne, "piet@example.nl", "nl")
+            ledger.grant(db.session, piet, "acquisitions", channel="staff", actor="staff:1")
+            db.session.commit()
+        first = anchor_on(date(2026, 3, 2))[borne.id]
+        with time_machine.travel(at(date(2026, 3, 10)), tick=False) as clock:
+            ledger.withdraw(db.session, piet, "acquisitions", channel="one_click")
+            clock.move_to(at(date(2026, 3, 11)))
+            ledger.object_to(db.session, piet, "direct_marketing", channel="preference_centre")
+            db.session.commit()
+        second = anchor_on(date(2026, 3, 12))[borne.id]
+        with time_machine.travel(at(date(2026, 3, 20)), tick=False):
+            ledger.grant(db.session, piet, "acquisitions", channel="staff", actor="staff:1")
+            db.session.commit()
+        purposes, _ = view(app, piet.id, Moment(date(2026, 3, 21)))
+        granted, withdrawn, again = purposes["acquisitions"].events
+        [objection] = purposes["direct_marketing"].events
+        for record in (granted, withdrawn, again, objection):
+            event = db.session.get(ConsentEvent, record.id)
+            assert (record.seq, record.hash) == (event.seq, event.hash)
+            assert record.evidence_commitment == event.evidence_commitment
+            assert receipts.has_receipt(event)
+            assert record.receipt_id == receipts.receipt_id(event)
+        assert granted.seq < withdrawn.seq < objection.seq < again.seq
+        # The first statement after an event includes it; the latest includes all before it.
+        assert (granted.first_anchor.id, granted.latest_anchor.id) == (first.id, second.id)
+        assert (withdrawn.first_anchor.id, withdrawn.latest_anchor.id) == (second.id, second.id)
+        assert objection.first_anchor.id == second.id
+        assert (again.first_anchor, again.latest_anchor) == (None, None)
+        # A request has no receipt.
+        signup = ledger.signup(
+            db.session, borne, "piet@example.nl", ["newsletter"], language="nl",
+            channel="web_form",
+        )  # fmt: skip
+        db.session.commit()
+        purposes, _ = view(app, signup.subject.id, Moment(ledger.amsterdam_today()))
+        assert purposes["newsletter"].events[-1].receipt_id is None
+
+
+def test_the_page_shows_the_chain_and_the_anchor(app):
+    subject_id = history_of_jan(app)
+    with app.app_context():
+        borne_id = library().id
+        anchor = anchor_on(date(2026, 3, 25))[borne_id]
+        head = anchor.consent_hash
+        # After the statement: not in it.
+        with time_machine.travel(at(date(2026, 4, 5)), tick=False):
+            jan = db.session.get(Subject, subject_id)
+            ledger.grant(db.session, jan, "direct_marketing", channel="preference_centre")
+        db.session.commit()
+    client = log_in(app, "privacy_officer")
+    page = text_of(client.get(f"/admin/auditor?subject={subject_id}&date=2026-04-06"))
+    newsletter = purpose_part(page, "newsletter")
+    assert "gebeurtenis 1 van de toestemmingsketen van de bibliotheek" in newsletter
+    assert "In de ondertekende ketenverklaring van 25 maart 2026, 04:00:00" in newsletter
+    assert head in newsletter
+    assert "Ondertekend ontvangstbewijs" in newsletter
+    objection = purpose_part(page, "direct_marketing")
+    assert "Nog niet verankerd: komt in de volgende dagelijkse ketenverklaring." in objection
+    english = words(
+        text_of(client.get(f"/admin/auditor?subject={subject_id}&date=2026-04-06&lang=en"))
+    )
+    assert "Not yet anchored: it will be in the next daily head statement." in english
+    assert "In the signed head statement of 25 March 2026, 04:00:00" in english
+
+
+def test_receipts_are_shown_for_the_events_that_have_one():
+    from consentsvc import receipts
+    from consentsvc.ledger.auditor import RECEIPT_ACTIONS
+
+    assert set(RECEIPT_ACTIONS) == set(receipts.RECEIPT_ACTIONS)

@@ -275,6 +275,8 @@ def test_every_token_route_is_fuzzed(app):
         "/preferences/<token>/family/end", "/family/<token>",
         "/guardian/confirm/<token>",
         "/mandate/<token>", "/preferences/<token>/mandates/<id:mandate_id>/end",
+        "/preferences/<token>/receipts/<uuid:receipt>",
+        "/preferences/<token>/receipts/<uuid:receipt>/download",
     }  # fmt: skip
 
 
@@ -295,6 +297,7 @@ def test_random_tokens_on_every_token_route_give_a_friendly_refusal(app, data):
     rule, methods = data.draw(st.sampled_from(rules))
     method = data.draw(st.sampled_from(methods))
     url = rule.replace("<token>", quote(token, safe="")).replace("<id:mandate_id>", "1")
+    url = url.replace("<uuid:receipt>", "6b0c3e9e-8f0a-4d6e-9c1b-2a3f4e5d6c7b")
     response = client.open(url, method=method, data={"List-Unsubscribe": "One-Click"})
     page = response.get_data(as_text=True)
     assert response.status_code < 500, (method, url)

@@ -10,7 +10,17 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from consentsvc import clients, create_app, iban, intake, ledger, library_face, outbox, tokens
+from consentsvc import (
+    clients,
+    create_app,
+    iban,
+    intake,
+    ledger,
+    library_face,
+    outbox,
+    receipts,
+    tokens,
+)
 from consentsvc.cli import deliver_once
 from consentsvc.extensions import db, mail
 from consentsvc.models import Library, StaffUser, Subject
@@ -253,8 +263,13 @@ def every_url(app, token_urls):
                               suppression_key=app.config["SUPPRESSION_KEY"]),
             client_id=_client.id,
         )  # fmt: skip
+        # Consent given at the desk: an event with a receipt (its page and its file).
+        granted = ledger.grant(
+            db.session, subject, "acquisitions", channel="staff", actor="staff:1"
+        )
         db.session.commit()
         staff_id, helper_id, mandate_id = colleague.id, helper.id, mandate.id
+        receipt = receipts.receipt_id(granted)
         with app.test_request_context():
             tokens_by_prefix = {
                 "confirm": token_urls[0].split("/")[2],
@@ -274,7 +289,7 @@ def every_url(app, token_urls):
             "library": library.slug, "subject_id": subject.id, "purpose_id": purpose.id,
             "client_id": _client.id, "staff_id": staff_id, "endpoint_id": endpoint.id,
             "provider": "postmark", "key": key, "email": subject.email,
-            "filename": "css/site.css", "mandate_id": mandate_id,
+            "filename": "css/site.css", "mandate_id": mandate_id, "receipt": receipt,
             "decision_id": decision.id,
         }  # fmt: skip
     urls = []
@@ -515,6 +530,7 @@ PRODUCTION = {
     "SECRET_KEY": "a-production-secret-key-0123456789abcdef",
     "SUPPRESSION_KEY": "a-production-suppression-key-0123456789",
     "IBAN_KEY": "cHJvZHVjdGlvbi1pYmFuLWtleS0wMTIzNDU2Nzg5YWI=",
+    "SIGNING_KEY": "cHJvZHVjdGlvbi1zaWduaW5nLWtleS0wMTIzNDU2Nzg=",
 }
 
 
@@ -540,6 +556,13 @@ def test_production_needs_keys_of_its_own(tmp_path, monkeypatch):
         start(IBAN_KEY="dGVzdC1pYmFuLWtleS1wdWJsaXNoZWQtaW4tdGVzdHM=")
     with pytest.raises(ValueError, match="CONSENTSVC_IBAN_KEY must be a Fernet key"):
         start(IBAN_KEY="not-a-fernet-key")
+    # So does the key that signs receipts: a generated one would be lost with the folder.
+    with pytest.raises(ValueError, match="set CONSENTSVC_SIGNING_KEY in production"):
+        start(SIGNING_KEY="")
+    with pytest.raises(ValueError, match="CONSENTSVC_SIGNING_KEY is a published example key"):
+        start(SIGNING_KEY="dGVzdC1zaWduaW5nLWtleS1wdWJsaXNoZWQtdGVzdHM=")
+    with pytest.raises(ValueError, match="CONSENTSVC_SIGNING_KEY must be an Ed25519 key"):
+        start(SIGNING_KEY="c2hvcnQ=")
     with pytest.raises(ValueError, match="at least 32"):
         start(SECRET_KEY="too-short")
     with pytest.raises(ValueError, match="published example key"):
@@ -566,6 +589,7 @@ def test_production_keys_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CONSENTSVC_SECRET_KEY", PRODUCTION["SECRET_KEY"])
     monkeypatch.setenv("CONSENTSVC_SUPPRESSION_KEY", PRODUCTION["SUPPRESSION_KEY"])
     monkeypatch.setenv("CONSENTSVC_IBAN_KEY", PRODUCTION["IBAN_KEY"])
+    monkeypatch.setenv("CONSENTSVC_SIGNING_KEY", PRODUCTION["SIGNING_KEY"])
     assert create_app().config["SECRET_KEY"] == PRODUCTION["SECRET_KEY"]
 
 

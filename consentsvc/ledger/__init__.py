@@ -15,7 +15,8 @@ requests, templates or mail; callers commit. One module per concern:
 - suppression: addresses never to be mailed again
 - rights: export, erasure, rectification, restriction
 - retention: what is due to go per library and data category, and making it go
-- verification: every state is the fold of its events
+- verification: every state is the fold of its events, and every chain holds
+- chain: the hash chains of events and audit entries (tamper evidence)
 - membership: card number, start and end as the library system reports them
 - imports: bringing in a subscriber list from an old system
 - statements: privacy-statement versions, their notice to subscribers, who has seen them
@@ -42,6 +43,18 @@ from .auditor import (
 )
 from .auditor import suppression_of as auditor_suppression
 from .auditor import view_at as auditor_view
+from .chain import (
+    AUDIT,
+    CONSENT,
+    Break,
+    Head,
+    chain_audit,
+    hash_at,
+    heads,
+    receipt_id,
+    unguarded_tables,
+    verify_library,
+)
 from .changes import (
     SignupResult,
     confirm,
@@ -224,6 +237,8 @@ from .suppression import suppress
 from .verification import verify
 
 __all__ = [
+    "AUDIT",
+    "CONSENT",
     "CONSENT_AGE",
     "MANDATE_APPROVALS",
     "MANDATE_PURPOSE",
@@ -243,6 +258,7 @@ __all__ = [
     "AllowedPeople",
     "AuditorView",
     "BirthYearNotAsked",
+    "Break",
     "Channel",
     "ConsentText",
     "Decision",
@@ -255,6 +271,7 @@ __all__ = [
     "FamilyStatus",
     "GuardianIsMember",
     "GuardianMissing",
+    "Head",
     "ImportOutcome",
     "ImportReport",
     "InvalidBirthYear",
@@ -295,7 +312,6 @@ __all__ = [
     "allowed_people",
     "allowed_subject",
     "amsterdam_today",
-    "annotations",
     "answer_family_request",
     "apply_rows",
     "approval_refused",
@@ -304,6 +320,7 @@ __all__ = [
     "auditor_view",
     "awaiting_approval",
     "begin_import",
+    "chain_audit",
     "check_many",
     "check_membership",
     "check_statement_draft",
@@ -333,6 +350,8 @@ __all__ = [
     "grant",
     "guardian_of",
     "guardian_proof",
+    "hash_at",
+    "heads",
     "held_access",
     "held_by",
     "history",
@@ -362,6 +381,7 @@ __all__ = [
     "queue_statement_notices",
     "read_date",
     "read_moment",
+    "receipt_id",
     "record_decision",
     "record_mandate",
     "record_membership",
@@ -388,9 +408,11 @@ __all__ = [
     "subject_for",
     "suppress",
     "turned_sixteen",
+    "unguarded_tables",
     "unseen_statement",
     "upcoming_statement",
     "verify",
+    "verify_library",
     "waiting_for",
     "withdraw",
     "withdraw_all",

@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from ..models import (
     ApiClient,
@@ -26,6 +26,7 @@ from ..models import (
     ConsentState,
     ConsentText,
     Evidence,
+    LedgerAnchor,
     Purpose,
     StaffUser,
     Subject,
@@ -33,11 +34,13 @@ from ..models import (
     utcnow,
 )
 from .addresses import email_hmac
+from .chain import receipt_id
 from .events import STATUS_AFTER, Action
 from .purposes import AMSTERDAM, on_as_member
 
-# Receipts are made for these (ledger receipts, on grants and withdrawals).
-RECEIPT_ACTIONS = frozenset({Action.GRANTED, Action.WITHDRAWN})
+# The events a member gets a signed receipt of (the same as consentsvc.receipts, which
+# builds on the ledger and so cannot be imported here).
+RECEIPT_ACTIONS = frozenset({Action.GRANTED, Action.WITHDRAWN, Action.OBJECTED})
 # The earliest year asked about: nothing in the ledger is older, and much older dates do
 # not survive a conversion to UTC.
 FIRST_YEAR = 1900
@@ -148,11 +151,16 @@ class EventRecord:
     actor_name: str | None
     text: ConsentText | None
     evidence: EvidenceSummary | None
-    # Its place in the library's consent chain (None before the chain reached it).
-    seq: int | None
-    hash: str | None
+    # Its place in the library's consent chain, and the keyed hash standing in the chain
+    # for its evidence (which may have been wiped since).
+    seq: int
+    hash: str
     evidence_commitment: str | None
     receipt_id: str | None
+    # The signed head statements (anchors) that include it: the first, which shows the
+    # event was there by that day, and the latest. None: not yet anchored.
+    first_anchor: LedgerAnchor | None = None
+    latest_anchor: LedgerAnchor | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +205,18 @@ def view_at(
         )
     )
     names = _actor_names(session, subject, events)
+    first_anchors = _first_anchors(session, subject)
+    latest = session.scalar(
+        select(LedgerAnchor)
+        .where(LedgerAnchor.library_id == subject.library_id)
+        .order_by(LedgerAnchor.issued_at.desc(), LedgerAnchor.id.desc())
+        .limit(1)
+    )
+
+    def record(event: ConsentEvent) -> EventRecord:
+        covered = latest is not None and latest.consent_length >= event.seq
+        return _record(event, names, first_anchors.get(event.id), latest if covered else None)
+
     now_states = {
         s.purpose_id: s
         for s in session.scalars(select(ConsentState).where(ConsentState.subject_id == subject.id))
@@ -219,8 +239,8 @@ def view_at(
                 since=last.occurred_at if last else None,
                 text=last.consent_text if last else None,
                 as_member=on_as_member(purpose, subject, status, moment.day),
-                events=[_record(e, names) for e in before],
-                later=[_record(e, names) for e in after],
+                events=[record(e) for e in before],
+                later=[record(e) for e in after],
                 status_now=state.status if state else None,
                 since_now=state.changed_at if state else None,
             )
@@ -257,9 +277,45 @@ def _suppression(session: Session, subject: Subject, suppression_key: str) -> Su
     )
 
 
-def _record(event: ConsentEvent, names: dict[str, str]) -> EventRecord:
-    seq = getattr(event, "seq", None)
-    digest = getattr(event, "hash", None)
+def _first_anchors(session: Session, subject: Subject) -> dict[int, LedgerAnchor]:
+    """Per event of the person, the first anchor that includes it (one statement for the
+    ids, one for the anchors)."""
+    anchor = aliased(LedgerAnchor)
+    first = (
+        select(anchor.id)
+        .where(
+            anchor.library_id == ConsentEvent.library_id,
+            anchor.consent_length >= ConsentEvent.seq,
+        )
+        .order_by(anchor.issued_at, anchor.id)
+        .limit(1)
+        .correlate(ConsentEvent)
+        .scalar_subquery()
+    )
+    pairs = {
+        event_id: anchor_id
+        for event_id, anchor_id in session.execute(
+            select(ConsentEvent.id, first).where(ConsentEvent.subject_id == subject.id)
+        )
+        if anchor_id is not None
+    }
+    if not pairs:
+        return {}
+    anchors = {
+        a.id: a
+        for a in session.scalars(
+            select(LedgerAnchor).where(LedgerAnchor.id.in_(set(pairs.values())))
+        )
+    }
+    return {event_id: anchors[anchor_id] for event_id, anchor_id in pairs.items()}
+
+
+def _record(
+    event: ConsentEvent,
+    names: dict[str, str],
+    first_anchor: LedgerAnchor | None,
+    latest_anchor: LedgerAnchor | None,
+) -> EventRecord:
     return EventRecord(
         id=event.id,
         action=event.action,
@@ -270,19 +326,13 @@ def _record(event: ConsentEvent, names: dict[str, str]) -> EventRecord:
         actor_name=names.get(event.actor or ""),
         text=event.consent_text,
         evidence=_summary(event.evidence) if event.evidence is not None else None,
-        seq=seq,
-        hash=digest,
-        evidence_commitment=getattr(event, "evidence_commitment", None),
-        receipt_id=_receipt_id(digest) if digest and event.action in RECEIPT_ACTIONS else None,
+        seq=event.seq,
+        hash=event.hash,
+        evidence_commitment=event.evidence_commitment,
+        receipt_id=receipt_id(event.hash) if event.action in RECEIPT_ACTIONS else None,
+        first_anchor=first_anchor,
+        latest_anchor=latest_anchor,
     )
-
-
-def _receipt_id(digest: str) -> str | None:
-    try:
-        from .chain import receipt_id  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    return str(receipt_id(digest))
 
 
 def _summary(evidence: Evidence) -> EvidenceSummary:

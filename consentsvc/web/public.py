@@ -26,7 +26,7 @@ from flask_babel import gettext as _
 from jinja2_fragments.flask import render_blocks
 from sqlalchemy import select, text
 
-from .. import intake, ledger, mailer, tokens
+from .. import intake, ledger, mailer, receipts, tokens
 from ..config import LANGUAGES
 from ..extensions import csrf, db, htmx, limiter
 from ..ledger import Channel, LedgerError, Proof
@@ -158,10 +158,12 @@ def confirm_post(token: str) -> str | tuple[str, int]:
     db.session.commit()
     if not confirmed:
         return _confirm_used(subject)
+    granted = receipts.answering(db.session, subject, link.request_ids)
     return render_template(
         "public/confirmed.html",
         library=subject.library,
         titles=[_title(p) for p in subject.library.purposes if p.code in confirmed],
+        receipts=[(_title(e.purpose), receipts.receipt_id(e)) for e in granted],
         preferences_token=tokens.make_preferences(subject.id),
     )
 
@@ -288,11 +290,13 @@ def preferences_language(token: str) -> Response | str | tuple[str, int]:
 def preferences_history(token: str) -> str | tuple[str, int]:
     """Show every change to the member's consents, with the wording they agreed to."""
     subject = _preference_subject(token)
+    events = ledger.history(db.session, subject)
     return render_template(
         "public/history.html",
         library=subject.library,
-        events=ledger.history(db.session, subject),
+        events=events,
         titles={p.id: _title(p) for p in subject.library.purposes},
+        receipt_ids={e.id: receipts.receipt_id(e) for e in events if receipts.has_receipt(e)},
         token=token,
     )
 

@@ -23,7 +23,7 @@ CSP = "; ".join(
 )
 
 # Answers that are the same for everyone and may be cached as their view says.
-PUBLIC = {"static", "public.theme", "public.logo"}
+PUBLIC = {"static", "public.theme", "public.logo", "well_known.receipt_key"}
 
 TOKEN_PATH = re.compile(
     r"/(confirm|preferences|unsubscribe|download|email|api/v1/providers/\w+)/[^/\s?\"']+"
