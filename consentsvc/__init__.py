@@ -73,6 +73,7 @@ def register_blueprints(app: Flask) -> None:
     # members' parts go to the console, the guardian's page to public.bp; the mandates to
     # the console and the member pages.
     from .web import (
+        console_auditor,  # noqa: F401 - the auditor's view
         console_import,  # noqa: F401
         console_library,  # noqa: F401
         console_mandates,  # noqa: F401

@@ -97,6 +97,10 @@ MATRIX = [
     ("post", "/admin/account/code", EVERYONE),
     ("post", "/admin/library/switch", EVERYONE),
     ("get", "/admin/retention", ACCOUNTS),
+    # Consent on a date, for an auditor (web/console_auditor.py).
+    ("get", "/admin/auditor", ACCOUNTS),
+    ("get", "/admin/auditor?subject={id}", ACCOUNTS),
+    ("post", "/admin/auditor", ACCOUNTS),
     # Importing a subscriber list (web/console_import.py).
     ("get", "/admin/import", ADMIN),
     ("post", "/admin/import", ADMIN),

@@ -256,6 +256,13 @@ def every_url(app, token_urls):
                                 "2026-01-05", "Borne", "paper"),
             staff=colleague, vault=iban.Vault(app.config["IBAN_KEY"]),
         )  # fmt: skip
+        # A check the key made: what it answered can be read back.
+        decision = ledger.record_decision(
+            db.session, library, ledger.purpose_by_code(library, "newsletter"),
+            ledger.check_many(db.session, library, "newsletter", [subject.email],
+                              suppression_key=app.config["SUPPRESSION_KEY"]),
+            client_id=_client.id,
+        )  # fmt: skip
         # Consent given at the desk: an event with a receipt (its page and its file).
         granted = ledger.grant(
             db.session, subject, "acquisitions", channel="staff", actor="staff:1"
@@ -283,6 +290,7 @@ def every_url(app, token_urls):
             "client_id": _client.id, "staff_id": staff_id, "endpoint_id": endpoint.id,
             "provider": "postmark", "key": key, "email": subject.email,
             "filename": "css/site.css", "mandate_id": mandate_id, "receipt": receipt,
+            "decision_id": decision.id,
         }  # fmt: skip
     urls = []
     for rule in app.url_map.iter_rules():

@@ -10,6 +10,8 @@ requests, templates or mail; callers commit. One module per concern:
 - addresses: normalising an address, its keyed hash and fingerprint
 - changes: signup, confirmation, reconfirmation, grant, withdrawal, objection
 - check: may these addresses be mailed, and the kept answer
+- decisions: what a past check answered, read back for the sender that relied on it
+- auditor: what held for one person at a moment in the past, and the events and proof behind it
 - suppression: addresses never to be mailed again
 - rights: export, erasure, rectification, restriction
 - retention: what is due to go per library and data category, and making it go
@@ -30,6 +32,17 @@ from __future__ import annotations
 
 from ..models import ConsentText, LegitimateInterest, Library
 from .addresses import MAX_EMAIL_LENGTH, email_fingerprint, email_hmac, normalise_email
+from .auditor import (
+    AuditorView,
+    EventRecord,
+    EvidenceSummary,
+    InvalidMoment,
+    Moment,
+    PurposeThen,
+    read_moment,
+)
+from .auditor import suppression_of as auditor_suppression
+from .auditor import view_at as auditor_view
 from .chain import (
     AUDIT,
     CONSENT,
@@ -65,6 +78,15 @@ from .check import (
     check_many,
     record_decision,
 )
+from .decisions import (
+    AllowedPeople,
+    KeptDecision,
+    allowed_people,
+    allowed_subject,
+    is_decision_id,
+    kept_decision,
+)
+from .decisions import retention_months as decision_retention_months
 from .errors import (
     AddressTaken,
     InvalidEmail,
@@ -168,6 +190,7 @@ from .people import find_subject, subject_for
 from .purposes import (
     add_purpose,
     add_text,
+    amsterdam_today,
     current_text,
     ensure_offered,
     membership_running,
@@ -232,6 +255,8 @@ __all__ = [
     "STATUS_AFTER",
     "Action",
     "AddressTaken",
+    "AllowedPeople",
+    "AuditorView",
     "BirthYearNotAsked",
     "Break",
     "Channel",
@@ -241,6 +266,8 @@ __all__ = [
     "EndedBy",
     "Erased",
     "Erasure",
+    "EventRecord",
+    "EvidenceSummary",
     "FamilyStatus",
     "GuardianIsMember",
     "GuardianMissing",
@@ -251,6 +278,8 @@ __all__ = [
     "InvalidCardNumber",
     "InvalidDate",
     "InvalidEmail",
+    "InvalidMoment",
+    "KeptDecision",
     "LedgerError",
     "LegitimateInterest",
     "Library",
@@ -262,12 +291,14 @@ __all__ = [
     "MandateRunning",
     "Membership",
     "MembershipRefused",
+    "Moment",
     "NoFamilyAccess",
     "NotSelfService",
     "Outcome",
     "Proof",
     "PurposeRetired",
     "PurposeState",
+    "PurposeThen",
     "Restricted",
     "RetentionPolicy",
     "SignupResult",
@@ -278,10 +309,15 @@ __all__ = [
     "UnknownPurpose",
     "add_purpose",
     "add_text",
+    "allowed_people",
+    "allowed_subject",
+    "amsterdam_today",
     "answer_family_request",
     "apply_rows",
     "approval_refused",
     "approve_mandate",
+    "auditor_suppression",
+    "auditor_view",
     "awaiting_approval",
     "begin_import",
     "chain_audit",
@@ -293,6 +329,7 @@ __all__ = [
     "confirm_mandate",
     "current_text",
     "decides_alone_from",
+    "decision_retention_months",
     "email_fingerprint",
     "email_hmac",
     "end_family_access",
@@ -318,7 +355,9 @@ __all__ = [
     "held_access",
     "held_by",
     "history",
+    "is_decision_id",
     "is_minor",
+    "kept_decision",
     "lift_restriction",
     "lock",
     "mandate_in",
@@ -341,6 +380,7 @@ __all__ = [
     "purpose_by_code",
     "queue_statement_notices",
     "read_date",
+    "read_moment",
     "receipt_id",
     "record_decision",
     "record_mandate",

@@ -358,6 +358,54 @@ def subject(email: str) -> Response:
     )
 
 
+@bp.get("/v1/decisions/<decision_id>")
+@limited
+def decision(decision_id: str) -> Response:
+    """What a past consent check answered; with ?email= whether it allowed that address."""
+    client: ApiClient = g.client
+    wanted = decision_id.lower()
+    if not ledger.is_decision_id(wanted):
+        raise ApiError(
+            400, "invalid_field",
+            "A decision id is the decision_id a consent check answered: a UUID "
+            "(8-4-4-4-12 hexadecimal digits).", "decision_id",
+        )  # fmt: skip
+    kept = ledger.kept_decision(db.session, client.library, wanted, purposes=set(client.purposes))
+    if kept is None:
+        months = ledger.decision_retention_months(client.library)
+        raise ApiError(
+            404, "not_found",
+            "No consent check with this decision_id for this key: it was never answered "
+            f"here, or it was removed after this library's retention period ({months} "
+            "months after the check).",
+        )  # fmt: skip
+    answer: dict[str, Any] = {
+        "decision_id": kept.id,
+        "purpose": kept.purpose.code,
+        "checked_at": _iso(kept.checked_at),
+        "kept_until": _iso(kept.kept_until) if kept.kept_until else None,
+    }
+    email = request.args.get("email")
+    if email is not None:
+        try:
+            normalised = ledger.normalise_email(email)
+        except ledger.InvalidEmail:
+            raise ApiError(400, "invalid_address", "Not a valid e-mail address.", "email") from None
+        person = ledger.find_subject(db.session, client.library, normalised)
+        known = person is not None and person.erased_at is None
+        allowed = person is not None and ledger.allowed_subject(db.session, kept, person)
+        return jsonify(**answer, email=normalised, known=known, allowed=allowed)
+    people = ledger.allowed_people(db.session, kept)
+    return jsonify(
+        **answer,
+        recipients=kept.recipients,
+        reasons=kept.reasons,
+        allowed_people=people.count,
+        allowed_erased=people.erased,
+        allowed_emails=people.emails,
+    )
+
+
 @bp.put("/v1/subjects/<path:email>/membership", merge_slashes=False)
 @limited
 def put_membership(email: str) -> tuple[Response, int]:

@@ -48,6 +48,7 @@ CHANNEL = {
 # What library staff did with a member's record (AuditEntry.action), in the member's words.
 STAFF_ACTION = {
     "view": _l("Looked at your data"),
+    "auditor_view": _l("Looked up what you had agreed to on a certain date"),
     "export": _l("Made a copy of your data"),
     "rectification": _l("Corrected your data"),
     "restriction": _l("Limited what may be done with your data"),

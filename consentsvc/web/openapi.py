@@ -1135,6 +1135,167 @@ PATHS["/api/v1/subjects/{email}/membership"] = {
 }
 TAGS.append({"name": "library system", "description": "The library's member records: memberships."})
 
+# -- what a past check answered -------------------------------------------------------------------
+
+DECISION_ID: Schema = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+}
+DECISION_EXAMPLE_ID = "6f1c1a52-2b7e-4d6e-9d55-0c1f3f0b8e21"
+DECISION_COMMON: Schema = {
+    "decision_id": {**DECISION_ID, "description": "As the check answered it."},
+    "purpose": {"type": "string", "description": "The purpose code that was checked."},
+    "checked_at": TIMESTAMP,
+    "kept_until": {
+        "oneOf": [TIMESTAMP, {"type": "null"}],
+        "description": (
+            "When the library's retention period for check answers ends (by default 24 "
+            "months after the check); from then on this decision is a 404."
+        ),
+    },
+}
+
+SCHEMAS.update(
+    {
+        "Decision": {
+            "type": "object",
+            "description": "What the check answered, without the addresses as they were sent.",
+            "required": [
+                *DECISION_COMMON,
+                "recipients",
+                "reasons",
+                "allowed_people",
+                "allowed_erased",
+                "allowed_emails",
+            ],
+            "properties": {
+                **DECISION_COMMON,
+                "recipients": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "How many recipients were sent, duplicates included.",
+                },
+                "reasons": {
+                    "type": "object",
+                    "propertyNames": {"enum": REASONS},
+                    "additionalProperties": {"type": "integer", "minimum": 1},
+                    "description": "How many results had each reason (they add up to recipients).",
+                },
+                "allowed_people": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "How many different people the check allowed.",
+                },
+                "allowed_erased": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": (
+                        "Of allowed_people, how many were erased since: counted, but their "
+                        "addresses are gone."
+                    ),
+                },
+                "allowed_emails": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": (
+                        "The addresses of the other allowed people as the library knows them "
+                        "now (lower case, sorted): a person who changed their address since "
+                        "is listed under the new one."
+                    ),
+                },
+            },
+        },
+        "DecisionForAddress": {
+            "type": "object",
+            "description": "Whether the check allowed the person with this address.",
+            "required": [*DECISION_COMMON, "email", "known", "allowed"],
+            "properties": {
+                **DECISION_COMMON,
+                "email": {"type": "string", "description": "The address asked about, lower case."},
+                "known": {
+                    "type": "boolean",
+                    "description": (
+                        "Whether the library knows a person with this address now. false: "
+                        "never known, changed or erased since; such an address cannot be "
+                        "matched to the decision, and allowed is false."
+                    ),
+                },
+                "allowed": {
+                    "type": "boolean",
+                    "description": "Whether the check allowed this person.",
+                },
+            },
+        },
+    }
+)
+
+PATHS["/api/v1/decisions/{decision_id}"] = {
+    "get": {
+        "operationId": "getDecision",
+        "tags": ["senders"],
+        "summary": "What a past consent check answered, to prove what you were told.",
+        "description": (
+            "Give the decision_id of an earlier POST /api/v1/consent/check: the answer is the "
+            "purpose, the time, how many recipients and how many of each reason, and the "
+            "people the check allowed by their current address. With `email`, only whether "
+            "the check allowed that person. Any key of the library with the decision's "
+            "purpose may ask. A decision of another library or purpose, or one older than "
+            "the library's retention period for check answers, is a 404 like an unknown id."
+        ),
+        "parameters": [
+            {
+                "name": "decision_id",
+                "in": "path",
+                "required": True,
+                "schema": DECISION_ID,
+                "description": "The decision_id of the check; anything else is a 400.",
+            },
+            {
+                "name": "email",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "format": "email", "maxLength": TEXT_LIMIT},
+                "description": "Answer for this address only (any spelling).",
+            },
+        ],
+        "responses": {
+            "200": _ok(
+                "The kept answer, or with `email` the answer for that address.",
+                {"oneOf": [_ref("Decision"), _ref("DecisionForAddress")]},
+                {
+                    "decision_id": DECISION_EXAMPLE_ID,
+                    "purpose": "newsletter",
+                    "checked_at": "2026-11-20T12:15:00.123456Z",
+                    "kept_until": "2028-11-20T12:15:00.123456Z",
+                    "recipients": 3,
+                    "reasons": {"granted": 1, "withdrawn": 1, "invalid_address": 1},
+                    "allowed_people": 1,
+                    "allowed_erased": 0,
+                    "allowed_emails": ["jan@example.nl"],
+                },
+                limited=True,
+            ),
+            "404": {
+                "description": (
+                    "No such decision for this key: never answered here, another library's "
+                    "or purpose's, or removed after the retention period (not_found)."
+                ),
+                "content": _json(
+                    _ref("Error"),
+                    _error_body(
+                        "not_found",
+                        "No consent check with this decision_id for this key: it was never "
+                        "answered here, or it was removed after this library's retention "
+                        "period (24 months after the check).",
+                    ),
+                ),
+            },
+            **_errors("400", "401", "429"),
+        },
+    }
+}
+
 # -- webhooks the service sends -------------------------------------------------------------------
 
 WEBHOOK_HEADERS = [

@@ -381,6 +381,22 @@ def console_statement_confirm(live: LiveService, page: Page, lang: str) -> None:
     submit(page, STATEMENT_FORM, "form[action='/admin/privacy-statement/publish']")
 
 
+def console_auditor(live: LiveService, page: Page, lang: str) -> None:
+    """The auditor's view of the demo member, opened from their page, for today."""
+    go(page, f"/admin/subjects/{_person_id(live, DEMO_PERSON)}", lang)
+    page.click("main a[href^='/admin/auditor?subject=']")
+    page.wait_for_selector("#auditor-facts")
+
+
+def console_auditor_errors(live: LiveService, page: Page, lang: str) -> None:
+    """The auditor's form after a date that cannot be read."""
+    go(page, "/admin/auditor", lang)
+    page.fill("#auditor-email", DEMO_PERSON)
+    page.locator("#auditor-date").evaluate("input => { input.type = 'text'; }")
+    page.fill("#auditor-date", "31-02-2026")
+    submit(page, "form[action='/admin/auditor']", ".error-summary")
+
+
 OFFICER, ADMIN = "privacy_officer", "admin"
 CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "login": (None, console_login),
@@ -406,4 +422,7 @@ CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "privacy_statement_confirm": (ADMIN, console_statement_confirm),
     "mandates": (OFFICER, _at("/admin/mandates")),
     "mandate_errors": ("desk", console_mandate_errors),
+    "auditor_form": (OFFICER, _at("/admin/auditor")),
+    "auditor": (OFFICER, console_auditor),
+    "auditor_errors": (ADMIN, console_auditor_errors),
 }

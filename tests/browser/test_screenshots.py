@@ -37,7 +37,7 @@ def test_member_page_screenshots(live: LiveService, contexts: Contexts, name: st
 NEW_CONSOLE_PAGES = [
     "retention", "import", "import_preview", "library",
     "privacy_statement", "privacy_statement_errors", "privacy_statement_confirm",
-    "mandates", "mandate_errors",
+    "mandates", "mandate_errors", "auditor_form", "auditor", "auditor_errors",
 ]  # fmt: skip
 
 
@@ -47,3 +47,20 @@ def test_console_page_screenshots(live: LiveService, contexts: Contexts, name: s
     page = contexts.staff_page(role, viewport=WIDE)
     opener(live, page, "nl")
     assert shoot(page, f"console-{name}") <= NARROW["width"]
+
+
+def test_the_auditor_s_view_prints_without_the_console(live: LiveService, contexts: Contexts):
+    """On paper: the answer only, without navigation, form or footer."""
+    role, opener = CONSOLE_PAGES["auditor"]
+    page = contexts.staff_page(role, viewport=WIDE)
+    opener(live, page, "nl")
+    assert page.locator("nav.staff").is_visible()
+    page.emulate_media(media="print")
+    for hidden in ("nav.staff", "form[action='/admin/auditor']", "footer.site", ".languages"):
+        assert not page.locator(hidden).is_visible(), hidden
+    assert page.locator("#auditor-facts").is_visible()
+    assert page.locator(".auditor-events > li").first.is_visible()
+    SCREENSHOTS.mkdir(exist_ok=True)
+    path = SCREENSHOTS / "console-auditor-print.png"
+    page.screenshot(path=path, full_page=True)
+    assert path.stat().st_size > 1000
