@@ -4,6 +4,7 @@ import logging
 import re
 import threading
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from consentsvc import (
+    anchors,
     clients,
     create_app,
     iban,
@@ -23,7 +25,7 @@ from consentsvc import (
 )
 from consentsvc.cli import deliver_once
 from consentsvc.extensions import db, mail
-from consentsvc.models import Library, StaffUser, Subject
+from consentsvc.models import Library, StaffUser, Subject, utcnow
 from consentsvc.web.security import PUBLIC, RedactTokens
 
 from .conftest import csrf_token, link_in, signup
@@ -197,11 +199,14 @@ def test_dev_mail_goes_to_files_and_a_short_line(app_factory, tmp_path, capsys):
     signup(app.test_client(), "jan.de.vries@example.nl")
     assert not (tmp_path / "mail").exists()  # queued, not yet sent
     result = app.test_cli_runner().invoke(args=["worker", "--once"])
-    assert "outbox: 1 delivered, 0 to retry, 0 given up, 1 signups" in result.output
-    line = [x for x in result.output.splitlines() if x.startswith("[mail]")][-1]
+    # The member's confirmation, and the day's head statement to each library's FG.
+    assert "outbox: 3 delivered, 0 to retry, 0 given up, 1 signups" in result.output
+    lines = [x for x in result.output.splitlines() if x.startswith("[mail]")]
+    line = next(x for x in lines if x.startswith("[mail] confirm"))
     assert line.startswith("[mail] confirm to j***@example.nl: http://localhost/confirm/")
     assert "jan.de.vries" not in line
-    files = sorted(p.suffix for p in (tmp_path / "mail").iterdir())
+    assert any(x.startswith("[mail] ledger_head to f***@") for x in lines)
+    files = sorted(p.suffix for p in (tmp_path / "mail").iterdir() if "-confirm." in p.name)
     assert files == [".eml", ".html"]
     eml = next((tmp_path / "mail").glob("*.eml")).read_text()
     assert "To: jan.de.vries@example.nl" in eml
@@ -267,6 +272,8 @@ def every_url(app, token_urls):
         granted = ledger.grant(
             db.session, subject, "acquisitions", channel="staff", actor="staff:1"
         )
+        # The day's signed head statement (published at /.well-known/consent-ledger/…).
+        anchors.anchor_daily(db.session, utcnow(), ZoneInfo("Europe/Amsterdam"))
         db.session.commit()
         staff_id, helper_id, mandate_id = colleague.id, helper.id, mandate.id
         receipt = receipts.receipt_id(granted)
