@@ -611,3 +611,28 @@ def test_receipts_are_shown_for_the_events_that_have_one():
     from consentsvc.ledger.auditor import RECEIPT_ACTIONS
 
     assert set(RECEIPT_ACTIONS) == set(receipts.RECEIPT_ACTIONS)
+
+
+def test_a_receipt_can_be_downloaded_for_the_auditor(app):
+    subject_id = history_of_jan(app)
+    client = log_in(app, "privacy_officer")
+    page = client.get(ask(client, "jan@example.nl", "2026-03-19").headers["Location"])
+    links = re.findall(r'href="(/admin/subjects/\d+/receipts/[0-9a-f-]+)"', text_of(page))
+    # Given, withdrawn, given again before the 19th … and the acquisitions consent.
+    assert len(links) >= 3
+    answer = client.get(links[0])
+    assert answer.headers["Content-Disposition"].startswith('attachment; filename="receipt-')
+    document = answer.json
+    with app.app_context():
+        from consentsvc import signing
+
+        payload = signing.verify(document, signing.published_keys(db.session))
+    assert payload["pii_principal"]["subject_id"] == subject_id
+    assert payload["receipt_id"] in links[0]
+    assert audit_entries(app)[-1] == ("receipt_download", subject_id, payload["receipt_id"])
+    # Not a receipt of this person: not found; and the desk may not.
+    other = links[0].replace(f"/subjects/{subject_id}/", f"/subjects/{subject_id + 99}/")
+    assert client.get(other).status_code == 404
+    unknown = links[0][: -len(payload["receipt_id"])] + "00000000-0000-5000-8000-000000000000"
+    assert client.get(unknown).status_code == 404
+    assert log_in(app, "desk").get(links[0]).status_code == 403

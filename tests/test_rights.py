@@ -101,6 +101,8 @@ MATRIX = [
     ("get", "/admin/auditor", ACCOUNTS),
     ("get", "/admin/auditor?subject={id}", ACCOUNTS),
     ("post", "/admin/auditor", ACCOUNTS),
+    # A person's signed receipt for the auditor (a receipt of nobody: 404 for those allowed).
+    ("get", "/admin/subjects/{id}/receipts/{receipt}", ACCOUNTS),
     # Importing a subscriber list (web/console_import.py).
     ("get", "/admin/import", ADMIN),
     ("post", "/admin/import", ADMIN),
@@ -143,7 +145,7 @@ def matrix_ids(app):
         db.session.commit()
         return {
             "client": client.id, "endpoint": endpoint.id, "staff": colleague.id,
-            "mandate": mandate.id,
+            "mandate": mandate.id, "receipt": "00000000-0000-5000-8000-000000000000",
         }  # fmt: skip
 
 

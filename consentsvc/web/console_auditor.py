@@ -8,6 +8,7 @@ unknown address too) and words the ledger's codes for staff.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from flask import abort, current_app, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -15,11 +16,12 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from .. import ledger
+from .. import ledger, receipts
 from ..extensions import db
 from ..models import StaffRole, Subject, utcnow
 from .admin import HOW, _audit, _subject, bp, roles
 from .forms import as_id
+from .member_receipts import receipt_file
 
 AUDITORS = (StaffRole.PRIVACY_OFFICER, StaffRole.ADMIN)
 # The audit trail's name for a look at a person through this page.
@@ -150,6 +152,20 @@ def auditor_lookup() -> Response | str | tuple[str, int]:
     if form["time"]:
         query["time"] = form["time"]
     return redirect(url_for(".auditor", **query), 303)
+
+
+@bp.get("/subjects/<id:subject_id>/receipts/<uuid:receipt>")
+@roles(*AUDITORS)
+def receipt_download(subject_id: int, receipt: UUID) -> Response:
+    """A person's signed receipt as a file, to hand to an auditor (audited like a look)."""
+    person = _subject(subject_id)
+    event = receipts.find(db.session, person, str(receipt))
+    if event is None:
+        abort(404)
+    document = receipts.receipt(db.session, event)
+    _audit("receipt_download", subject=person, detail=str(receipt))
+    db.session.commit()
+    return receipt_file(document, receipt)
 
 
 def _answer(person: Subject, moment: ledger.Moment, form: dict[str, str]) -> str:

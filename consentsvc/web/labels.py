@@ -49,6 +49,7 @@ CHANNEL = {
 STAFF_ACTION = {
     "view": _l("Looked at your data"),
     "auditor_view": _l("Looked up what you had agreed to on a certain date"),
+    "receipt_download": _l("Made a copy of a receipt of your choice"),
     "export": _l("Made a copy of your data"),
     "rectification": _l("Corrected your data"),
     "restriction": _l("Limited what may be done with your data"),

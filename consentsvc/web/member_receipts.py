@@ -7,6 +7,7 @@ link like every page of theirs. A receipt id of another person, or none at all, 
 from __future__ import annotations
 
 import json
+from typing import Any
 from uuid import UUID
 
 from flask import abort, current_app, render_template, url_for
@@ -51,6 +52,11 @@ def receipt_download(token: str, receipt: UUID) -> Response:
     _subject, event = _event(token, receipt)
     document = receipts.receipt(db.session, event)
     db.session.commit()
+    return receipt_file(document, receipt)
+
+
+def receipt_file(document: dict[str, Any], receipt: UUID | str) -> Response:
+    """A signed receipt as a download (also the console's, for an auditor)."""
     body = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     response = current_app.response_class(body, mimetype="application/json")
     filename = f"receipt-{receipt}.json"
