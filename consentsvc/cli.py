@@ -396,16 +396,52 @@ ledger_group = AppGroup("ledger", help="Check the consent ledger.")
 
 
 @ledger_group.command("verify")
-def ledger_verify() -> None:
-    """Check that every current state equals the fold of its events."""
+@click.option("--library", "slug", help="Only this library's chains (default: every library).")
+def ledger_verify(slug: str | None) -> None:
+    """Re-compute every hash chain and check every state against the fold of its events.
+
+    Names the first broken row of each chain; exits 1 when anything does not hold.
+    """
     with reading_only():
+        libraries = _libraries(slug)
+        failed = False
+        for table in ledger.unguarded_tables(db.session):
+            failed = True
+            click.echo(
+                f"the database no longer refuses changes to {table}: "
+                "its triggers were dropped (docs/proof.md)",
+                err=True,
+            )
+        for library in libraries:
+            breaks, heads = ledger.verify_library(db.session, library)
+            for broken in breaks:
+                click.echo(str(broken), err=True)
+            failed = failed or bool(breaks)
+            broken_chains = {b.chain for b in breaks}
+            parts = [
+                f"{name} chain "
+                + (
+                    f"BROKEN, holds for its first {head.length} rows"
+                    if name in broken_chains
+                    else f"{head.length} rows, head {head.hash[:16]}"
+                )
+                for name, head in heads.items()
+            ]
+            click.echo(f"{library.slug}: " + "; ".join(parts))
         problems = ledger.verify(db.session)
         db.session.rollback()
     for subject_id, purpose_id, what in problems:
         click.echo(f"subject {subject_id}, purpose {purpose_id}: {what}", err=True)
-    if problems:
+    if problems or failed:
         sys.exit(1)
-    click.echo("ledger ok: every state equals the fold of its events")
+    click.echo("ledger ok: every chain holds and every state equals the fold of its events")
+
+
+def _libraries(slug: str | None) -> list[Library]:
+    """The library named, or all of them; a wrong slug stops the command."""
+    if slug is not None:
+        return [_library_or_fail(slug)]
+    return list(db.session.scalars(select(Library).order_by(Library.slug)))
 
 
 membership_group = AppGroup("membership", help="Memberships from the library system.")

@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Blueprints whose GET requests also write (see _begin).
@@ -56,3 +56,66 @@ def tune_engine(engine: Engine) -> None:
             and request.blueprint not in WRITING_ON_GET
         )
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+# Tables whose rows the database itself refuses to change or remove, whoever asks: the
+# consent ledger and the staff audit trail (docs/proof.md). Personal data that retention or
+# erasure must remove lives in other tables (Subject, Evidence, AuditNote).
+APPEND_ONLY = ("consent_event", "audit_entry")
+_REFUSAL = "consentsvc: %s on %s is refused: rows are only ever added (docs/proof.md)"
+
+
+def append_only_sql(dialect: str, table: str) -> list[str]:
+    """The statements that make `table` refuse UPDATE and DELETE (and TRUNCATE)."""
+    if dialect == "postgresql":
+        return [
+            "CREATE OR REPLACE FUNCTION consentsvc_refuse_change() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '"
+            + _REFUSAL % ("%", "%")
+            + "', TG_OP, TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; END $$",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION consentsvc_refuse_change()",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION consentsvc_refuse_change()",
+        ]
+    return [
+        f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{_REFUSAL % (op, table)}'); END"
+        for op in ("UPDATE", "DELETE")
+    ]
+
+
+def drop_append_only_sql(dialect: str, table: str) -> list[str]:
+    """What an operator runs to lift the refusal (verify will show what changed after).
+
+    SQLite drops a table's triggers with it: a migration that rebuilds consent_event or
+    audit_entry (batch_alter_table) must create them again with append_only_sql.
+    """
+    if dialect == "postgresql":
+        return [
+            f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+            f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+        ]
+    return [f"DROP TRIGGER IF EXISTS {table}_no_{op}" for op in ("update", "delete")]
+
+
+def refuses_changes(connection: Any, table: str) -> bool:
+    """Whether both refusing triggers on `table` are in place (verify reports it if not)."""
+    if connection.dialect.name == "postgresql":
+        sql = (
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(:t) "
+            "AND tgname IN (:t || '_append_only', :t || '_no_truncate')"
+        )
+    else:
+        sql = (
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t "
+            "AND name IN (:t || '_no_update', :t || '_no_delete')"
+        )
+    return int(connection.execute(text(sql), {"t": table}).scalar_one()) == 2
+
+
+def refuse_changes_ddl(table: Any, connection: Any, **_kw: Any) -> None:
+    """after_create hook: the triggers of database.APPEND_ONLY on a freshly made table."""
+    for statement in append_only_sql(connection.dialect.name, table.name):
+        # text(), as the migration's op.execute does: it escapes the % for psycopg.
+        connection.execute(text(statement))

@@ -24,12 +24,16 @@ from sqlalchemy import (
     event,
     false,
 )
+from sqlalchemy.ext.associationproxy import association_proxy
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from .database import refuse_changes_ddl
 from .extensions import db
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
+# The hash chains each library keeps (ledger.chain).
+CHAINS = ("consent", "audit")
 
 
 # How far in the past what is written now is dated; only the demo data sets it (backdated).
@@ -245,11 +249,23 @@ class Evidence(db.Model):
 
 
 class ConsentEvent(db.Model):
-    """One thing that happened to one consent. Rows are only ever inserted."""
+    """One thing that happened to one consent. Rows are only ever inserted: the database
+    refuses UPDATE and DELETE (database.APPEND_ONLY), and each row is a link in its
+    library's hash chain (ledger.chain)."""
 
-    __table_args__ = (Index("ix_consent_event_subject_purpose", "subject_id", "purpose_id", "id"),)
+    __table_args__ = (
+        Index("ix_consent_event_subject_purpose", "subject_id", "purpose_id", "id"),
+        UniqueConstraint("library_id", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"))
+    # Place in the library's consent chain (1, 2, …) and the chain hash up to this row.
+    seq: Mapped[int] = mapped_column(BigId)
+    hash: Mapped[str] = mapped_column(String(64))
+    # A keyed hash of the evidence as it was written: the evidence may be wiped later, the
+    # chain stays whole, and a kept copy can still be shown to match.
+    evidence_commitment: Mapped[str | None] = mapped_column(String(64))
     subject_id: Mapped[int] = mapped_column(ForeignKey("subject.id"))
     purpose_id: Mapped[int] = mapped_column(ForeignKey("purpose.id"))
     action: Mapped[str] = mapped_column(String(30))
@@ -269,8 +285,25 @@ class ConsentEvent(db.Model):
 
 @event.listens_for(ConsentEvent, "before_update")
 @event.listens_for(ConsentEvent, "before_delete")
-def _refuse_rewriting_history(mapper: Any, connection: Any, target: ConsentEvent) -> None:
-    raise RuntimeError("consent events are append-only")
+def _refuse_rewriting_history(mapper: Any, connection: Any, target: Any) -> None:
+    raise RuntimeError(f"{mapper.local_table.name} is append-only")
+
+
+class ChainHead(db.Model):
+    """How long each of a library's chains is. Appending takes this row's lock first, so
+    concurrent writers queue instead of forking the chain (ledger.chain)."""
+
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), primary_key=True)
+    chain: Mapped[str] = mapped_column(String(10), primary_key=True)
+    length: Mapped[int] = mapped_column(BigId, default=0)
+
+
+@event.listens_for(Library, "after_insert")
+def _start_chains(mapper: Any, connection: Any, target: Library) -> None:
+    connection.execute(
+        ChainHead.__table__.insert(),
+        [{"library_id": target.id, "chain": chain, "length": 0} for chain in CHAINS],
+    )
 
 
 class ConsentState(db.Model):
@@ -485,21 +518,46 @@ class StaffUser(db.Model):
 
 
 class AuditEntry(db.Model):
-    """Who read or changed what, when, and why: every staff look at a person is here."""
+    """Who did what, when: every staff look at a person is here. Append-only and chained
+    like ConsentEvent; whom it was about and why is in its AuditNote, which retention may
+    remove while the entry (and the chain) stays."""
 
-    __table_args__ = (Index("ix_audit_entry_subject", "subject_id", "at"),)
+    __table_args__ = (UniqueConstraint("library_id", "seq"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     library_id: Mapped[int] = mapped_column(ForeignKey("library.id"), index=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     action: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(BigId)
+    hash: Mapped[str] = mapped_column(String(64))
+    note_commitment: Mapped[str | None] = mapped_column(String(64))
+
+    staff: Mapped[StaffUser] = relationship()
+    note: Mapped[AuditNote | None] = relationship(lazy="joined")
+
+    subject_id = association_proxy("note", "subject_id")
+    detail = association_proxy("note", "detail")
+    reason = association_proxy("note", "reason")
+
+
+event.listen(AuditEntry, "before_update", _refuse_rewriting_history)
+event.listen(AuditEntry, "before_delete", _refuse_rewriting_history)
+for _table in (ConsentEvent.__table__, AuditEntry.__table__):
+    # The same triggers as the migration writes, for databases made by create_all (tests).
+    event.listen(_table, "after_create", refuse_changes_ddl)
+
+
+class AuditNote(db.Model):
+    """Whom an audit entry was about, and what was looked for or typed as the reason."""
+
+    __table_args__ = (Index("ix_audit_note_subject", "subject_id", "entry_id"),)
+
+    entry_id: Mapped[int] = mapped_column(BigId, ForeignKey("audit_entry.id"), primary_key=True)
     subject_id: Mapped[int | None] = mapped_column(ForeignKey("subject.id"))
     # What was looked for or changed, without personal data where it can be avoided.
     detail: Mapped[str | None] = mapped_column(String(300))
     reason: Mapped[str | None] = mapped_column(String(300))
-
-    staff: Mapped[StaffUser] = relationship()
 
 
 class RetentionRun(db.Model):

@@ -17,8 +17,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import ledger
 from .ledger import InvalidEmail, normalise_email
-from .models import AuditEntry, Library, StaffRole, StaffUser, Subject, utcnow
+from .models import AuditEntry, AuditNote, Library, StaffRole, StaffUser, Subject, utcnow
 
 MAX_FAILURES = 5
 LOCK = timedelta(minutes=15)
@@ -159,14 +160,14 @@ def audit(
         library_id = subject.library_id
     else:
         library_id = library.id if library is not None else staff.library_id
-    entry = AuditEntry(
-        library_id=library_id,
-        staff_id=staff.id,
-        action=action,
-        subject_id=subject.id if subject else None,
-        detail=(detail or "")[:300] or None,
-        reason=(reason or "")[:300] or None,
-    )
+    entry = AuditEntry(library_id=library_id, staff_id=staff.id, action=action, at=utcnow())
+    note = None
+    detail, reason = (detail or "")[:300] or None, (reason or "")[:300] or None
+    if subject is not None or detail or reason:
+        note = AuditNote(subject_id=subject.id if subject else None, detail=detail, reason=reason)
+        entry.note = note
+    slug = session.scalar(select(Library.slug).where(Library.id == library_id))
+    ledger.chain_audit(session, entry, note, slug or "")
     session.add(entry)
     return entry
 

@@ -13,7 +13,8 @@ requests, templates or mail; callers commit. One module per concern:
 - suppression: addresses never to be mailed again
 - rights: export, erasure, rectification, restriction
 - retention: what is due to go per library and data category, and making it go
-- verification: every state is the fold of its events
+- verification: every state is the fold of its events, and every chain holds
+- chain: the hash chains of events and audit entries (tamper evidence)
 - membership: card number, start and end as the library system reports them
 - imports: bringing in a subscriber list from an old system
 - statements: privacy-statement versions, their notice to subscribers, who has seen them
@@ -29,6 +30,18 @@ from __future__ import annotations
 
 from ..models import ConsentText, LegitimateInterest, Library
 from .addresses import MAX_EMAIL_LENGTH, email_fingerprint, email_hmac, normalise_email
+from .chain import (
+    AUDIT,
+    CONSENT,
+    Break,
+    Head,
+    chain_audit,
+    hash_at,
+    heads,
+    receipt_id,
+    unguarded_tables,
+    verify_library,
+)
 from .changes import (
     SignupResult,
     confirm,
@@ -201,6 +214,8 @@ from .suppression import suppress
 from .verification import verify
 
 __all__ = [
+    "AUDIT",
+    "CONSENT",
     "CONSENT_AGE",
     "MANDATE_APPROVALS",
     "MANDATE_PURPOSE",
@@ -218,6 +233,7 @@ __all__ = [
     "Action",
     "AddressTaken",
     "BirthYearNotAsked",
+    "Break",
     "Channel",
     "ConsentText",
     "Decision",
@@ -228,6 +244,7 @@ __all__ = [
     "FamilyStatus",
     "GuardianIsMember",
     "GuardianMissing",
+    "Head",
     "ImportOutcome",
     "ImportReport",
     "InvalidBirthYear",
@@ -261,13 +278,13 @@ __all__ = [
     "UnknownPurpose",
     "add_purpose",
     "add_text",
-    "annotations",
     "answer_family_request",
     "apply_rows",
     "approval_refused",
     "approve_mandate",
     "awaiting_approval",
     "begin_import",
+    "chain_audit",
     "check_many",
     "check_membership",
     "check_statement_draft",
@@ -296,6 +313,8 @@ __all__ = [
     "grant",
     "guardian_of",
     "guardian_proof",
+    "hash_at",
+    "heads",
     "held_access",
     "held_by",
     "history",
@@ -322,6 +341,7 @@ __all__ = [
     "purpose_by_code",
     "queue_statement_notices",
     "read_date",
+    "receipt_id",
     "record_decision",
     "record_mandate",
     "record_membership",
@@ -348,9 +368,11 @@ __all__ = [
     "subject_for",
     "suppress",
     "turned_sixteen",
+    "unguarded_tables",
     "unseen_statement",
     "upcoming_statement",
     "verify",
+    "verify_library",
     "waiting_for",
     "withdraw",
     "withdraw_all",

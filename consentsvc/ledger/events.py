@@ -25,6 +25,7 @@ from ..models import (
     Subject,
     utcnow,
 )
+from .chain import chain_event
 from .purposes import on_as_member
 
 
@@ -192,6 +193,9 @@ def _record(
         actor=actor,
         evidence_id=evidence.id if evidence else None,
         request_id=request_id,
+    )
+    chain_event(
+        session, event, library=subject.library, purpose=purpose, text=text, evidence=evidence
     )
     session.add(event)
     session.flush()

@@ -10,7 +10,8 @@ outbox messages go, or lose their personal part, when they are old enough.
 
 The periods are the library's settings (libraries.retention_of). Nothing here commits or
 locks a library: the job runner (consentsvc.retention) does, one batch per transaction.
-ConsentEvent rows are never touched; what stays forever is described in docs/retention.md.
+ConsentEvent and AuditEntry rows are never touched (the database refuses it); an audit
+entry's personal part is its AuditNote; what stays forever is described in docs/retention.md.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from ..libraries import RETENTION_UNITS, retention_of
 from ..models import (
     AuditEntry,
+    AuditNote,
     ConsentDecision,
     ConsentEvent,
     ConsentState,
@@ -56,7 +58,7 @@ ROW_CATEGORIES = ("evidence_details", "desk_notes", "check_decisions", "audit", 
 # The audit actions whose reason is the note typed at the desk (consent recorded, mail
 # stopped). The identification written down for a rights request (export, erasure,
 # correction, restriction) is not a desk note: it shows how the request was checked, and
-# goes with its audit entry.
+# goes with its audit note.
 DESK_STOP_ACTIONS = ("withdrawal", "objection")
 # Network addresses evidence may hold in its details besides ip_address (an imported list's
 # confirmation IP); they go with the other evidence details.
@@ -313,7 +315,9 @@ def apply_rows(
         if done < limit:
             reasons = _audit_reasons_due(library, policy)
             ids = list(session.scalars(reasons.limit(limit - done))) if reasons is not None else []
-            session.execute(update(AuditEntry).where(AuditEntry.id.in_(ids)).values(reason=None))
+            session.execute(
+                update(AuditNote).where(AuditNote.entry_id.in_(ids)).values(reason=None)
+            )
             done += len(ids)
         session.flush()
         return done
@@ -338,7 +342,8 @@ def apply_rows(
         session.execute(delete(DecisionRecipient).where(DecisionRecipient.decision_id.in_(ids)))
         session.execute(delete(ConsentDecision).where(ConsentDecision.id.in_(ids)))
     elif category == "audit":
-        session.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
+        # The entry stays, a link in the audit chain; whom it was about and why goes.
+        session.execute(delete(AuditNote).where(AuditNote.entry_id.in_(ids)))
     elif category == "outbox":
         session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
     session.expire_all()
@@ -382,6 +387,7 @@ def _due_rows(
     if category == "audit":
         return (
             select(AuditEntry.id)
+            .join(AuditNote, AuditNote.entry_id == AuditEntry.id)
             .where(AuditEntry.library_id == library.id, AuditEntry.at <= cutoff)
             .order_by(AuditEntry.id)
         )
@@ -403,10 +409,11 @@ def _audit_reasons_due(library: Library, policy: RetentionPolicy) -> Select[tupl
         return None
     return (
         select(AuditEntry.id)
+        .join(AuditNote, AuditNote.entry_id == AuditEntry.id)
         .where(
             AuditEntry.library_id == library.id,
             AuditEntry.at <= cutoff,
-            AuditEntry.reason.is_not(None),
+            AuditNote.reason.is_not(None),
             AuditEntry.action.like("consent.%") | AuditEntry.action.in_(DESK_STOP_ACTIONS),
         )
         .order_by(AuditEntry.id)

@@ -1,7 +1,7 @@
 """published signing keys (receipts and ledger heads)
 
 Revision ID: 3d5e7a9c1b20
-Revises: 175ac17fc432
+Revises: 3f9c1e7a2b64
 Create Date: 2026-12-01 19:55:00.000000
 
 """
@@ -13,7 +13,7 @@ import consentsvc.models
 
 # revision identifiers, used by Alembic.
 revision = '3d5e7a9c1b20'
-down_revision = '175ac17fc432'
+down_revision = '3f9c1e7a2b64'
 branch_labels = None
 depends_on = None
 
