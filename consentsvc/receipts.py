@@ -99,6 +99,9 @@ def payload(session: Session, event: ConsentEvent) -> dict[str, Any]:
             "library": library.slug,
             "seq": event.seq,
             "event_hash": event.hash,
+            # The keyed hash of the evidence (client address, browser) hashed into the
+            # chain: a kept copy of the evidence can be shown to match it.
+            "evidence_commitment": event.evidence_commitment,
         },
         "keys_url": keys_url(),
     }
