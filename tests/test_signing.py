@@ -3,6 +3,7 @@
 import base64
 import copy
 import json
+import sys
 import threading
 
 import pytest
@@ -229,3 +230,13 @@ def test_processes_signing_at_once_publish_the_key_once(app, restart):
         keys = signing.published_keys(db.session)
     assert len(documents) == 8
     assert all(signing.verify(document, keys) for document in documents)
+
+
+def test_a_payload_nested_beyond_reason_is_malformed(app):
+    document = signed(app, {"n": 1})
+    deep = []
+    for _ in range(sys.getrecursionlimit() * 2):
+        deep = [deep]
+    with pytest.raises(signing.BadSignature) as refused:
+        signing.verify({"payload": {"a": deep}, "signature": document["signature"]}, jwks(app))
+    assert refused.value.reason == "malformed"
