@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from zoneinfo import ZoneInfo
 
@@ -13,7 +12,18 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
 
-from . import clients, intake, ledger, libraries, mailer, outbox, retention, staff
+from . import (
+    anchors,
+    clients,
+    intake,
+    ledger,
+    libraries,
+    mailer,
+    outbox,
+    retention,
+    staff,
+)
+from .cli_ledger import library_or_fail
 from .database import reading_only
 from .extensions import db
 from .models import (
@@ -45,7 +55,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(library_group)
     app.cli.add_command(purpose_group)
     app.cli.add_command(subject)
-    app.cli.add_command(ledger_group)
     app.cli.add_command(membership_group)
     app.cli.add_command(retention_group)
     # Importing an old subscriber list lives in its own module.
@@ -56,6 +65,10 @@ def register(app: Flask) -> None:
     from .cli_receipt import receipt_group
 
     app.cli.add_command(receipt_group)
+    # Verifying the hash chains, and their signed heads.
+    from .cli_ledger import ledger_group
+
+    app.cli.add_command(ledger_group)
 
 
 def deliver_once(limit: int = 50) -> outbox.Report:
@@ -72,6 +85,25 @@ def deliver_once(limit: int = 50) -> outbox.Report:
     )
 
 
+def _anchor_daily() -> None:
+    """Today's signed head statement of every library (anchors.py), once a day between all
+    workers; each goes to the library's privacy officer."""
+    config = current_app.config
+    zone = ZoneInfo(config["BABEL_DEFAULT_TIMEZONE"])
+    now = utcnow()
+    if config.get("_ANCHORED_ON") == now.astimezone(zone).date():
+        return
+    for anchor in anchors.anchor_daily(db.session, now, zone):
+        click.echo(
+            f"ledger head of library {anchor.library_id} anchored: consent chain "
+            f"{anchor.consent_length} rows, audit chain {anchor.audit_length} rows"
+        )
+    db.session.commit()
+    db.session.remove()
+    # Remembered in the process only to save a query a second; the database decides.
+    config["_ANCHORED_ON"] = now.astimezone(zone).date()
+
+
 @click.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then stop.")
 @click.option("--batch", default=50, show_default=True, help="Messages claimed at a time.")
@@ -81,6 +113,7 @@ def worker(once: bool, batch: int) -> None:
     interval = current_app.config["WORKER_INTERVAL"]
     while True:
         _retention_daily()
+        _anchor_daily()
         report = deliver_once(batch)
         db.session.remove()
         if report.handled:
@@ -193,7 +226,7 @@ def purpose_create(
     text_en: str,
 ) -> None:
     """Add a purpose, or a new version of its wording if it exists."""
-    library = _library_or_fail(slug)
+    library = library_or_fail(slug)
     if not re.match(r"^[a-z][a-z0-9_]{1,39}$", code):
         raise click.ClickException("a code is 2-40 lower-case letters, digits or underscores")
     purpose = ledger.add_purpose(
@@ -222,7 +255,7 @@ clients_group = AppGroup("clients", help="API keys for mailing processors and we
 )
 def clients_create(slug: str, name: str, purposes: str, scopes: tuple[str, ...]) -> None:
     """Make a key; it is shown once and only its hash is kept."""
-    library = _library_or_fail(slug)
+    library = library_or_fail(slug)
     codes = [c.strip() for c in purposes.split(",") if c.strip()]
     if not codes and not scopes:
         raise click.ClickException("give --purposes, --scope or both")
@@ -244,7 +277,7 @@ def clients_list(slug: str | None) -> None:
     """Show the keys: id, library, name, purposes, state."""
     query = select(ApiClient).order_by(ApiClient.id)
     if slug:
-        query = query.where(ApiClient.library_id == _library_or_fail(slug).id)
+        query = query.where(ApiClient.library_id == library_or_fail(slug).id)
     for client in db.session.scalars(query):
         state = f"revoked {client.revoked_at:%Y-%m-%d}" if client.revoked_at else "active"
         used = (
@@ -284,7 +317,7 @@ webhooks_group = AppGroup("webhooks", help="Where to send signed webhooks about 
 )
 def webhooks_add(slug: str, url: str, events: str) -> None:
     """Register an endpoint; prints its whsec_ secret once."""
-    library = _library_or_fail(slug)
+    library = library_or_fail(slug)
     config = current_app.config
     try:
         endpoint = outbox.add_endpoint(
@@ -342,11 +375,11 @@ def staff_create(
     Also the way to a library's first privacy officer: in the console only a privacy
     officer gives that role.
     """
-    library = _library_or_fail(slug)
+    library = library_or_fail(slug)
     try:
         user = staff.create(db.session, library, email, name, role, password)
         for other in also:
-            staff.add_library(user, _library_or_fail(other))
+            staff.add_library(user, library_or_fail(other))
     except staff.StaffError as exc:
         raise click.ClickException(str(exc)) from None
     # No one logged in did this: the new account itself stands in the audit log for it.
@@ -381,7 +414,7 @@ subject = AppGroup("subject", help="Look at one person's data.")
 def subject_export(email: str, slug: str) -> None:
     """Print everything held about one person as JSON."""
     with reading_only():
-        library = _library_or_fail(slug)
+        library = library_or_fail(slug)
         person = ledger.find_subject(db.session, library, email)
         if person is None:
             raise click.ClickException("no such person in this library")
@@ -390,58 +423,6 @@ def subject_export(email: str, slug: str) -> None:
         )
         db.session.rollback()
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-ledger_group = AppGroup("ledger", help="Check the consent ledger.")
-
-
-@ledger_group.command("verify")
-@click.option("--library", "slug", help="Only this library's chains (default: every library).")
-def ledger_verify(slug: str | None) -> None:
-    """Re-compute every hash chain and check every state against the fold of its events.
-
-    Names the first broken row of each chain; exits 1 when anything does not hold.
-    """
-    with reading_only():
-        libraries = _libraries(slug)
-        failed = False
-        for table in ledger.unguarded_tables(db.session):
-            failed = True
-            click.echo(
-                f"the database no longer refuses changes to {table}: "
-                "its triggers were dropped (docs/proof.md)",
-                err=True,
-            )
-        for library in libraries:
-            breaks, heads = ledger.verify_library(db.session, library)
-            for broken in breaks:
-                click.echo(str(broken), err=True)
-            failed = failed or bool(breaks)
-            broken_chains = {b.chain for b in breaks}
-            parts = [
-                f"{name} chain "
-                + (
-                    f"BROKEN, holds for its first {head.length} rows"
-                    if name in broken_chains
-                    else f"{head.length} rows, head {head.hash[:16]}"
-                )
-                for name, head in heads.items()
-            ]
-            click.echo(f"{library.slug}: " + "; ".join(parts))
-        problems = ledger.verify(db.session)
-        db.session.rollback()
-    for subject_id, purpose_id, what in problems:
-        click.echo(f"subject {subject_id}, purpose {purpose_id}: {what}", err=True)
-    if problems or failed:
-        sys.exit(1)
-    click.echo("ledger ok: every chain holds and every state equals the fold of its events")
-
-
-def _libraries(slug: str | None) -> list[Library]:
-    """The library named, or all of them; a wrong slug stops the command."""
-    if slug is not None:
-        return [_library_or_fail(slug)]
-    return list(db.session.scalars(select(Library).order_by(Library.slug)))
 
 
 membership_group = AppGroup("membership", help="Memberships from the library system.")
@@ -461,7 +442,7 @@ def membership_import(file: click.utils.LazyFile, slug: str, dry_run: bool, batc
     """
     from . import membership_file
 
-    library = _library_or_fail(slug)
+    library = library_or_fail(slug)
     try:
         parsed = membership_file.parse(file.read())
     except membership_file.FileRefused as exc:
@@ -516,7 +497,7 @@ retention_group = AppGroup("retention", help="Keep nothing longer than the libra
 @click.option("--batch", default=500, show_default=True, help="People or rows per transaction.")
 def retention_run(slug: str | None, dry_run: bool, batch: int) -> None:
     """Erase, anonymise and remove what the library keeps no longer (docs/retention.md)."""
-    chosen = [_library_or_fail(slug)] if slug else list(db.session.scalars(
+    chosen = [library_or_fail(slug)] if slug else list(db.session.scalars(
         select(Library).order_by(Library.slug)
     ))  # fmt: skip
     for library in chosen:
@@ -545,10 +526,3 @@ def _counts_line(counts: dict[str, int], busy: bool) -> str:
         return "skipped: another retention run is busy with this library"
     done = [f"{category} {number}" for category, number in counts.items() if number]
     return ", ".join(done) if done else "nothing was due"
-
-
-def _library_or_fail(slug: str) -> Library:
-    library = db.session.scalar(select(Library).where(Library.slug == slug))
-    if library is None:
-        raise click.ClickException(f"no library {slug!r}")
-    return library

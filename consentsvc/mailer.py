@@ -8,6 +8,7 @@ links made at that moment. So the queue holds no address and no link.
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from .ledger import (
 from .models import (
     ConsentEvent,
     FamilyAccess,
+    LedgerAnchor,
     Library,
     PrivacyStatement,
     Purpose,
@@ -173,16 +175,70 @@ def mandate_confirmation(session: Session, subject: Subject, mandate_id: int) ->
 def send_queued(payload: dict[str, Any]) -> None:
     """Compose and send a queued mail; raises outbox.RetryLater when the server fails."""
     session = current_app.extensions["sqlalchemy"].session
-    subject = session.get(Subject, payload["subject_id"])
-    if subject is None or subject.erased_at is not None:
-        raise outbox.GiveUp("the person is no longer known")
-    outgoing = compose(session, subject, payload)
+    if payload["mail"] in STAFF_MAILS:
+        outgoing = STAFF_MAILS[payload["mail"]](session, payload)
+    else:
+        subject = session.get(Subject, payload["subject_id"])
+        if subject is None or subject.erased_at is not None:
+            raise outbox.GiveUp("the person is no longer known")
+        outgoing = compose(session, subject, payload)
     if outgoing is None:
         return
     try:
         send(outgoing)
     except OSError as exc:  # smtplib's errors are OSErrors too
         raise outbox.RetryLater(f"mail: {type(exc).__name__}") from None
+    if payload["mail"] == "ledger_head":
+        anchor = session.get(LedgerAnchor, payload["anchor_id"])
+        if anchor is not None:
+            anchor.mailed_at = utcnow()
+
+
+def _ledger_head(session: Session, payload: dict[str, Any]) -> Outgoing | None:
+    """The day's signed head statement to the privacy officer, the statement attached."""
+    anchor = session.get(LedgerAnchor, payload.get("anchor_id") or 0)
+    if anchor is None:
+        return None
+    library = session.get(Library, anchor.library_id)
+    sender, reply_to = library_face.sender_of(library, current_app.config["MAIL_DEFAULT_SENDER"])
+    chains = anchor.statement["payload"]["chains"]
+    day = anchor.day.isoformat()
+    message = Message(
+        subject=one_line(
+            gettext(
+                "%(library)s: today's signed state of the consent register (%(day)s)",
+                library=library.name,
+                day=day,
+            )
+        ),
+        sender=one_line(sender),
+        reply_to=reply_to,
+        recipients=[payload["to"]],
+        body=render_template(
+            "email/staff/ledger_head.txt",
+            library=library,
+            anchor=anchor,
+            chains=chains,
+            link=absolute_url("well_known.consent_ledger", library=library.slug),
+            file_name=_statement_file(library, anchor),
+        ),
+        extra_headers={"Auto-Submitted": "auto-generated", "Content-Language": "nl"},
+    )
+    message.attach(
+        _statement_file(library, anchor),
+        "application/json",
+        json.dumps(anchor.statement, indent=2, ensure_ascii=False).encode(),
+    )
+    message.msgId = make_msgid(domain="consentsvc")
+    return Outgoing("ledger_head", message, "")
+
+
+def _statement_file(library: Library, anchor: LedgerAnchor) -> str:
+    return f"consent-ledger-{library.slug}-{anchor.day.isoformat()}.json"
+
+
+# Mails to the library's own people rather than to a member: kind → composer.
+STAFF_MAILS = {"ledger_head": _ledger_head}
 
 
 def compose(session: Session, subject: Subject, payload: dict[str, Any]) -> Outgoing | None:
@@ -259,11 +315,14 @@ def send(outgoing: Outgoing) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{utcnow():%Y%m%dT%H%M%S%f}-{outgoing.kind}"
     (folder / f"{stem}.eml").write_bytes(outgoing.message.as_bytes())
-    (folder / f"{stem}.html").write_text(outgoing.message.html or "", encoding="utf-8")
+    opened = folder / f"{stem}.eml"
+    if outgoing.message.html is not None:
+        opened = folder / f"{stem}.html"
+        opened.write_text(outgoing.message.html, encoding="utf-8")
     # Only in this try-it-out mode does a link reach the terminal: it is the member's own
     # mail, shown to the person running the service on their machine.
     recipient = mask(outgoing.message.recipients[0])
-    click.echo(f"[mail] {outgoing.kind} to {recipient}: {outgoing.link}  ({folder / stem}.html)")
+    click.echo(f"[mail] {outgoing.kind} to {recipient}: {outgoing.link}  ({opened})")
 
 
 SUBJECT_LINES = {

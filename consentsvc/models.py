@@ -548,6 +548,26 @@ for _table in (ConsentEvent.__table__, AuditEntry.__table__):
     event.listen(_table, "after_create", refuse_changes_ddl)
 
 
+class LedgerAnchor(db.Model):
+    """A signed head statement of a library's chains, made daily and mailed to its privacy
+    officer, so that an edit after that day cannot be hidden by re-computing (anchors.py)."""
+
+    __table_args__ = (UniqueConstraint("library_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("library.id"))
+    # The day (in the service's time zone) it was made for: one per library and day.
+    day: Mapped[date] = mapped_column(Date)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consent_length: Mapped[int] = mapped_column(BigId)
+    consent_hash: Mapped[str] = mapped_column(String(64))
+    audit_length: Mapped[int] = mapped_column(BigId)
+    audit_hash: Mapped[str] = mapped_column(String(64))
+    # The signed statement exactly as it was mailed and served.
+    statement: Mapped[dict[str, Any]] = mapped_column(JSON)
+    mailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class AuditNote(db.Model):
     """Whom an audit entry was about, and what was looked for or typed as the reason."""
 

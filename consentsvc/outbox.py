@@ -127,6 +127,21 @@ def enqueue_mail(
     return message
 
 
+def enqueue_staff_mail(
+    session: Session, library_id: int, kind: str, *, to: str, **params: Any
+) -> OutboxMessage:
+    """Queue a mail to the library's own people (not to a member), e.g. its privacy officer."""
+    message = OutboxMessage(
+        library_id=library_id,
+        channel="mail",
+        event_type=f"mail.{kind}",
+        message_id=_message_id(),
+        payload={"mail": kind, "to": to, **params},
+    )
+    session.add(message)
+    return message
+
+
 def enqueue_request(
     session: Session, library_id: int, kind: str, payload: dict[str, Any]
 ) -> OutboxMessage:

@@ -166,8 +166,7 @@ def audit(
     if subject is not None or detail or reason:
         note = AuditNote(subject_id=subject.id if subject else None, detail=detail, reason=reason)
         entry.note = note
-    slug = session.scalar(select(Library.slug).where(Library.id == library_id))
-    ledger.chain_audit(session, entry, note, slug or "")
+    ledger.chain_audit(session, entry, note, session.get(Library, library_id).slug)
     session.add(entry)
     return entry
 

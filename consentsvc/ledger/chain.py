@@ -197,9 +197,9 @@ def chain_event(
     seq, previous = _next_place(session, library.id, CONSENT)
     request_seq = None
     if event.request_id is not None:
-        request_seq = session.scalar(
-            select(ConsentEvent.seq).where(ConsentEvent.id == event.request_id)
-        )
+        # Usually still in the session (the confirmation has just read it): no query.
+        request = session.get(ConsentEvent, event.request_id)
+        request_seq = request.seq if request is not None else None
     event.library_id, event.seq = library.id, seq
     event.evidence_commitment = commit_to(evidence_part(evidence)) if evidence else None
     event.hash = link(
