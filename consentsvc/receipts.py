@@ -13,7 +13,6 @@ Knows no HTTP or HTML; the member's pages and the CLI call it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
@@ -21,8 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import signing
-from .ledger import Action
-from .ledger.chain import receipt_id as chain_receipt_id
+from .ledger import Action, chain
 from .models import ConsentEvent, ConsentText, Library, Subject
 
 SCHEMA = "consentsvc-receipt/1"
@@ -39,12 +37,7 @@ def has_receipt(event: ConsentEvent) -> bool:
 
 def receipt_id(event: ConsentEvent) -> str:
     """The receipt's id: derived from the event's chain hash, so it names this event only."""
-    return chain_receipt_id(event.hash)
-
-
-def utc_text(moment: datetime) -> str:
-    """A time as receipts write it: UTC, to the microsecond, with a Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return chain.receipt_id(event.hash)
 
 
 def notice_of(session: Session, event: ConsentEvent) -> ConsentText | None:
@@ -97,14 +90,18 @@ def payload(session: Session, event: ConsentEvent) -> dict[str, Any]:
         "notice": None if notice is None else _notice(notice),
         "event": {
             "action": event.action,
-            "time": utc_text(event.occurred_at),
+            # Written as the chain hashes it: UTC, microseconds, a Z.
+            "time": chain.timestamp(event.occurred_at),
             "channel": event.channel,
             "confirms_request": event.request_id is not None,
         },
-        "chain": {
+        "chain": {  # as in the chain: the library's slug, the place, the hash
             "library": library.slug,
             "seq": event.seq,
             "event_hash": event.hash,
+            # The keyed hash of the evidence (client address, browser) hashed into the
+            # chain: a kept copy of the evidence can be shown to match it.
+            "evidence_commitment": event.evidence_commitment,
         },
         "keys_url": keys_url(),
     }

@@ -221,7 +221,7 @@ def verify(document: Any, keys: Any) -> dict[str, Any]:
         raise BadSignature("malformed", f"sig is not {SIGNATURE_BYTES} bytes")
     try:
         message = canonical(payload)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise BadSignature("malformed", "payload holds a value without canonical form") from None
     public = _find_key(keys, kid)
     try:

@@ -67,6 +67,10 @@ def test_the_confirmation_links_a_receipt_that_verifies(app, client, outbox):
     page = confirmed(client, outbox).get_data(as_text=True)
     (receipt_url,) = RECEIPT_LINK.findall(page)
     [(_, none, _, _), (action, rid, event_hash, seq)] = events_of(app)
+    with app.app_context():
+        commitment = db.session.scalar(
+            select(ConsentEvent.evidence_commitment).where(ConsentEvent.hash == event_hash)
+        )
     assert none is None and action == "granted"
     assert receipt_url.endswith(f"/receipts/{rid}")
     # The id is the chain's, derived from the event's hash.
@@ -91,7 +95,11 @@ def test_the_confirmation_links_a_receipt_that_verifies(app, client, outbox):
     assert payload["event"]["channel"] == "email_link"
     assert payload["event"]["confirms_request"] is True
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", payload["event"]["time"])
-    assert payload["chain"] == {"library": "borne", "seq": seq, "event_hash": event_hash}
+    assert payload["chain"] == {
+        "library": "borne", "seq": seq, "event_hash": event_hash,
+        "evidence_commitment": commitment,
+    }  # fmt: skip
+    assert re.fullmatch("[0-9a-f]{64}", commitment)  # the confirmation's evidence
     assert payload["keys_url"] == "http://localhost/.well-known/consent-receipt-key"
     notice = payload["notice"]
     with app.app_context():

@@ -3,6 +3,8 @@
 import base64
 import copy
 import json
+import sys
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -195,3 +197,46 @@ def test_signing_key_setting_is_checked(app_factory, tmp_path):
     assert signing.is_key(made)
     assert config._instance_signing_key(tmp_path / "signing_key") == made
     assert (tmp_path / "signing_key").stat().st_mode & 0o077 == 0
+
+
+def test_processes_signing_at_once_publish_the_key_once(app, restart):
+    # Several service processes start with a new key and sign at the same moment.
+    services = [restart(SIGNING_KEY=OTHER_KEY) for _ in range(4)]
+    start = threading.Barrier(len(services) * 2)
+    errors, documents = [], []
+
+    def sign_one(service, n):
+        try:
+            with service.app_context():
+                start.wait()
+                documents.append(signing.sign(db.session, {"n": n}))
+                db.session.commit()
+        except Exception as error:
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=sign_one, args=(service, n))
+        for n, service in enumerate(services * 2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    kid = signing.thumbprint(signing.public_x(signing.private_key(OTHER_KEY)))
+    with app.app_context():
+        rows = db.session.scalars(select(SigningKey).where(SigningKey.kid == kid)).all()
+        assert len(rows) == 1
+        keys = signing.published_keys(db.session)
+    assert len(documents) == 8
+    assert all(signing.verify(document, keys) for document in documents)
+
+
+def test_a_payload_nested_beyond_reason_is_malformed(app):
+    document = signed(app, {"n": 1})
+    deep = []
+    for _ in range(sys.getrecursionlimit() * 2):
+        deep = [deep]
+    with pytest.raises(signing.BadSignature) as refused:
+        signing.verify({"payload": {"a": deep}, "signature": document["signature"]}, jwks(app))
+    assert refused.value.reason == "malformed"

@@ -82,6 +82,14 @@ def history(live: LiveService, page: Page, lang: str) -> None:
     go(page, f"/preferences/{_preference_token(live)}/history", lang)
 
 
+def receipt(live: LiveService, page: Page, lang: str) -> None:
+    """The signed receipt of a grant, reached from the history page."""
+    history(live, page, lang)
+    href = page.get_attribute("main a[href*='/receipts/']:not([download])", "href")
+    assert href is not None
+    go(page, href, lang)
+
+
 def unsubscribe(live: LiveService, page: Page, lang: str) -> None:
     member, _ = live.new_member()
     token = live.token("unsubscribe", member.subject_id, live.purpose_id("newsletter"))
@@ -261,7 +269,7 @@ MEMBER_PAGES: dict[str, Opener] = {
     opener.__name__: opener
     for opener in (
         signup, signup_errors, signup_sent, confirm, confirmed, confirm_used, preferences,
-        preferences_changed, history, unsubscribe, unsubscribed, request_link, link_sent,
+        preferences_changed, history, receipt, unsubscribe, unsubscribed, request_link, link_sent,
         download, data_copy, not_mail, find_library, expired, bad_link, not_found,
         email_change, email_changed, preferences_statement, family_answer, family_answered,
         preferences_family, guardian_confirm, guardian_confirmed, mandate_confirm, mandate_end,
