@@ -349,7 +349,7 @@ def test_no_console_page_of_one_library_shows_another(app):
     for method, url, _allowed in MATRIX:
         if "{id}" not in url:
             continue
-        url = url.format(id=subject_id)
+        url = url.format(id=subject_id, receipt="00000000-0000-5000-8000-000000000000")
         response = (
             client.get(url)
             if method == "get"

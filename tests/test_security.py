@@ -208,7 +208,7 @@ def test_dev_mail_goes_to_files_and_a_short_line(app_factory, tmp_path, capsys):
     assert any(x.startswith("[mail] ledger_head to f***@") for x in lines)
     files = sorted(p.suffix for p in (tmp_path / "mail").iterdir() if "-confirm." in p.name)
     assert files == [".eml", ".html"]
-    eml = next((tmp_path / "mail").glob("*.eml")).read_text()
+    eml = next((tmp_path / "mail").glob("*-confirm.eml")).read_text()
     assert "To: jan.de.vries@example.nl" in eml
 
 
