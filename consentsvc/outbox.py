@@ -116,27 +116,25 @@ def enqueue_mail(
     session: Session, library_id: int, kind: str, subject_id: int, **params: Any
 ) -> OutboxMessage:
     """Queue one of the service's own mails; it is composed when it is sent."""
-    message = OutboxMessage(
-        library_id=library_id,
-        channel="mail",
-        event_type=f"mail.{kind}",
-        message_id=_message_id(),
-        payload={"subject_id": subject_id, "mail": kind, **params},
-    )
-    session.add(message)
-    return message
+    return _queue_mail(session, library_id, kind, {"subject_id": subject_id, **params})
 
 
 def enqueue_staff_mail(
     session: Session, library_id: int, kind: str, *, to: str, **params: Any
 ) -> OutboxMessage:
     """Queue a mail to the library's own people (not to a member), e.g. its privacy officer."""
+    return _queue_mail(session, library_id, kind, {"to": to, **params})
+
+
+def _queue_mail(
+    session: Session, library_id: int, kind: str, payload: dict[str, Any]
+) -> OutboxMessage:
     message = OutboxMessage(
         library_id=library_id,
         channel="mail",
         event_type=f"mail.{kind}",
         message_id=_message_id(),
-        payload={"mail": kind, "to": to, **params},
+        payload={**payload, "mail": kind},
     )
     session.add(message)
     return message
