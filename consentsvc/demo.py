@@ -220,7 +220,7 @@ def seed_young_members(session: Session, library: Library) -> int:
     years; Noor (12) gets the newsletter because her father agreed by mail; Daan turns 16
     this year, so his mother's role ends on 1 January. Running it twice adds nobody new."""
     library.asks_birth_year = True
-    this_year = ledger.minors_today().year
+    this_year = ledger.local_today().year
     added = 0
     for email, birth_year, guardian in (
         ("noor.jansen@example.nl", this_year - 12, "vader.jansen@example.nl"),
@@ -319,7 +319,7 @@ def seed_history(session: Session, library: Library, email: str, number: int) ->
     elif kind in ("stopped", "membership_ended"):
         if kind == "membership_ended":
             person.membership_started_on = date(2015, 9, 1)
-            person.membership_ended_on = (utcnow() - 7 * 30 * DAY).date()
+            person.membership_ended_on = ledger.local_today() - 7 * 30 * DAY
         with backdated((8 if kind == "stopped" else 12) * 30 * DAY):
             ledger.withdraw(session, person, "newsletter", channel=ledger.Channel.EMAIL_LINK)
     elif kind == "old_evidence":
@@ -417,7 +417,7 @@ def seed_statements(session: Session, library: Library, *, per_minute: int = 0) 
     session.add(
         PrivacyStatement(
             library_id=library.id, version=1, url=url,
-            effective_on=(utcnow() - days * DAY).date(), published_at=utcnow() - days * DAY,
+            effective_on=ledger.local_today() - days * DAY, published_at=utcnow() - days * DAY,
             published_by="demo", notices=0,
             summary_nl="De eerste versie van ons privacy statement.",
             summary_en="The first version of our privacy statement.",
@@ -427,7 +427,7 @@ def seed_statements(session: Session, library: Library, *, per_minute: int = 0) 
     if change is None:
         return
     draft = ledger.check_statement_draft(
-        session, library, url=f"{url}?versie=2", effective_on=(utcnow() + 14 * DAY).date(),
+        session, library, url=f"{url}?versie=2", effective_on=ledger.local_today() + 14 * DAY,
         summary_nl=change[0], summary_en=change[1],
     )  # fmt: skip
     ledger.publish_statement(
@@ -457,7 +457,7 @@ def demo_mandate(
         creditor_id=CREDITOR_IDS.get(library.slug, CREDITOR_IDS["borne"]),
         iban=demo_iban(library.id * 100_000 + number),
         holder=person.email.split("@")[0].replace(".", " ").title(),
-        signed_on=utcnow().date().isoformat(),
+        signed_on=ledger.local_today().isoformat(),
         signed_place=library.name.removeprefix("Bibliotheek "),
         signed_how="online" if online else "paper",
     )

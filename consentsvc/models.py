@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
@@ -40,8 +41,18 @@ CHAINS = ("consent", "audit")
 _clock_offset: ContextVar[timedelta] = ContextVar("clock_offset", default=timedelta(0))
 
 
+# Where the libraries are: a membership ends, a statement takes effect, on a Dutch date.
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC) - _clock_offset.get()
+
+
+def local_today(now: datetime | None = None) -> date:
+    """The date in the Netherlands (now, or at `now`): for an hour or two each night it is
+    already tomorrow there while UTC still says today."""
+    return (now or utcnow()).astimezone(AMSTERDAM).date()
 
 
 @contextmanager

@@ -345,7 +345,7 @@ def test_the_page_answers_for_an_address_and_a_date_in_dutch(app, role):
     page = text_of(form)
     assert "Toestemming op datum" in page
     # Today (in Amsterdam) is the default date.
-    assert f'value="{ledger.amsterdam_today().isoformat()}"' in page
+    assert f'value="{ledger.local_today().isoformat()}"' in page
 
     asked = ask(client, "Jan@Example.nl", "19-03-2026")
     assert asked.status_code == 303
@@ -575,7 +575,7 @@ def test_each_event_shows_its_chain_place_receipt_and_anchors(app):
             channel="web_form",
         )  # fmt: skip
         db.session.commit()
-        purposes, _ = view(app, signup.subject.id, Moment(ledger.amsterdam_today()))
+        purposes, _ = view(app, signup.subject.id, Moment(ledger.local_today()))
         assert purposes["newsletter"].events[-1].receipt_id is None
 
 

@@ -426,7 +426,7 @@ def test_ending_at_the_desk_is_a_withdrawal_and_a_masked_webhook(app):
     data = payload["data"]
     assert data["iban"] == MASKED
     assert data["mandate_reference"] == "BORNE-2026-0001" and data["creditor_id"] == CREDITOR
-    assert data["ended_on"] == ended.ended_at.date().isoformat()
+    assert data["ended_on"] == ledger.local_today(ended.ended_at).isoformat()  # a Dutch date
     for message in webhooks(app):
         assert not any(needle in json.dumps(message) for needle in NEEDLES)
     # Ending twice does nothing; the page for it is gone.

@@ -505,7 +505,7 @@ def test_the_export_schema_knows_reconfirm_requested():
 def test_the_console_shows_member_since_and_the_end(app):
     ended = with_membership(app, end=date(2025, 12, 31))
     running = with_membership(app, "kim@example.nl")
-    ahead = with_membership(app, "piet@example.nl", end=date.today() + timedelta(days=30))
+    ahead = with_membership(app, "piet@example.nl", end=ledger.local_today() + timedelta(days=30))
     desk = log_in(app, "desk")
     page = desk.get(f"/admin/subjects/{ended}").get_data(as_text=True)
     assert "Pas 2100001" in page
@@ -536,7 +536,7 @@ def test_the_member_sees_their_membership_in_their_own_words(app, client):
 
 def test_a_membership_as_the_api_reports_it_is_seen_on_the_member_page(app, client):
     """The whole way: the library system's call, then the member's own page."""
-    put(client, make_key(app), end=(datetime.now(UTC).date() + timedelta(days=400)).isoformat())
+    put(client, make_key(app), end=(ledger.local_today() + timedelta(days=400)).isoformat())
     with app.app_context():
         subject_id = db.session.scalar(select(Subject.id))
         url = f"/preferences/{tokens.make_preferences(subject_id)}/data"

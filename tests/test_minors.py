@@ -30,7 +30,9 @@ def make_minor(app, *, birth_year=None, guardian=GUARDIAN, asks=True, marked=Fal
     with app.app_context():
         subject = db.session.get(Subject, subject_id)
         subject.library.asks_birth_year = asks
-        subject.birth_year = birth_year if birth_year is not None else date.today().year - 12
+        subject.birth_year = (
+            birth_year if birth_year is not None else ledger.local_today().year - 12
+        )
         subject.marked_minor = marked
         subject.guardian_email = guardian
         db.session.commit()
@@ -261,7 +263,7 @@ def test_at_16_the_guardians_role_ends_consents_stay_both_are_told_once(app, out
 
 
 def test_the_retention_command_ends_guardianships_too(app):
-    subject_id = make_minor(app, birth_year=date.today().year - 17)
+    subject_id = make_minor(app, birth_year=ledger.local_today().year - 17)
     result = app.test_cli_runner().invoke(args=["retention", "run", "--library", "borne"])
     assert result.exit_code == 0, result.output
     assert "guardianship_ended 1" in result.output
@@ -289,7 +291,7 @@ def test_staff_record_a_birth_year_only_where_the_library_asks(app):
     assert post(admin, "/admin/library", **DUTCH, asks_birth_year="yes").status_code == 303
     page = desk.get(url).get_data(as_text=True)
     assert 'name="birth_year"' in page
-    for wrong in ("12", "20145", "abcd", "１２３４", str(date.today().year + 1), "1890"):
+    for wrong in ("12", "20145", "abcd", "１２３４", str(ledger.local_today().year + 1), "1890"):
         response = post(desk, f"{url}/minor", birth_year=wrong, guardian_email=GUARDIAN)
         assert response.status_code == 400, wrong
         assert "vier cijfers" in response.get_data(as_text=True)

@@ -57,7 +57,7 @@ def member(app, slug, email, *, started=-400, ended=None, granted=()):
 def _member(session, slug, email, started, ended, granted):
     lib = library(session, slug)
     person = ledger.subject_for(session, lib, email, "nl")
-    today = ledger.purposes.amsterdam_today()
+    today = ledger.local_today()
     person.card_number = "20010000123"
     person.membership_started_on = today + timedelta(days=started)
     person.membership_ended_on = None if ended is None else today + timedelta(days=ended)
@@ -281,7 +281,7 @@ def test_an_objection_outlives_a_new_membership(app, client):
     with app.app_context():
         person = db.session.get(Subject, jan)
         ledger.object_to(db.session, person, "direct_marketing", channel=CHANNEL)
-        person.membership_started_on = ledger.purposes.amsterdam_today() - timedelta(days=2)
+        person.membership_started_on = ledger.local_today() - timedelta(days=2)
         person.membership_ended_on = None
         db.session.commit()
     key = key_for(app, "borne", ["direct_marketing"])
@@ -303,7 +303,7 @@ def test_a_young_member_is_never_mailed_on_membership(app, client):
     noor = member(app, "borne", "noor@example.nl")
     with app.app_context():
         person = db.session.get(Subject, noor)
-        person.birth_year = ledger.purposes.amsterdam_today().year - 12
+        person.birth_year = ledger.local_today().year - 12
         person.guardian_email = "vader@example.nl"
         db.session.commit()
     assert states(app, noor)["direct_marketing"].as_member is False

@@ -461,17 +461,23 @@ def test_reading_a_version_that_does_not_exist_records_nothing(app):
     assert client.post("/preferences/not-a-token/privacy-statement").status_code in (400, 404)
 
 
-def test_demo_borne_has_two_versions_and_their_notices_queued(app):
+# 23:30 UTC is already the next day in the Netherlands: a demo run at night once dated the
+# new version a day early.
+@pytest.mark.parametrize("utc_hour", [12, 23])
+def test_demo_borne_has_two_versions_and_their_notices_queued(app, utc_hour):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["demo", "--people", "12"])
+    with time_machine.travel(datetime(2026, 12, 1, utc_hour, 30, tzinfo=UTC)):
+        result = runner.invoke(args=["demo", "--people", "12"])
+        today = ledger.local_today()
+    assert today == date(2026, 12, 1 if utc_hour == 12 else 2)
     assert result.exit_code == 0, result.output
     with app.app_context():
         borne = library()
         versions = ledger.statement_versions(db.session, borne)
         assert [v.version for v in versions] == [2, 1]
         newest, first = versions
-        assert first.effective_on < ledger.statements.local_today() - timedelta(days=300)
-        assert newest.effective_on == ledger.statements.local_today() + timedelta(days=14)
+        assert first.effective_on < today - timedelta(days=300)
+        assert newest.effective_on == today + timedelta(days=14)
         assert newest.summary_nl and newest.summary_en
         assert newest.notices == ledger.newsletter_subscriber_count(db.session, borne) > 0
         assert [

@@ -30,7 +30,7 @@ Callers import from here (`from consentsvc import ledger`), not from the modules
 
 from __future__ import annotations
 
-from ..models import ConsentText, LegitimateInterest, Library
+from ..models import ConsentText, LegitimateInterest, Library, local_today
 from .addresses import MAX_EMAIL_LENGTH, email_fingerprint, email_hmac, normalise_email
 from .auditor import (
     AuditorView,
@@ -185,12 +185,10 @@ from .minors import (
     record_minor,
     turned_sixteen,
 )
-from .minors import today as minors_today
 from .people import find_subject, subject_for
 from .purposes import (
     add_purpose,
     add_text,
-    amsterdam_today,
     current_text,
     ensure_offered,
     membership_running,
@@ -311,7 +309,6 @@ __all__ = [
     "add_text",
     "allowed_people",
     "allowed_subject",
-    "amsterdam_today",
     "answer_family_request",
     "apply_rows",
     "approval_refused",
@@ -359,6 +356,7 @@ __all__ = [
     "is_minor",
     "kept_decision",
     "lift_restriction",
+    "local_today",
     "lock",
     "mandate_in",
     "mandate_rows",
@@ -367,7 +365,6 @@ __all__ = [
     "membership_of",
     "membership_running",
     "minor_json",
-    "minors_today",
     "newest_statement",
     "newsletter_subscriber_count",
     "next_statement_version",

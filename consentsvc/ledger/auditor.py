@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from ..models import (
+    AMSTERDAM,
     ApiClient,
     ConsentEvent,
     ConsentState,
@@ -36,7 +37,7 @@ from ..models import (
 from .addresses import email_hmac
 from .chain import receipt_id
 from .events import STATUS_AFTER, Action
-from .purposes import AMSTERDAM, on_as_member
+from .purposes import on_as_member
 
 # The events a member gets a signed receipt of (the same as consentsvc.receipts, which
 # builds on the ledger and so cannot be imported here).

@@ -34,12 +34,13 @@ from ..models import (
     Purpose,
     Subject,
     Suppression,
+    local_today,
 )
 from .addresses import email_hmac, normalise_email
 from .errors import InvalidEmail
 from .events import Status
 from .minors import minor_by
-from .purposes import amsterdam_today, purpose_by_code
+from .purposes import purpose_by_code
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def check_many(
         purpose.legal_basis == LegalBasis.LEGITIMATE_INTEREST
         and library.legitimate_interest == LegitimateInterest.MEMBERS
     )
-    today = amsterdam_today()
+    today = local_today()
     normalised: list[str | None] = []
     for raw in emails:
         try:

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from .. import iban, outbox
-from ..models import Library, SepaMandate, StaffRole, StaffUser, Subject, utcnow
+from ..models import Library, SepaMandate, StaffRole, StaffUser, Subject, local_today, utcnow
 from .changes import grant, withdraw
 from .errors import LedgerError, Restricted
 from .events import Channel, Proof, lock
@@ -89,7 +89,7 @@ def record(
 
     Raises MandateRefused with every wrong field at once.
     """
-    today = today or utcnow().date()
+    today = today or local_today()
     errors: dict[str, str] = {}
     reference = given.reference.strip()
     if not reference:
@@ -287,7 +287,11 @@ def end(
     if was_active:
         outbox.enqueue_event(
             session, mandate.library_id, "mandate.ended",
-            {**webhook_data(mandate), "ended_on": now.date().isoformat(), "ended_at": _iso(now)},
+            {
+                **webhook_data(mandate),
+                "ended_on": local_today(now).isoformat(),
+                "ended_at": _iso(now),
+            },
         )  # fmt: skip
     session.flush()
     return True

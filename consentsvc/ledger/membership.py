@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..models import Library, Subject, Suppression
+from ..models import Library, Subject, Suppression, local_today
 from .addresses import email_hmac, normalise_email
 from .errors import LedgerError
 from .events import lock
@@ -109,7 +109,7 @@ def check_membership(
         raise InvalidCardNumber(f"1 to {MAX_CARD_NUMBER_LENGTH} characters.")
     if not CARD_NUMBER.fullmatch(card_number):
         raise InvalidCardNumber("Letters, digits and hyphens only.")
-    latest = (today or date.today()) + timedelta(days=365 * YEARS_AHEAD)
+    latest = (today or local_today()) + timedelta(days=365 * YEARS_AHEAD)
     for field, value in (("start", start), ("end", end)):
         if value is not None and not EARLIEST <= value <= latest:
             raise InvalidDate(

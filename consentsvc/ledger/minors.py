@@ -19,18 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import Library, Subject, utcnow
+from ..models import Library, Subject, local_today, utcnow
 from .addresses import email_fingerprint, normalise_email
 from .errors import LedgerError
 
 # Under this age a guardian consents (UAVG art. 5).
 CONSENT_AGE = 16
-ZONE = ZoneInfo("Europe/Amsterdam")
 # Nobody older than this is still a member; a year further back is a typing error.
 OLDEST = 120
 
@@ -59,11 +57,6 @@ class GuardianIsMember(LedgerError):
     code = "guardian_is_member"
 
 
-def today(now: datetime | None = None) -> date:
-    """The day it is in the Netherlands."""
-    return (now or utcnow()).astimezone(ZONE).date()
-
-
 def decides_alone_from(birth_year: int) -> date:
     """The first day someone born in this year counts as 16 (see the rule above)."""
     return date(birth_year + CONSENT_AGE + 1, 1, 1)
@@ -77,7 +70,7 @@ def is_minor(subject: Subject, now: datetime | None = None) -> bool:
 def minor_by(birth_year: int | None, marked_minor: bool, now: datetime | None = None) -> bool:
     """The rule on the two columns, for callers that read them without loading the person."""
     if birth_year is not None:
-        return today(now) < decides_alone_from(birth_year)
+        return local_today(now) < decides_alone_from(birth_year)
     return marked_minor
 
 
@@ -110,7 +103,7 @@ def read_birth_year(raw: str, now: datetime | None = None) -> int | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    this_year = today(now).year
+    this_year = local_today(now).year
     if len(raw) != 4 or not raw.isascii() or not raw.isdigit():
         raise InvalidBirthYear(raw)
     year = int(raw)
@@ -166,7 +159,7 @@ def turned_sixteen(
     session: Session, library: Library, now: datetime | None = None, *, limit: int = 500
 ) -> list[Subject]:
     """People whose guardian's role ends by age today and has not been ended yet."""
-    first_year_of_minors = today(now).year - CONSENT_AGE
+    first_year_of_minors = local_today(now).year - CONSENT_AGE
     return list(
         session.scalars(
             select(Subject)

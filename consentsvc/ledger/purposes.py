@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -17,13 +16,13 @@ from ..models import (
     Library,
     Purpose,
     Subject,
+    local_today,
     utcnow,
 )
 from .errors import NotSelfService, PurposeRetired, UnknownPurpose
 from .minors import is_minor
 
 # Membership dates are the library system's calendar days, which are Dutch days.
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 def purpose_by_code(library: Library, code: str) -> Purpose:
@@ -129,17 +128,13 @@ def ensure_offered(purpose: Purpose) -> None:
         raise PurposeRetired(purpose.code)
 
 
-def amsterdam_today() -> date:
-    return utcnow().astimezone(AMSTERDAM).date()
-
-
 def membership_running(subject: Subject, today: date | None = None) -> bool:
     """Whether the library system reports a running membership today.
 
     The end date is the last day of the membership, as library systems export it.
     """
     start, end = subject.membership_started_on, subject.membership_ended_on
-    today = today or amsterdam_today()
+    today = today or local_today()
     return start is not None and start <= today and (end is None or today <= end)
 
 

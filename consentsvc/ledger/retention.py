@@ -38,6 +38,7 @@ from ..models import (
     OutboxMessage,
     Purpose,
     Subject,
+    local_today,
 )
 from .events import Action, Status
 from .mandates import ended_due as mandates_ended_due
@@ -128,7 +129,7 @@ def membership_runs(subject: Subject, today: date) -> bool:
 def category_due(person: Person, policy: RetentionPolicy, duty_purposes: set[int]) -> str | None:
     """The category for which this person is due to be erased now, or None."""
     subject, now = person.subject, policy.now
-    if subject.erased_at is not None or membership_runs(subject, now.date()):
+    if subject.erased_at is not None or membership_runs(subject, local_today(now)):
         return None
     if subject.restricted_at is not None:
         # Restricted (GDPR art. 18): kept as it is until the privacy officer lifts it, often

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -29,6 +28,7 @@ from ..models import (
     PrivacyStatement,
     Purpose,
     Subject,
+    local_today,
     utcnow,
 )
 from .check import check_many
@@ -43,7 +43,6 @@ MAX_DAYS_IN_PAST = 30
 MAX_DAYS_AHEAD = 2 * 365
 NOTICE_KIND = "statement_notice"
 NEWSLETTER = "newsletter"
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 # Control characters other than line breaks and tabs: a summary is plain text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -71,11 +70,6 @@ class Draft:
     effective_on: date
     summary_nl: str
     summary_en: str
-
-
-def local_today() -> date:
-    """Today where the libraries are (a statement takes effect on a Dutch date)."""
-    return utcnow().astimezone(AMSTERDAM).date()
 
 
 def check_draft(

@@ -9,7 +9,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from datetime import date
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -821,7 +820,7 @@ def _subject_page(person: Subject, errors: dict[str, str] | None = None, form: A
         posted=request.endpoint if errors else None,
         error_targets=_error_targets(request.endpoint),
         done=request.args.get("done"),
-        today=date.today(),  # whether a membership has ended (the library system's dates)
+        today=ledger.local_today(),  # whether a membership has ended (a Dutch date)
     )
 
 

@@ -107,12 +107,12 @@ def auditor() -> str | tuple[str, int]:
         abort(404)
     form = {"email": "", "date": args.get("date", ""), "time": args.get("time", "")}
     if subject_id is None:
-        form["date"] = form["date"] or ledger.amsterdam_today().isoformat()
+        form["date"] = form["date"] or ledger.local_today().isoformat()
         return render_template("admin/auditor.html", form=form, errors={})
     person = _subject(subject_id)
     form["email"] = "" if person.erased_at else person.email
     if not form["date"]:
-        form["date"] = ledger.amsterdam_today().isoformat()
+        form["date"] = ledger.local_today().isoformat()
     try:
         moment = ledger.read_moment(form["date"], form["time"])
     except ledger.InvalidMoment as exc:
