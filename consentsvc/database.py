@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import has_request_context, request
+from flask import current_app, has_request_context, request
 from sqlalchemy import Engine, event, text
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Blueprints whose GET requests also write (see _begin).
 WRITING_ON_GET = ("admin", "api")
 _reading_only: ContextVar[bool] = ContextVar("reading_only", default=False)
+_writing: ContextVar[bool] = ContextVar("writing", default=False)
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 @contextmanager
@@ -24,6 +26,37 @@ def reading_only() -> Iterator[None]:
         yield
     finally:
         _reading_only.reset(token)
+
+
+def reads_first(view: View) -> View:
+    """Mark a view that reads first and writes briefly at the end, inside `writing()`.
+
+    On SQLite its request starts a plain (deferred) transaction, so many such requests
+    read side by side; only the short write at the end takes the one write lock. Without
+    this a consent check held the lock from the key look-up to its commit, and two senders
+    at once queued behind each other until one timed out (docs/performance.md).
+    """
+    view.reads_first = True  # type: ignore[attr-defined]
+    return view
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """A transaction begun inside this block takes SQLite's write lock up front.
+
+    For the write of a reads_first view: commit the read before entering, so the write
+    starts a transaction of its own instead of upgrading one that has already read.
+    """
+    token = _writing.set(True)
+    try:
+        yield
+    finally:
+        _writing.reset(token)
+
+
+def _reads_first() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "reads_first", False)
 
 
 def tune_engine(engine: Engine) -> None:
@@ -50,10 +83,15 @@ def tune_engine(engine: Engine) -> None:
         # Console pages write the audit log (who searched, whom they opened) and the API notes
         # a key's last use, even on GET; a deferred transaction could not take the write lock
         # after a concurrent commit.
-        reading = _reading_only.get() or (
-            has_request_context()
-            and request.method in SAFE_METHODS
-            and request.blueprint not in WRITING_ON_GET
+        reading = not _writing.get() and (
+            _reading_only.get()
+            or (
+                has_request_context()
+                and (
+                    (request.method in SAFE_METHODS and request.blueprint not in WRITING_ON_GET)
+                    or _reads_first()
+                )
+            )
         )
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 

@@ -6,14 +6,17 @@ through Flask's SECRET_KEY_FALLBACKS: old links keep working until their key is 
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app
 from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_decode, base64_encode
+from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes
 
 SALTS = {
     "confirm": "consentsvc.confirm.v1",
@@ -126,12 +129,14 @@ def make_unsubscribe(subject_id: int, purpose_id: int) -> str:
 
 
 def make_many_unsubscribe(pairs: list[tuple[int, int]]) -> list[str]:
-    """Unsubscribe tokens for (subject, purpose) pairs, with one serializer for the batch."""
-    return _sign_many("unsubscribe", [[subject_id, purpose_id] for subject_id, purpose_id in pairs])
+    """Unsubscribe tokens for (subject, purpose) pairs, as make_unsubscribe makes them."""
+    # The JSON of two integers, written out: the same bytes as json.dumps, a fifth the time.
+    return _sign_many("unsubscribe", [f"[{int(s)},{int(p)}]" for s, p in pairs])
 
 
 def make_many_preferences(subject_ids: list[int]) -> list[str]:
-    return _sign_many("preferences", list(subject_ids))
+    """Preference tokens for these people, as make_preferences makes them."""
+    return _sign_many("preferences", [str(int(s)) for s in subject_ids])
 
 
 def read_unsubscribe(token: str) -> UnsubscribeLink:
@@ -176,10 +181,27 @@ def _serializer(kind: str) -> URLSafeTimedSerializer:
     return _Serializer(keys, salt=SALTS[kind])
 
 
-def _sign_many(kind: str, payloads: list[Any]) -> list[str]:
-    serializer = _serializer(kind)
-    sign = serializer.make_signer().sign  # one signer for the whole batch
-    return [sign(serializer.dump_payload(p)).decode() for p in payloads]
+def _sign_many(kind: str, payloads: list[str]) -> list[str]:
+    """Sign JSON payloads exactly as dumps() would, for a consent check's thousands of links.
+
+    itsdangerous derives the signing key again for every token and goes through several
+    layers per signature; here the key is derived once per (key, kind) and each token is a
+    single HMAC. The bytes are the same as dumps() makes (tests/test_tokens.py compares
+    them), so read_* and links already in inboxes are unaffected, and key rotation works.
+    """
+    key = _derived_key(current_app.config["SECRET_KEY"], SALTS[kind])
+    stamp = b"." + base64_encode(int_to_bytes(int(time.time())))
+    tokens = []
+    for payload in payloads:
+        value = base64_encode(payload.encode()) + stamp
+        tokens.append((value + b"." + base64_encode(hmac.digest(key, value, "sha1"))).decode())
+    return tokens
+
+
+@lru_cache(maxsize=32)
+def _derived_key(secret_key: str, salt: str) -> bytes:
+    # itsdangerous' own derivation (django-concat, SHA-1), so it cannot drift from dumps().
+    return _Serializer(secret_key, salt=salt).make_signer().derive_key()
 
 
 def _load(kind: str, token: str, max_age: int | None) -> Any:

@@ -2,8 +2,10 @@
 
 import re
 import time
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from consentsvc import ledger, tokens
@@ -556,6 +558,30 @@ def test_batch_signed_tokens_read_like_single_ones(app):
         plain = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=tokens.SALTS["unsubscribe"])
         assert plain.loads(unsubscribe) == [41, 3]
         assert tokens.read_unsubscribe(plain.dumps([41, 3])) == tokens.UnsubscribeLink(41, 3)
+
+
+def test_batch_signed_tokens_are_the_bytes_dumps_makes_and_survive_a_key_rotation(app_factory):
+    # The batch path signs by hand (one derived key, one HMAC per token): it must write
+    # exactly what itsdangerous writes, or links already in inboxes would read differently.
+    app = app_factory()
+    with app.app_context(), time_machine.travel(datetime(2026, 12, 1, 12, 0, tzinfo=UTC)):
+        pairs = [(41, 3), (2**62, 1), (7, 12)]
+        batch = tokens.make_many_unsubscribe(pairs) + tokens.make_many_preferences([41, 2**62])
+        single = [tokens.make_unsubscribe(s, p) for s, p in pairs] + [
+            tokens.make_preferences(s) for s in (41, 2**62)
+        ]
+        assert batch == single
+        old_key = app.config["SECRET_KEY"]
+    rotated = app_factory(
+        SECRET_KEY="a-new-secret-key-after-rotation-0123456789", SECRET_KEY_FALLBACKS=[old_key]
+    )
+    with rotated.app_context():
+        assert tokens.read_unsubscribe(batch[1]) == tokens.UnsubscribeLink(2**62, 1)
+        [fresh] = tokens.make_many_unsubscribe([(41, 3)])
+        assert fresh != batch[0]  # signed with the new key now
+        assert tokens.read_unsubscribe(fresh) == tokens.UnsubscribeLink(41, 3)
+    with app.app_context(), pytest.raises(tokens.InvalidToken):
+        tokens.read_unsubscribe(fresh)  # the old key alone does not know the new one
 
 
 # -- purposes that are not mail (item 5) ----------------------------------------------------------

@@ -243,7 +243,7 @@ def test_check_decisions_and_audit_entries_go_after_2_years(app):
             db.session, lib, "newsletter", [person.email], suppression_key=KEY
         )
         ledger.record_decision(
-            db.session, lib, ledger.purpose_by_code(lib, "newsletter"), answers,
+            db.session, lib.id, ledger.purpose_by_code(lib, "newsletter").id, answers,
             client_id=client.id,
         )  # fmt: skip
         desk = db.session.scalar(select(StaffUser).where(StaffUser.email == email))

@@ -263,7 +263,7 @@ def every_url(app, token_urls):
         )  # fmt: skip
         # A check the key made: what it answered can be read back.
         decision = ledger.record_decision(
-            db.session, library, ledger.purpose_by_code(library, "newsletter"),
+            db.session, library.id, ledger.purpose_by_code(library, "newsletter").id,
             ledger.check_many(db.session, library, "newsletter", [subject.email],
                               suppression_key=app.config["SUPPRESSION_KEY"]),
             client_id=_client.id,

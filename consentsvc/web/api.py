@@ -21,10 +21,12 @@ from werkzeug.exceptions import TooManyRequests
 
 from .. import clients, intake, ledger, mailer, tokens
 from ..config import LANGUAGES
+from ..database import reads_first, writing
 from ..extensions import csrf, db, limiter
-from ..ledger import MAX_RECIPIENTS, Channel, LedgerError, Proof
+from ..ledger import Channel, LedgerError, Proof
 from ..models import ApiClient, ConsentText, InboundEvent, Purpose, utcnow
-from . import providers
+from . import check_types, providers
+from .edge import screen_json
 from .openapi import document
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -102,65 +104,61 @@ def openapi() -> Response:
 
 @bp.post("/v1/consent/check")
 @limited
+@reads_first
 def consent_check() -> Response:
     """Which recipients may get mail for this purpose, with the headers to put in it."""
-    body = _json_object()
-    purpose = _purpose_in_scope(_string(body, "purpose"))
-    recipients = body.get("recipients")
-    if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
-        raise ApiError(400, "invalid_field", "A list of e-mail addresses.", "recipients")
-    if not recipients or len(recipients) > MAX_RECIPIENTS:
-        raise ApiError(
-            400, "invalid_field", f"Between 1 and {MAX_RECIPIENTS} recipients.", "recipients"
-        )
+    if not request.is_json:
+        raise ApiError(400, "invalid_body", check_types.NOT_AN_OBJECT)
+    body = request.get_data()
+    screen_json(body)
+    try:
+        asked = check_types.read_request(body)
+    except check_types.Refused as refused:
+        code = "invalid_field" if refused.field else "invalid_body"
+        raise ApiError(400, code, refused.message, refused.field) from None
     client: ApiClient = g.client
+    library = client.library
+    purpose = _purpose_in_scope(asked.purpose)
     decisions = ledger.check_many(
-        db.session, client.library, purpose.code, recipients,
+        db.session, library, purpose.code, asked.recipients,
         suppression_key=current_app.config["SUPPRESSION_KEY"],
     )  # fmt: skip
-    allowed = [d for d in decisions if d.allowed]
-    subject_ids = [d.subject_id for d in allowed if d.subject_id is not None]
+    # Everything the answer needs is read now: the read transaction ends before the
+    # decision is written, and a commit would otherwise send us back for each of these.
+    purpose_id, purpose_code, is_mail = purpose.id, purpose.code, purpose.is_mail
+    library_id, client_id, list_id = library.id, client.id, _list_id(purpose)
+    db.session.commit()  # ends the read; on SQLite no lock was taken (database.reads_first)
+    subject_ids = [d.subject_id for d in decisions if d.allowed and d.subject_id is not None]
+    base = current_app.config["BASE_URL"]
+    preferences = {
+        sid: f"{base}/preferences/{token}"
+        for sid, token in zip(subject_ids, tokens.make_many_preferences(subject_ids), strict=True)
+    }
     # A purpose that is not mail (direct debit) gets no unsubscribe link at all: mailbox
     # providers fire one-click on their own, and that must never end a payment mandate.
-    unsubscribe = (
-        dict(
-            zip(
-                subject_ids,
-                tokens.make_many_unsubscribe([(sid, purpose.id) for sid in subject_ids]),
-                strict=True,
+    headers: dict[int, Any] = {sid: {} for sid in subject_ids}
+    if is_mail:
+        one_click = "List-Unsubscribe=One-Click"
+        links = tokens.make_many_unsubscribe([(sid, purpose_id) for sid in subject_ids])
+        for sid, token in zip(subject_ids, links, strict=True):
+            headers[sid] = check_types.MailHeaders(
+                f"<{base}/unsubscribe/{token}>", one_click, list_id
             )
+    with writing():
+        kept = ledger.record_decision(
+            db.session, library_id, purpose_id, decisions, client_id=client_id
         )
-        if purpose.is_mail
-        else {}
-    )
-    preferences = dict(zip(subject_ids, tokens.make_many_preferences(subject_ids), strict=True))
-    decision = ledger.record_decision(
-        db.session, client.library, purpose, decisions, client_id=client.id
-    )
-    db.session.commit()
-    base = current_app.config["BASE_URL"]
-    list_id = _list_id(purpose)
-    results = []
-    for d in decisions:
-        result: dict[str, Any] = {"email": d.email, "allowed": d.allowed, "reason": d.reason}
-        if d.allowed and d.subject_id is not None:
-            result["headers"] = (
-                {
-                    "List-Unsubscribe": f"<{base}/unsubscribe/{unsubscribe[d.subject_id]}>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                    "List-Id": list_id,
-                }
-                if purpose.is_mail
-                else {}
-            )
-            result["preferences_url"] = f"{base}/preferences/{preferences[d.subject_id]}"
-        results.append(result)
-    return jsonify(
-        decision_id=decision.id,
-        purpose=purpose.code,
-        checked_at=_iso(decision.checked_at),
-        results=results,
-    )
+        db.session.commit()
+    results = [
+        check_types.Result(
+            d.email, d.allowed, d.reason, headers[d.subject_id], preferences[d.subject_id]
+        )
+        if d.allowed and d.subject_id is not None
+        else check_types.Result(d.email, d.allowed, d.reason)
+        for d in decisions
+    ]
+    answer = check_types.CheckAnswer(kept.id, purpose_code, _iso(kept.checked_at), results)
+    return Response(check_types.encode_answer(answer), mimetype="application/json")
 
 
 @bp.post("/v1/signups")
@@ -474,8 +472,10 @@ def _seen(client: ApiClient) -> None:
     g.client, g.library = client, client.library
     now = utcnow()
     if client.last_used_at is None or now - client.last_used_at > timedelta(minutes=1):
-        client.last_used_at = now
-        db.session.commit()
+        db.session.commit()  # end the read first: the write takes the lock on its own
+        with writing():
+            client.last_used_at = now
+            db.session.commit()
 
 
 def _bearer() -> str | None:
@@ -497,7 +497,7 @@ def _json_object() -> dict[str, Any]:
     return body
 
 
-def _string(body: dict[str, Any], name: str, limit: int = 254) -> str:
+def _string(body: dict[str, Any], name: str, limit: int = check_types.TEXT_LIMIT) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise ApiError(400, "invalid_field", f"A text of 1 to {limit} characters.", name)

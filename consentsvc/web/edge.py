@@ -95,15 +95,43 @@ class BodyJSONProvider(DefaultJSONProvider):
     route, whoever reads the body."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        text = s.decode(json.detect_encoding(s), "surrogatepass") if isinstance(s, bytes) else s
-        if nesting_too_deep(text):
-            raise Refused("invalid_body", f"JSON may nest at most {MAX_JSON_DEPTH} levels deep.")
+        text = _text(s)
+        _refuse_deep(text)
         value = super().loads(text, **kwargs)
-        if _MAY_BE_UNSTORABLE.search(text):
-            field = unstorable_field(value)
-            if field:
-                raise Refused("invalid_field", NOT_STORABLE, field)
+        _refuse_unstorable(text, value)
         return value
+
+
+def screen_json(body: bytes) -> None:
+    """The refusals of BodyJSONProvider, for a view that decodes its body itself (the
+    consent check, with msgspec): too deep, or text that cannot be stored."""
+    try:
+        text = _text(body)
+    except UnicodeDecodeError:
+        return  # not text at all: the view's own decoder refuses it
+    _refuse_deep(text)
+    if _MAY_BE_UNSTORABLE.search(text):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return  # not JSON at all: the view's own decoder says so
+        _refuse_unstorable(text, value)
+
+
+def _text(s: str | bytes) -> str:
+    return s.decode(json.detect_encoding(s), "surrogatepass") if isinstance(s, bytes) else s
+
+
+def _refuse_deep(text: str) -> None:
+    if nesting_too_deep(text):
+        raise Refused("invalid_body", f"JSON may nest at most {MAX_JSON_DEPTH} levels deep.")
+
+
+def _refuse_unstorable(text: str, value: Any) -> None:
+    if _MAY_BE_UNSTORABLE.search(text):
+        field = unstorable_field(value)
+        if field:
+            raise Refused("invalid_field", NOT_STORABLE, field)
 
 
 class EdgeRequest(Request):

@@ -15,7 +15,6 @@ from .. import outbox
 from ..config import LANGUAGES
 from ..ledger import (
     MAX_CARD_NUMBER_LENGTH,
-    MAX_RECIPIENTS,
     REASON_BY_STATUS,
     REASON_MEMBER,
     REASON_RETIRED,
@@ -23,19 +22,16 @@ from ..ledger import (
     Channel,
     Status,
 )
-from . import providers
+from . import check_types, providers
+from .check_types import NOT_BLANK, TEXT_LIMIT
 
 Schema = dict[str, Any]
 
 # The limits api.py puts on strings (_string's default and the explicit ones).
-TEXT_LIMIT = 254
 EVENT_ID_LIMIT = 200
 PURPOSE_LIMIT = 40
 IP_LIMIT, USER_AGENT_LIMIT, PAGE_URL_LIMIT = 45, 400, 200
 KEY_LIMIT = 100  # clients.authenticate refuses longer keys
-
-# _string refuses text that is empty after str.strip(): it needs one non-space character.
-NOT_BLANK = r"\S"
 
 
 def _constants(owner: type) -> list[str]:
@@ -233,22 +229,9 @@ SCHEMAS: Schema = {
             }
         },
     },
+    # Declared once, in web/check_types.py, where the view decodes and validates with it.
     "CheckRequest": {
-        "type": "object",
-        "required": ["purpose", "recipients"],
-        "properties": {
-            "purpose": _text(TEXT_LIMIT, "A purpose code of this key, e.g. newsletter."),
-            "recipients": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": MAX_RECIPIENTS,
-                "items": {"type": "string"},
-                "description": (
-                    "Addresses as you hold them; answered in the same order and spelling. "
-                    "Anything that is not a valid address is answered with invalid_address."
-                ),
-            },
-        },
+        **check_types.request_schema(),
         "example": {"purpose": "newsletter", "recipients": ["jan@example.nl", "piet@example.nl"]},
     },
     "CheckResult": {
