@@ -155,8 +155,10 @@ class Library(db.Model):
         String(20), default="second_staff", server_default="second_staff"
     )
 
+    # selectin: a page or a check that needs one purpose of a library needs its list, and a
+    # preference page its every text; loading them in one query each, not one per purpose.
     purposes: Mapped[list[Purpose]] = relationship(
-        back_populates="library", order_by="Purpose.position"
+        back_populates="library", order_by="Purpose.position", lazy="selectin"
     )
 
 
@@ -222,7 +224,7 @@ class Purpose(db.Model):
 
     library: Mapped[Library] = relationship(back_populates="purposes")
     texts: Mapped[list[ConsentText]] = relationship(
-        back_populates="purpose", order_by="ConsentText.version"
+        back_populates="purpose", order_by="ConsentText.version", lazy="selectin"
     )
 
 

@@ -9,14 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from ..models import (
     ConsentDecision,
-    DecisionRecipient,
     LegalBasis,
     LegitimateInterest,
     Library,
@@ -30,8 +29,10 @@ from .minors import minor_by
 from .purposes import purpose_by_code
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """One recipient's answer (a tuple: a check makes 10,000 of them, and a frozen dataclass
+    took five times as long to build)."""
+
     email: str
     allowed: bool
     reason: str
@@ -161,6 +162,13 @@ _STATES = (
 _SUPPRESSIONS = "SELECT email_hmac FROM suppression WHERE library_id = {p} AND email_hmac {match}"
 
 
+# By whether the driver is psycopg (%s) or sqlite3 (?).
+_RECIPIENTS = {
+    True: "INSERT INTO decision_recipient (decision_id, subject_id) VALUES (%s, %s)",
+    False: "INSERT INTO decision_recipient (decision_id, subject_id) VALUES (?, ?)",
+}
+
+
 @lru_cache(maxsize=16)
 def _statements(count: int, postgres: bool) -> tuple[str, str]:
     """The states and suppressions queries for `count` addresses (PostgreSQL: one array)."""
@@ -207,10 +215,12 @@ def record_decision(
     )  # fmt: skip
     allowed = sorted({d.subject_id for d in decisions if d.allowed and d.subject_id is not None})
     if allowed:
-        # Straight to the table (one executemany): a check may allow 10,000 people, and the
-        # ORM's bulk path would spend longer on them than the database does.
-        session.execute(
-            insert(DecisionRecipient.__table__),
-            [{"decision_id": decision.id, "subject_id": sid} for sid in allowed],
+        # Straight to the driver (one executemany): a check may allow 10,000 people, and
+        # SQLAlchemy's parameter handling took longer over them than the database did.
+        cursor = session.connection().connection.driver_connection.cursor()
+        cursor.executemany(
+            _RECIPIENTS[session.get_bind().dialect.name == "postgresql"],
+            [(decision.id, sid) for sid in allowed],
         )
+        cursor.close()
     return decision

@@ -536,8 +536,10 @@ def unsubscribe_post(token: str) -> str | tuple[str, int]:
         db.session, subject, purpose.code,
         channel=Channel.ONE_CLICK if one_click else Channel.UNSUBSCRIBE_PAGE, proof=_proof(),
     )  # fmt: skip
-    db.session.commit()
-    return render_template(
+    # Rendered before the commit, which would expire everything the page shows and send
+    # it back to the database for each of them (a one-click POST is a mailbox provider's
+    # request, and comes in bursts).
+    page = render_template(
         "public/unsubscribed.html",
         library=subject.library,
         purpose=purpose,
@@ -545,6 +547,8 @@ def unsubscribe_post(token: str) -> str | tuple[str, int]:
         can_undo=purpose in ledger.signup_purposes(subject.library),
         token=token,
     )
+    db.session.commit()
+    return page
 
 
 @bp.post("/unsubscribe/<token>/undo")
