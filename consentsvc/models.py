@@ -24,9 +24,10 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     false,
+    select,
 )
 from sqlalchemy.ext.associationproxy import association_proxy
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, column_property, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from .database import refuse_changes_ddl
@@ -121,6 +122,10 @@ class Library(db.Model):
     # After a material change of wording, whether mail pauses until the person reconfirms.
     pause_until_reconfirmed: Mapped[bool] = mapped_column(default=True)
     default_language: Mapped[str] = mapped_column(String(2), default="nl")
+    # Raised by every change to the library, its purposes or their texts (see the
+    # before_flush hook below), so that a worker's copy of them (check_scope.py) knows when
+    # it is out of date without reading them all again.
+    config_version: Mapped[int] = mapped_column(default=0, server_default="0")
     # Months per data category, e.g. {"contact_after_membership": 6}; read by the retention job.
     retention: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -361,6 +366,12 @@ class ApiClient(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Read with the key, in the same query: whether this worker's copy of the library's
+    # purposes is still the current one (check_scope.py).
+    library_version: Mapped[int] = column_property(
+        select(Library.config_version).where(Library.id == library_id).scalar_subquery(),
+        deferred=False,
+    )
 
     library: Mapped[Library] = relationship()
 
@@ -780,3 +791,31 @@ class SigningKey(db.Model):
     # The raw Ed25519 public key, base64url (the JWK member "x").
     x: Mapped[str] = mapped_column(String(43))
     first_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+@event.listens_for(Session, "before_flush")
+def _raise_config_version(session: Session, _context: Any, _instances: Any) -> None:
+    """A change to a library, a purpose or a text raises the library's config_version.
+
+    As an SQL increment, so two workers changing the same library at once both count.
+    Changes made with bulk UPDATE statements bypass this hook; none of the service's are
+    to these three tables.
+    """
+    touched: set[int] = set()
+    for instance in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(instance, Library):
+            if instance.id is not None and session.is_modified(instance):
+                touched.add(instance.id)
+        elif isinstance(instance, Purpose):
+            library = instance.library if "library" in instance.__dict__ else None
+            touched.add(library.id if library is not None else instance.library_id)
+        elif isinstance(instance, ConsentText):
+            purpose = instance.__dict__.get("purpose") or (
+                session.get(Purpose, instance.purpose_id) if instance.purpose_id else None
+            )
+            if purpose is not None:
+                touched.add(purpose.library_id)
+    for library_id in touched - {None}:
+        library = session.get(Library, library_id)
+        if library is not None:
+            library.config_version = Library.config_version + 1

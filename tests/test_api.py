@@ -756,3 +756,39 @@ def test_api_events_with_one_id_for_several_addresses(app, client, key):
     assert suppressed(app) == 2
     again = {"id": "campaign-7", "type": "hard_bounce", "email": "b@example.nl"}
     assert post_event(client, key, **again).json == {"status": "duplicate"}
+
+
+def test_a_change_to_a_purpose_reaches_the_next_check_through_the_workers_copy(app, client, key):
+    # The check keeps each library's purposes between requests (web/purpose_cache.py); a
+    # new text, a retirement, made by anyone, must show in the very next answer.
+    subscribe(app, "jan@example.nl")
+
+    def check():
+        body = {"purpose": "newsletter", "recipients": ["jan@example.nl"]}
+        [result] = client.post(CHECK, json=body, headers=key).json["results"]
+        return result
+
+    def version():
+        with app.app_context():
+            return db.session.scalar(select(Library).where(Library.slug == "borne")).config_version
+
+    first, before = check(), version()
+    assert first["allowed"] and first["headers"]["List-Id"].startswith('"Nieuwsbrief"')
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        newsletter = ledger.purpose_by_code(lib, "newsletter")
+        ledger.add_text(db.session, newsletter, "nl", "Nieuws uit Borne", "Elke maand ons nieuws.")
+        db.session.commit()
+    assert version() == before + 1
+    assert check()["headers"]["List-Id"].startswith('"Nieuws uit Borne"')
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        ledger.retire_purpose(ledger.purpose_by_code(lib, "newsletter"))
+        db.session.commit()
+    assert version() == before + 2
+    assert check() == {"email": "jan@example.nl", "allowed": False, "reason": "purpose_retired"}
+    # Reading a library changes nothing, and leaves the version as it is.
+    with app.app_context():
+        db.session.scalar(select(Library).where(Library.slug == "borne")).purposes  # noqa: B018
+        db.session.commit()
+    assert version() == before + 2

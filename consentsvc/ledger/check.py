@@ -19,6 +19,7 @@ from ..models import (
     LegalBasis,
     LegitimateInterest,
     Library,
+    Purpose,
     local_today,
     utcnow,
 )
@@ -63,6 +64,34 @@ MAX_RECIPIENTS = 10_000
 SQLITE_CHUNK = 5000
 
 
+@dataclass(frozen=True)
+class CheckScope:
+    """What a check needs of a library and one of its purposes, as plain values: a worker
+    may keep it between requests (web/purpose_cache.py) instead of loading them each time."""
+
+    library_id: int
+    purpose_id: int
+    purpose_code: str
+    retired: bool
+    # Whether a running membership counts: never for consent-based purposes.
+    members_count: bool
+    pause_until_reconfirmed: bool
+
+    @classmethod
+    def of(cls, library: Library, purpose: Purpose) -> CheckScope:
+        return cls(
+            library_id=library.id,
+            purpose_id=purpose.id,
+            purpose_code=purpose.code,
+            retired=purpose.retired_at is not None,
+            members_count=(
+                purpose.legal_basis == LegalBasis.LEGITIMATE_INTEREST
+                and library.legitimate_interest == LegitimateInterest.MEMBERS
+            ),
+            pause_until_reconfirmed=library.pause_until_reconfirmed,
+        )
+
+
 def check_many(
     session: Session,
     library: Library,
@@ -71,21 +100,24 @@ def check_many(
     *,
     suppression_key: str,
 ) -> list[Decision]:
-    """May each address get mail for this purpose? Answers in input order; fails closed.
+    """May each address get mail for this purpose? Answers in input order; fails closed."""
+    scope = CheckScope.of(library, purpose_by_code(library, purpose_code))
+    return check_in(session, scope, emails, suppression_key=suppression_key)
+
+
+def check_in(
+    session: Session, scope: CheckScope, emails: Sequence[str], *, suppression_key: str
+) -> list[Decision]:
+    """check_many for a scope already known.
 
     One statement per batch on PostgreSQL (arrays), one per 5,000 addresses on SQLite.
     """
-    purpose = purpose_by_code(library, purpose_code)
-    if purpose.retired_at is not None:
+    if scope.retired:
         return [
             Decision(raw, False, REASON_RETIRED if _valid(raw) else "invalid_address")
             for raw in emails
         ]
-    # Only then does a person's membership count: never for consent-based purposes.
-    members_count = (
-        purpose.legal_basis == LegalBasis.LEGITIMATE_INTEREST
-        and library.legitimate_interest == LegitimateInterest.MEMBERS
-    )
+    members_count = scope.members_count
     today = local_today()
     normalised: list[str | None] = []
     for raw in emails:
@@ -106,7 +138,7 @@ def check_many(
         hashes = {email_hmac_bytes(key, e): e for e in chunk}
         states_sql, suppressions_sql = _statements(len(chunk), postgres)
         listed: Any = [chunk] if postgres else chunk
-        cursor.execute(states_sql, [purpose.id, library.id, *listed])
+        cursor.execute(states_sql, [scope.purpose_id, scope.library_id, *listed])
         for email, subject_id, status, restricted, started, ended, born, minor in cursor:
             status_by_email[email] = (subject_id, "restricted" if restricted else status)
             if (
@@ -120,7 +152,7 @@ def check_many(
             ):
                 members.add(email)
         listed = [list(hashes)] if postgres else list(hashes)
-        cursor.execute(suppressions_sql, [library.id, *listed])
+        cursor.execute(suppressions_sql, [scope.library_id, *listed])
         suppressed.update(hashes[digest] for (digest,) in cursor)
     cursor.close()
     decisions = []
@@ -136,7 +168,7 @@ def check_many(
             decisions.append(Decision(raw, True, REASON_MEMBER, subject_id))
             continue
         allowed = status == Status.GRANTED or (
-            status == Status.RECONFIRM_REQUESTED and not library.pause_until_reconfirmed
+            status == Status.RECONFIRM_REQUESTED and not scope.pause_until_reconfirmed
         )
         decisions.append(Decision(raw, allowed, REASON_BY_STATUS[status], subject_id))
     return decisions

@@ -25,7 +25,7 @@ from ..database import reads_first, writing
 from ..extensions import csrf, db, limiter
 from ..ledger import Channel, LedgerError, Proof
 from ..models import ApiClient, ConsentText, InboundEvent, Purpose, utcnow
-from . import check_types, providers
+from . import check_types, providers, purpose_cache
 from .edge import screen_json
 from .openapi import document
 
@@ -117,16 +117,14 @@ def consent_check() -> Response:
         code = "invalid_field" if refused.field else "invalid_body"
         raise ApiError(400, code, refused.message, refused.field) from None
     client: ApiClient = g.client
-    library = client.library
-    purpose = _purpose_in_scope(asked.purpose)
-    decisions = ledger.check_many(
-        db.session, library, purpose.code, asked.recipients,
+    purpose = _checked_purpose(client, asked.purpose)
+    decisions = ledger.check_in(
+        db.session, purpose.scope, asked.recipients,
         suppression_key=current_app.config["SUPPRESSION_KEY"],
     )  # fmt: skip
-    # Everything the answer needs is read now: the read transaction ends before the
-    # decision is written, and a commit would otherwise send us back for each of these.
-    purpose_id, purpose_code, is_mail = purpose.id, purpose.code, purpose.is_mail
-    library_id, client_id, list_id = library.id, client.id, _list_id(purpose)
+    # The read ends before the decision is written; the key's id is taken now, or the
+    # commit would send us back to the database for it.
+    purpose_id, client_id = purpose.scope.purpose_id, client.id
     db.session.commit()  # ends the read; on SQLite no lock was taken (database.reads_first)
     subject_ids = [d.subject_id for d in decisions if d.allowed and d.subject_id is not None]
     base = current_app.config["BASE_URL"]
@@ -137,27 +135,27 @@ def consent_check() -> Response:
     # A purpose that is not mail (direct debit) gets no unsubscribe link at all: mailbox
     # providers fire one-click on their own, and that must never end a payment mandate.
     headers: dict[int, Any] = {sid: {} for sid in subject_ids}
-    if is_mail:
+    if purpose.is_mail:
         one_click = "List-Unsubscribe=One-Click"
         links = tokens.make_many_unsubscribe([(sid, purpose_id) for sid in subject_ids])
         for sid, token in zip(subject_ids, links, strict=True):
-            headers[sid] = check_types.MailHeaders(
-                f"<{base}/unsubscribe/{token}>", one_click, list_id
-            )
+            link = f"<{base}/unsubscribe/{token}>"
+            headers[sid] = check_types.MailHeaders(link, one_click, purpose.list_id)
     with writing():
         kept = ledger.record_decision(
-            db.session, library_id, purpose_id, decisions, client_id=client_id
+            db.session, purpose.scope.library_id, purpose_id, decisions, client_id=client_id
         )
         db.session.commit()
+    result = check_types.Result
     results = [
-        check_types.Result(
-            d.email, d.allowed, d.reason, headers[d.subject_id], preferences[d.subject_id]
-        )
+        result(d.email, True, d.reason, headers[d.subject_id], preferences[d.subject_id])
         if d.allowed and d.subject_id is not None
-        else check_types.Result(d.email, d.allowed, d.reason)
+        else result(d.email, d.allowed, d.reason)
         for d in decisions
     ]
-    answer = check_types.CheckAnswer(kept.id, purpose_code, _iso(kept.checked_at), results)
+    answer = check_types.CheckAnswer(
+        kept.id, purpose.scope.purpose_code, _iso(kept.checked_at), results
+    )
     return Response(check_types.encode_answer(answer), mimetype="application/json")
 
 
@@ -171,7 +169,7 @@ def signups() -> tuple[Response, int]:
     if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
         raise ApiError(400, "invalid_field", "A non-empty list of purpose codes.", "purposes")
     purposes = [_purpose_in_scope(code, field="purposes") for code in codes]
-    language = body.get("language", g.library.default_language)
+    language = body.get("language", g.client.library.default_language)
     if language not in LANGUAGES:
         raise ApiError(400, "invalid_field", f"One of {', '.join(LANGUAGES)}.", "language")
     text_ids = _shown_texts(body.get("text_versions"), purposes, language)
@@ -192,7 +190,7 @@ def signups() -> tuple[Response, int]:
     try:
         # Only recorded here, for every address alike; the worker decides (see intake.py).
         intake.record_signup(
-            db.session, g.library, email, [p.code for p in purposes],
+            db.session, g.client.library, email, [p.code for p in purposes],
             language=language, channel=Channel.API, proof=proof, text_ids=text_ids,
             actor=_actor(),
         )  # fmt: skip
@@ -469,7 +467,7 @@ def _membership_json(membership: ledger.Membership | None) -> dict[str, Any] | N
 
 def _seen(client: ApiClient) -> None:
     """Note when a key was last used (at most once a minute, in its own small commit)."""
-    g.client, g.library = client, client.library
+    g.client = client  # its library is loaded where a call needs it, not on every call
     now = utcnow()
     if client.last_used_at is None or now - client.last_used_at > timedelta(minutes=1):
         db.session.commit()  # end the read first: the write takes the lock on its own
@@ -512,6 +510,14 @@ def _optional_string(body: dict[str, Any], name: str, limit: int, field: str) ->
         raise ApiError(400, "invalid_field", f"A text of at most {limit} characters.", field)
     # NUL and lone surrogates never get here: the request edge refused them (web/edge.py).
     return value
+
+
+def _checked_purpose(client: ApiClient, code: str) -> purpose_cache.CheckedPurpose:
+    """_purpose_in_scope for the consent check, from this worker's copy of the purposes."""
+    found = purpose_cache.purposes_of(db.session, client.library_id, client.library_version)
+    if code not in client.purposes or code not in found:
+        raise ApiError(403, "forbidden_purpose", "This key may not use this purpose.", "purpose")
+    return found[code]
 
 
 def _purpose_in_scope(code: str, field: str = "purpose") -> Purpose:
