@@ -368,3 +368,67 @@ def test_gunicorn_workers_share_one_sqlite_file(tmp_path):
         assert signed_up == 40
         db.session.remove()
         db.engine.dispose()
+
+
+# -- a consent check and SQLite's one write lock ------------------------------------------------
+
+
+def test_a_consent_check_reads_while_another_writer_holds_the_sqlite_lock(app_factory, tmp_path):
+    """The check reads in a plain transaction and takes the write lock only to keep its
+    decision: with another writer holding the lock, it gets as far as that write and waits
+    there, instead of waiting at its first query (which made two senders queue and time
+    out). Always on a SQLite file: the lock is SQLite's."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    from consentsvc import clients
+    from consentsvc.models import ConsentDecision
+
+    path = tmp_path / "lock.sqlite"
+    app = app_factory(DATABASE_URL=f"sqlite:///{path}")
+    with app.app_context():
+        lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        result = ledger.signup(db.session, lib, "jan@example.nl", ["newsletter"], language="nl",
+                               channel=ledger.Channel.WEB_FORM)  # fmt: skip
+        ledger.confirm(db.session, result.subject, result.request_ids)
+        _client, key = clients.create(db.session, lib, "Laposta", ["newsletter"])
+        db.session.commit()
+        engine = db.engine
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: seen.append(" ".join(a[2].split())))
+    waiting = threading.Event()
+    answer = {}
+
+    def check():
+        answer["response"] = app.test_client().post(
+            "/api/v1/consent/check",
+            json={"purpose": "newsletter", "recipients": ["jan@example.nl"]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing, holding the lock
+    try:
+        worker = threading.Thread(target=check)
+        worker.start()
+        for _ in range(200):
+            if "BEGIN IMMEDIATE" in seen:
+                waiting.set()
+                break
+            worker.join(0.025)
+        assert waiting.is_set(), seen
+        # It read (the key) in a deferred transaction and now waits at the write only.
+        assert seen[0] == "BEGIN" and "FROM api_client" in seen[1]
+        assert seen[-1] == "BEGIN IMMEDIATE" and worker.is_alive()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    worker.join(15)
+    response = answer["response"]
+    assert response.status_code == 200
+    [result] = response.json["results"]
+    assert (result["allowed"], result["reason"]) == (True, "granted")
+    with app.app_context():
+        kept = db.session.get(ConsentDecision, response.json["decision_id"])
+        assert kept is not None and kept.reasons == {"granted": 1}
