@@ -196,8 +196,8 @@ def test_check_many_is_scoped_to_one_library(session, borne):
     assert (decision.allowed, decision.reason) == (False, "no_consent")
 
 
-def test_check_many_handles_more_than_one_chunk(session, borne):
-    emails = [f"reader{i}@example.nl" for i in range(ledger.SQLITE_CHUNK + 20)]
+def test_check_many_answers_the_largest_batch_in_order(session, borne):
+    emails = [f"reader{i}@example.nl" for i in range(ledger.MAX_RECIPIENTS)]
     for email in emails[-3:]:
         subscribe(session, borne, email)
     decisions = ledger.check_many(session, borne, "newsletter", emails, suppression_key=KEY)
