@@ -84,6 +84,9 @@ class Options:
 
 
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+        print(markdown(json.loads(Path(sys.argv[2]).read_text())))
+        return
     options = parse()
     RESULTS.mkdir(exist_ok=True)
     started = datetime.now(UTC)
@@ -101,7 +104,11 @@ def main() -> None:
     steal = cpu_times()
     results = {}
     for name in options.databases:
-        url = f"sqlite:///{options.sqlite}" if name == "sqlite" else options.postgresql
+        url = (
+            ndb.sqlite_for(options.sqlite, options.people)
+            if name == "sqlite"
+            else ndb.in_schema(options.postgresql, options.people)
+        )
         print(f"\n== {name}")
         results[name] = run_database(name, url, options)
     machine["load_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -561,6 +568,45 @@ def print_table(name: str, result: dict[str, Any], options: Options) -> None:
             passed, row["note"],
         )  # fmt: skip
     Console(width=160).print(table)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """A recorded run as the Markdown tables of docs/performance.md."""
+    machine = report["machine"]
+    alone = report["client_alone"]
+    lines = [
+        f"Run of {report['started_at'][:16]}Z–{report['finished_at'][11:16]}Z:"
+        f" `{report['command']}`",
+        "",
+        f"- machine: {machine['nproc']} × {machine['cpu']}, {machine['memory_gib']} GiB,"
+        f" kernel {machine['kernel']}, Python {machine['python']}",
+        f"- load average before {machine['load_before']}, after {machine['load_after']};"
+        " CPU during the run: "
+        + ", ".join(f"{k} {v} %" for k, v in machine["cpu_during_run"].items() if v),
+        f"- consentsvc {machine['consentsvc_commit']} ({machine['consentsvc_tree']}),"
+        f" bench {machine['bench_commit']}",
+        f"- client alone (stub server): {alone['capacity']['ok_per_s']} req/s closed loop;"
+        f" at {SINGLE_RATE:.0f}/s p50 {alone['open_loop']['p50_ms']} ms,"
+        f" p99 {alone['open_loop']['p99_ms']} ms",
+    ]
+    options = report["options"]
+    for name, result in report["databases"].items():
+        lines += [
+            "",
+            f"**{name}**, {result['people']:,} people, medians of {options['rounds']} rounds"
+            f" ({options['send_rounds']} for the sends), rate runs of {options['seconds']:.0f} s:",
+            "",
+            "| figure | median | ratio to ceiling | target | pass | note |",
+            "| --- | ---: | ---: | --- | --- | --- |",
+        ]
+        for row in result["figures"]:
+            ratio = "" if row["ratio_to_ceiling"] is None else f"{row['ratio_to_ceiling']:.2f}×"
+            passed = {True: "pass", False: "**fail**", None: ""}[row["passed"]]
+            lines.append(
+                f"| {row['figure']} | {row['value']:,.1f} {row['unit']} | {ratio} |"
+                f" {row['target'] or ''} | {passed} | {row['note']} |"
+            )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

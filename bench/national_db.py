@@ -220,10 +220,29 @@ def _empty(url: str) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
+    schema = schema_of(url)
     with psycopg.connect(url, autocommit=True) as conn:
         # Whatever an older schema left (tables, triggers, functions) goes with the schema.
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+
+
+def schema_of(url: str) -> str:
+    """The schema a PostgreSQL URL of in_schema() puts everything in (public without)."""
+    _, _, options = url.partition("options=-csearch_path%3D")
+    return options.split("&")[0] or "public"
+
+
+def in_schema(url: str, people: int) -> str:
+    """The URL with its own schema per number of people, so a quick run (100,000) and a
+    full one (1,000,000) each keep their seed in the same database."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3Dnational_{people}"
+
+
+def sqlite_for(path: str, people: int) -> str:
+    """The SQLite URL with its own file per number of people (national-100000.sqlite)."""
+    file = Path(path)
+    return f"sqlite:///{file.with_name(f'{file.stem}-{people}{file.suffix}')}"
 
 
 def _seed(app: Flask, url: str, people: int, key: str, fingerprint: str) -> Marker:
