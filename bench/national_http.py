@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import gc
 import http.client
+import importlib.util
 import json
 import os
 import socket
@@ -48,9 +49,13 @@ class Server:
             sys.executable, "-m", "gunicorn", "-w", str(workers),
             "-b", f"127.0.0.1:{self.port}", "consentsvc:create_app()",
         ]  # fmt: skip
+        # gunicorn puts its working directory first on sys.path: started in another
+        # checkout, it would serve that checkout's consentsvc instead of the one this
+        # Python imports. It starts in the imported tree's folder instead.
+        tree = Path(importlib.util.find_spec("consentsvc").origin or ".").parent.parent
         with log.open("ab") as out:
             self.process = subprocess.Popen(  # noqa: S603 - the service's own server
-                args, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+                args, cwd=tree, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
             )
         self._wait_healthy(workers)
 
