@@ -7,7 +7,7 @@ HTMX := consentsvc/static/vendor/htmx.min.js
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup assets translations lint messages browser
+.PHONY: run test setup assets translations lint messages browser bench
 
 run: setup
 	$(BIN)/consentsvc db upgrade
@@ -64,6 +64,11 @@ consentsvc/translations/%/LC_MESSAGES/messages.mo: consentsvc/translations/%/LC_
 messages: $(VENV)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o consentsvc/translations/messages.pot --no-location --sort-output .
 	$(BIN)/pybabel update -i consentsvc/translations/messages.pot -d consentsvc/translations --no-fuzzy-matching
+
+# The benchmark of a million people (docs/performance.md); not part of `make test`.
+# `make bench BENCH_ARGS=--quick` for a before/after in a few minutes.
+bench: setup
+	$(BIN)/python bench/national.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
