@@ -28,6 +28,7 @@ from sqlalchemy import select, text
 
 from .. import intake, ledger, mailer, receipts, tokens
 from ..config import LANGUAGES
+from ..database import reading_only
 from ..extensions import csrf, db, htmx, limiter
 from ..ledger import Channel, LedgerError, Proof
 from ..libraries import COLOUR, DEFAULT_COLOUR, RESERVED_SLUGS
@@ -536,19 +537,18 @@ def unsubscribe_post(token: str) -> str | tuple[str, int]:
         db.session, subject, purpose.code,
         channel=Channel.ONE_CLICK if one_click else Channel.UNSUBSCRIBE_PAGE, proof=_proof(),
     )  # fmt: skip
-    # Rendered before the commit, which would expire everything the page shows and send
-    # it back to the database for each of them (a one-click POST is a mailbox provider's
-    # request, and comes in bursts).
-    page = render_template(
-        "public/unsubscribed.html",
-        library=subject.library,
-        purpose=purpose,
-        title=_title(purpose),
-        can_undo=purpose in ledger.signup_purposes(subject.library),
-        token=token,
-    )
     db.session.commit()
-    return page
+    # The page only reads: on SQLite it does so without the write lock, which the next
+    # one-click is waiting for (a mailbox provider's one-clicks come in bursts).
+    with reading_only():
+        return render_template(
+            "public/unsubscribed.html",
+            library=subject.library,
+            purpose=purpose,
+            title=_title(purpose),
+            can_undo=purpose in ledger.signup_purposes(subject.library),
+            token=token,
+        )
 
 
 @bp.post("/unsubscribe/<token>/undo")
