@@ -12,6 +12,10 @@ from consentsvc.demo import seed
 from consentsvc.extensions import db
 
 SUPPRESSION_KEY = "benchmark-suppression-key"
+# Fernet and Ed25519 keys (32 bytes, URL-safe base64) for measuring only: a BASE_URL that is
+# not local counts as production, which refuses to start without keys of its own.
+IBAN_KEY = "YmVuY2htYXJrLWliYW4ta2V5LTAxMjM0NTY3ODlhYmM="
+SIGNING_KEY = "YmVuY2htYXJrLXNpZ25pbmcta2V5LTAxMjM0NTY3ODk="
 
 
 def bench_app(url: str, **config: Any) -> Flask:
@@ -20,6 +24,8 @@ def bench_app(url: str, **config: Any) -> Flask:
             "DATABASE_URL": url,
             "SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
             "SUPPRESSION_KEY": SUPPRESSION_KEY,
+            "IBAN_KEY": IBAN_KEY,
+            "SIGNING_KEY": SIGNING_KEY,
             "RATELIMIT_ENABLED": False,
             "BASE_URL": "https://toestemming.bibliotheek.example",
             **config,
