@@ -123,8 +123,8 @@ class Library(db.Model):
     pause_until_reconfirmed: Mapped[bool] = mapped_column(default=True)
     default_language: Mapped[str] = mapped_column(String(2), default="nl")
     # Raised by every change to the library, its purposes or their texts (see the
-    # before_flush hook below), so that a worker's copy of them (check_scope.py) knows when
-    # it is out of date without reading them all again.
+    # before_flush hook below), so that a worker's copy of them (web/purpose_cache.py) knows
+    # when it is out of date without reading them all again.
     config_version: Mapped[int] = mapped_column(default=0, server_default="0")
     # Months per data category, e.g. {"contact_after_membership": 6}; read by the retention job.
     retention: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
@@ -367,7 +367,7 @@ class ApiClient(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Read with the key, in the same query: whether this worker's copy of the library's
-    # purposes is still the current one (check_scope.py).
+    # purposes is still the current one (web/purpose_cache.py).
     library_version: Mapped[int] = column_property(
         select(Library.config_version).where(Library.id == library_id).scalar_subquery(),
         deferred=False,

@@ -123,8 +123,7 @@ def check_in(
     status_by_email: dict[str, tuple[int, str | None]] = {}
     members: set[str] = set()
     suppressed: set[str] = set()
-    cursor = session.connection().connection.driver_connection.cursor()
-    dialect = "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+    cursor, dialect = _driver(session)
     hashes = {email_hmac_bytes(suppression_key.encode(), e): e for e in wanted}
     emails_param, hashes_param = (
         (wanted, list(hashes)) if dialect == "postgresql" else (_json(wanted), _json(hashes))
@@ -211,11 +210,17 @@ _SUPPRESSIONS = {
         " WHERE library_id = %(library)s AND email_hmac = ANY(%(hashes)s::text[])"
     ),
 }
-# By whether the driver is psycopg (%s) or sqlite3 (?).
 _RECIPIENTS = {
-    True: "INSERT INTO decision_recipient (decision_id, subject_id) VALUES (%s, %s)",
-    False: "INSERT INTO decision_recipient (decision_id, subject_id) VALUES (?, ?)",
+    "sqlite": "INSERT INTO decision_recipient (decision_id, subject_id) VALUES (?, ?)",
+    "postgresql": "INSERT INTO decision_recipient (decision_id, subject_id) VALUES (%s, %s)",
 }
+
+
+def _driver(session: Session) -> tuple[Any, str]:
+    """A cursor of the session's own connection (inside its transaction), and which of the
+    two databases it is: the keys of _STATES, _SUPPRESSIONS and _RECIPIENTS."""
+    dialect = "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+    return session.connection().connection.driver_connection.cursor(), dialect
 
 
 def _json(values: Any) -> str:
@@ -260,10 +265,7 @@ def record_decision(
     if allowed:
         # Straight to the driver (one executemany): a check may allow 10,000 people, and
         # SQLAlchemy's parameter handling took longer over them than the database did.
-        cursor = session.connection().connection.driver_connection.cursor()
-        cursor.executemany(
-            _RECIPIENTS[session.get_bind().dialect.name == "postgresql"],
-            [(decision.id, sid) for sid in allowed],
-        )
+        cursor, dialect = _driver(session)
+        cursor.executemany(_RECIPIENTS[dialect], [(decision.id, sid) for sid in allowed])
         cursor.close()
     return decision
