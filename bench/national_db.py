@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from flask import Flask
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import select
@@ -221,10 +222,23 @@ def _empty(url: str) -> None:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
     schema = schema_of(url)
+    _create_database(url)
     with psycopg.connect(url, autocommit=True) as conn:
         # Whatever an older schema left (tables, triggers, functions) goes with the schema.
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         conn.execute(f'CREATE SCHEMA "{schema}"')
+
+
+def _create_database(url: str) -> None:
+    """Make the benchmark's database on a server that has never seen it (a fresh machine)."""
+    target = psycopg.conninfo.conninfo_to_dict(url)
+    name = str(target["dbname"])
+    server = psycopg.conninfo.make_conninfo(url, dbname="postgres", options="")
+    with psycopg.connect(server, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        print(f"  created the database {name}")
 
 
 def schema_of(url: str) -> str:
