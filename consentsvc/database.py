@@ -54,6 +54,23 @@ def writing() -> Iterator[None]:
         _writing.reset(token)
 
 
+def commit_keeping(session: Any) -> None:
+    """Commit without expiring what the session has loaded.
+
+    For a page rendered from what its request just read or wrote: a plain commit forgets
+    every loaded row, and the page would load the person, library, purposes and texts
+    again. Only for rows that are either settings or reloaded under the next transaction's
+    lock (ledger.lock refreshes the person; a change reads its state row anew).
+    """
+    real = session() if callable(session) else session  # db.session is a scoped_session
+    keep = real.expire_on_commit
+    real.expire_on_commit = False
+    try:
+        real.commit()
+    finally:
+        real.expire_on_commit = keep
+
+
 def _reads_first() -> bool:
     view = current_app.view_functions.get(request.endpoint or "")
     return getattr(view, "reads_first", False)

@@ -373,19 +373,11 @@ def test_gunicorn_workers_share_one_sqlite_file(tmp_path):
 # -- a consent check and SQLite's one write lock ------------------------------------------------
 
 
-def test_a_consent_check_reads_while_another_writer_holds_the_sqlite_lock(app_factory, tmp_path):
-    """The check reads in a plain transaction and takes the write lock only to keep its
-    decision: with another writer holding the lock, it gets as far as that write and waits
-    there, instead of waiting at its first query (which made two senders queue and time
-    out). Always on a SQLite file: the lock is SQLite's."""
-    import sqlite3
-
-    from sqlalchemy import event
-
+def _jan_on_a_sqlite_file(app_factory, path):
+    """An app on its own SQLite file (the lock is SQLite's), with jan granted the newsletter
+    and an API key; the engine, jan's id and the newsletter's id, and the key."""
     from consentsvc import clients
-    from consentsvc.models import ConsentDecision
 
-    path = tmp_path / "lock.sqlite"
     app = app_factory(DATABASE_URL=f"sqlite:///{path}")
     with app.app_context():
         lib = db.session.scalar(select(Library).where(Library.slug == "borne"))
@@ -394,41 +386,89 @@ def test_a_consent_check_reads_while_another_writer_holds_the_sqlite_lock(app_fa
         ledger.confirm(db.session, result.subject, result.request_ids)
         _client, key = clients.create(db.session, lib, "Laposta", ["newsletter"])
         db.session.commit()
-        engine = db.engine
+        ids = (result.subject.id, ledger.purpose_by_code(lib, "newsletter").id)
+        return app, db.engine, ids, key
+
+
+def _until_the_write(engine, path, send):
+    """Run `send` while another connection holds SQLite's write lock; the statements it ran
+    before it started waiting, and (after the lock is let go) all of them and its answer."""
+    import sqlite3
+
+    from sqlalchemy import event
+
     seen: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: seen.append(" ".join(a[2].split())))
-    waiting = threading.Event()
     answer = {}
-
-    def check():
-        answer["response"] = app.test_client().post(
-            "/api/v1/consent/check",
-            json={"purpose": "newsletter", "recipients": ["jan@example.nl"]},
-            headers={"Authorization": f"Bearer {key}"},
-        )
-
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process writing, holding the lock
     try:
-        worker = threading.Thread(target=check)
+        worker = threading.Thread(target=lambda: answer.update(response=send()))
         worker.start()
         for _ in range(200):
             if "BEGIN IMMEDIATE" in seen:
-                waiting.set()
                 break
             worker.join(0.025)
-        assert waiting.is_set(), seen
-        # It read (the key) in a deferred transaction and now waits at the write only.
-        assert seen[0] == "BEGIN" and "FROM api_client" in seen[1]
-        assert seen[-1] == "BEGIN IMMEDIATE" and worker.is_alive()
+        before = list(seen)
+        assert before and before[-1] == "BEGIN IMMEDIATE" and worker.is_alive(), seen
     finally:
         other.execute("ROLLBACK")
         other.close()
     worker.join(15)
-    response = answer["response"]
+    return before, seen, answer["response"]
+
+
+def test_a_consent_check_reads_while_another_writer_holds_the_sqlite_lock(app_factory, tmp_path):
+    """The check reads in a plain transaction and takes the write lock only to keep its
+    decision: with another writer holding the lock, it gets as far as that write and waits
+    there, instead of waiting at its first query (which made two senders queue and time
+    out). Always on a SQLite file: the lock is SQLite's."""
+    from consentsvc.models import ConsentDecision
+
+    path = tmp_path / "lock.sqlite"
+    app, engine, _ids, key = _jan_on_a_sqlite_file(app_factory, path)
+    before, _seen, response = _until_the_write(
+        engine,
+        path,
+        lambda: app.test_client().post(
+            "/api/v1/consent/check",
+            json={"purpose": "newsletter", "recipients": ["jan@example.nl"]},
+            headers={"Authorization": f"Bearer {key}"},
+        ),
+    )
+    # It read (the key) in a deferred transaction and now waits at the write only.
+    assert before[0] == "BEGIN" and "FROM api_client" in before[1]
     assert response.status_code == 200
     [result] = response.json["results"]
     assert (result["allowed"], result["reason"]) == (True, "granted")
     with app.app_context():
         kept = db.session.get(ConsentDecision, response.json["decision_id"])
         assert kept is not None and kept.reasons == {"granted": 1}
+
+
+def test_a_one_click_reads_before_the_sqlite_lock_and_renders_from_what_it_loaded(
+    app_factory, tmp_path
+):
+    """A mailbox provider's one-clicks come in bursts: each reads the person, library and
+    texts before it waits for the write lock, holds the lock only for the withdrawal, and
+    renders its page without loading the person again (docs/performance.md)."""
+    path = tmp_path / "lock.sqlite"
+    app, engine, (jan, newsletter), _key = _jan_on_a_sqlite_file(app_factory, path)
+    with app.test_request_context():
+        token = tokens.make_unsubscribe(jan, newsletter)
+    before, seen, response = _until_the_write(
+        engine,
+        path,
+        lambda: app.test_client().post(
+            f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}
+        ),
+    )
+    assert before[0] == "BEGIN"
+    assert any("FROM subject" in s for s in before) and any("FROM library" in s for s in before)
+    assert response.status_code == 200 and "Je bent afgemeld" in response.text
+    written = max(i for i, s in enumerate(seen) if s.startswith("INSERT INTO consent_event"))
+    after = seen[written + 1 :]
+    assert not any("FROM subject" in s or "FROM library" in s for s in after), after
+    with app.app_context():
+        state = db.session.get(ConsentState, (jan, newsletter))
+        assert state is not None and state.status == "withdrawn"

@@ -398,6 +398,45 @@ def test_member_pages_link_to_the_statement_in_effect_and_say_when_a_new_one_app
         assert "privacy-1" not in later and "geldt een nieuw" not in later
 
 
+def test_the_footer_reads_the_version_in_effect_and_the_newest_announced_in_one_query(app):
+    """Two versions announced ahead: the footer links the one in effect and names the newest;
+    every member page asks the database once for both."""
+    from sqlalchemy import event
+
+    with time_machine.travel(NOW, tick=False) as clock:
+        with app.app_context():
+            assert ledger.statements_in_effect_and_upcoming(db.session, library()) == (None, None)
+        publish(
+            app, url="https://www.bibliotheekborne.nl/privacy-1", effective_on=date(2026, 12, 1)
+        )
+        clock.shift(timedelta(days=1))
+        publish(
+            app, url="https://www.bibliotheekborne.nl/privacy-2", effective_on=date(2026, 12, 15)
+        )
+        publish(
+            app, url="https://www.bibliotheekborne.nl/privacy-3", effective_on=date(2026, 12, 20)
+        )
+        with app.app_context():
+            lib = library()
+            seen: list[str] = []
+            event.listen(db.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+            current, later = ledger.statements_in_effect_and_upcoming(db.session, lib)
+            assert (current.version, later.version) == (1, 3)
+            assert len(seen) == 1
+            on = date(2026, 12, 16)
+            current, later = ledger.statements_in_effect_and_upcoming(db.session, lib, on)
+            assert (current.version, later.version) == (2, 3)
+            current, later = ledger.statements_in_effect_and_upcoming(
+                db.session, lib, date(2026, 12, 20)
+            )
+            assert (current.version, later) == (3, None)
+            # Only announced, none in effect yet: no link, but the announcement.
+            current, later = ledger.statements_in_effect_and_upcoming(
+                db.session, lib, date(2026, 11, 30)
+            )
+            assert (current, later.version) == (None, 3)
+
+
 def preferences_url(app, subject_id):
     from consentsvc import tokens
 

@@ -223,6 +223,7 @@ from .statements import Draft as StatementDraft
 from .statements import StatementRefused
 from .statements import check_draft as check_statement_draft
 from .statements import in_effect as statement_in_effect
+from .statements import in_effect_and_upcoming as statements_in_effect_and_upcoming
 from .statements import mark_seen as mark_statement_seen
 from .statements import newest as newest_statement
 from .statements import next_version as next_statement_version
@@ -231,7 +232,6 @@ from .statements import publish as publish_statement
 from .statements import queue_notices as queue_statement_notices
 from .statements import subscriber_count as newsletter_subscriber_count
 from .statements import unseen as unseen_statement
-from .statements import upcoming as upcoming_statement
 from .statements import versions as statement_versions
 from .suppression import suppress
 from .verification import verify
@@ -404,6 +404,7 @@ __all__ = [
     "statement_in_effect",
     "statement_notice_allowed",
     "statement_versions",
+    "statements_in_effect_and_upcoming",
     "status_of",
     "still_pending",
     "subject_for",
@@ -411,7 +412,6 @@ __all__ = [
     "turned_sixteen",
     "unguarded_tables",
     "unseen_statement",
-    "upcoming_statement",
     "verify",
     "verify_library",
     "waiting_for",

@@ -27,7 +27,7 @@ from ..models import (
 )
 from .addresses import email_hmac
 from .errors import MandateRunning, NotSelfService, Restricted
-from .events import Action, Channel, Proof, Status, _evidence, _record, lock, status_of
+from .events import Action, Channel, Proof, Status, _evidence, _record, lock, state_row, status_of
 from .minors import guardian_needed, is_minor
 from .people import subject_for
 from .purposes import (
@@ -84,7 +84,8 @@ def signup(
     result = SignupResult(subject, [], [], [], False)
     for purpose in purposes:
         text = _shown_text(session, purpose, language, (text_ids or {}).get(purpose.code))
-        status = status_of(session, subject, purpose)
+        state = state_row(session, subject, purpose)
+        status = state.status if state else None
         if status == Status.GRANTED:
             result.already_granted.append(purpose.code)
             continue
@@ -240,7 +241,8 @@ def grant(
     lock(session, subject)
     if subject.restricted_at is not None:
         raise Restricted(subject.id)
-    status = status_of(session, subject, purpose)
+    state = state_row(session, subject, purpose)
+    status = state.status if state else None
     by_guardian = guardian_needed(subject)
     if status == Status.GRANTED or (by_guardian and status == Status.PENDING):
         return None
@@ -274,7 +276,8 @@ def withdraw(
     if not purpose.is_mail and not ending_mandate and _mandate_runs(session, subject):
         raise MandateRunning(purpose_code)
     running = (Status.GRANTED, Status.PENDING, Status.RECONFIRM_REQUESTED)
-    status = status_of(session, subject, purpose)
+    state = state_row(session, subject, purpose)
+    status = state.status if state else None
     # A member mailed on soft opt-in never chose, yet it runs: stopping it is an objection.
     if status not in running and not on_as_member(purpose, subject, status):
         return None
@@ -308,7 +311,8 @@ def object_to(
     # mandate does that, so the payment system is told.
     if not purpose.is_mail and _mandate_runs(session, subject):
         raise MandateRunning(purpose_code)
-    if status_of(session, subject, purpose) == Status.OBJECTED:
+    state = state_row(session, subject, purpose)
+    if state is not None and state.status == Status.OBJECTED:
         return None
     now = utcnow()
     subject.last_activity_at = now

@@ -147,8 +147,17 @@ def lock(session: Session, subject: Subject) -> None:
 
 def status_of(session: Session, subject: Subject, purpose: Purpose) -> str | None:
     """The current status of one purpose for one person (None: never asked)."""
-    state = session.get(ConsentState, (subject.id, purpose.id))
+    state = state_row(session, subject, purpose)
     return state.status if state else None
+
+
+def state_row(session: Session, subject: Subject, purpose: Purpose) -> ConsentState | None:
+    """The state row itself: a change holds on to it until _record has updated it.
+
+    The session forgets an object nobody refers to (its identity map is weak), so with only
+    the status in hand _record would load the same row a second time.
+    """
+    return session.get(ConsentState, (subject.id, purpose.id))
 
 
 def _evidence(

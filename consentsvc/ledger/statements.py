@@ -289,11 +289,30 @@ def in_effect(
     )
 
 
-def upcoming(session: Session, library: Library, on: date | None = None) -> PrivacyStatement | None:
-    """The newest version that takes effect after the date, if one is announced."""
+def in_effect_and_upcoming(
+    session: Session, library: Library, on: date | None = None
+) -> tuple[PrivacyStatement | None, PrivacyStatement | None]:
+    """in_effect and upcoming in one statement: every member page's footer shows both.
+
+    Reads the version in effect and every newer one (usually none or one), newest first.
+    """
     on = on or local_today()
-    latest = newest(session, library)
-    return latest if latest is not None and latest.effective_on > on else None
+    newest_in_effect = (
+        select(func.max(PrivacyStatement.version))
+        .where(PrivacyStatement.library_id == library.id, PrivacyStatement.effective_on <= on)
+        .scalar_subquery()
+    )
+    rows = session.scalars(
+        select(PrivacyStatement)
+        .where(
+            PrivacyStatement.library_id == library.id,
+            PrivacyStatement.version >= func.coalesce(newest_in_effect, 0),
+        )
+        .order_by(PrivacyStatement.version.desc())
+    ).all()
+    current = next((row for row in rows if row.effective_on <= on), None)
+    later = rows[0] if rows and rows[0].effective_on > on else None
+    return current, later
 
 
 def unseen(session: Session, subject: Subject) -> PrivacyStatement | None:

@@ -28,7 +28,7 @@ from sqlalchemy import select, text
 
 from .. import intake, ledger, mailer, receipts, tokens
 from ..config import LANGUAGES
-from ..database import reading_only
+from ..database import commit_keeping, reading_only, reads_first, writing
 from ..extensions import csrf, db, htmx, limiter
 from ..ledger import Channel, LedgerError, Proof
 from ..libraries import COLOUR, DEFAULT_COLOUR, RESERVED_SLUGS
@@ -529,26 +529,30 @@ def unsubscribe(token: str) -> str | tuple[str, int]:
 
 @bp.post("/unsubscribe/<token>")
 @csrf.exempt  # RFC 8058: mail providers post here without cookies or a form token
+@reads_first
 def unsubscribe_post(token: str) -> str | tuple[str, int]:
-    """Stop this mail at once; also the RFC 8058 one-click POST."""
+    """Stop this mail at once; also the RFC 8058 one-click POST.
+
+    A mailbox provider's one-clicks come in bursts, and on SQLite each waits for the one
+    write lock: the person, library and texts are read before it, and the page is
+    rendered after it from what was loaded (docs/performance.md).
+    """
     subject, purpose = _unsubscribe_target(token)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    ledger.withdraw(
-        db.session, subject, purpose.code,
-        channel=Channel.ONE_CLICK if one_click else Channel.UNSUBSCRIBE_PAGE, proof=_proof(),
-    )  # fmt: skip
-    db.session.commit()
-    # The page only reads: on SQLite it does so without the write lock, which the next
-    # one-click is waiting for (a mailbox provider's one-clicks come in bursts).
+    page = {
+        "library": subject.library, "purpose": purpose, "title": _title(purpose),
+        "can_undo": purpose in ledger.signup_purposes(subject.library), "token": token,
+    }  # fmt: skip
+    commit_keeping(db.session)
+    with writing():
+        ledger.withdraw(
+            db.session, subject, purpose.code,
+            channel=Channel.ONE_CLICK if one_click else Channel.UNSUBSCRIBE_PAGE,
+            proof=_proof(),
+        )  # fmt: skip
+        commit_keeping(db.session)
     with reading_only():
-        return render_template(
-            "public/unsubscribed.html",
-            library=subject.library,
-            purpose=purpose,
-            title=_title(purpose),
-            can_undo=purpose in ledger.signup_purposes(subject.library),
-            token=token,
-        )
+        return render_template("public/unsubscribed.html", **page)
 
 
 @bp.post("/unsubscribe/<token>/undo")

@@ -27,10 +27,7 @@ def privacy_statements(
     """The version that applies today and a newer one announced for later, for the footer."""
     if library is None or library.id is None:
         return None, None
-    return (
-        ledger.statement_in_effect(db.session, library),
-        ledger.upcoming_statement(db.session, library),
-    )
+    return ledger.statements_in_effect_and_upcoming(db.session, library)
 
 
 @bp.post("/preferences/<token>/privacy-statement")
