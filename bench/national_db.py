@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from flask import Flask
+from psycopg import sql
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import select
 from sqlalchemy.schema import CreateIndex, CreateTable
