@@ -54,6 +54,19 @@ def writing() -> Iterator[None]:
         _writing.reset(token)
 
 
+def end_read(session: Any) -> None:
+    """End a reads_first view's read before its write begins, on SQLite only.
+
+    SQLite's write lock comes with a transaction of its own (`writing()`), so the read must
+    be over first. PostgreSQL reads and writes side by side: there a second transaction
+    would only cost round trips (the commit, the pool's ping on the next checkout, a new
+    BEGIN), so the read and the write share one. Keeps what was loaded (commit_keeping).
+    """
+    real = _real(session)
+    if real.get_bind().dialect.name == "sqlite":
+        commit_keeping(real)
+
+
 def commit_keeping(session: Any) -> None:
     """Commit without expiring what the session has loaded.
 
@@ -62,13 +75,17 @@ def commit_keeping(session: Any) -> None:
     again. Only for rows that are either settings or reloaded under the next transaction's
     lock (ledger.lock refreshes the person; a change reads its state row anew).
     """
-    real = session() if callable(session) else session  # db.session is a scoped_session
+    real = _real(session)
     keep = real.expire_on_commit
     real.expire_on_commit = False
     try:
         real.commit()
     finally:
         real.expire_on_commit = keep
+
+
+def _real(session: Any) -> Any:
+    return session() if callable(session) else session  # db.session is a scoped_session
 
 
 def _reads_first() -> bool:

@@ -21,7 +21,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from .. import clients, intake, ledger, mailer, tokens
 from ..config import LANGUAGES
-from ..database import reads_first, writing
+from ..database import end_read, reads_first, writing
 from ..extensions import csrf, db, limiter
 from ..ledger import Channel, LedgerError, Proof
 from ..models import ApiClient, ConsentText, InboundEvent, Purpose, utcnow
@@ -122,10 +122,10 @@ def consent_check() -> Response:
         db.session, purpose.scope, asked.recipients,
         suppression_key=current_app.config["SUPPRESSION_KEY"],
     )  # fmt: skip
-    # The read ends before the decision is written; the key's id is taken now, or the
-    # commit would send us back to the database for it.
+    # On SQLite the read ends here and the decision is written in a transaction of its own;
+    # the ids are taken now, as plain values, for that write.
     purpose_id, client_id = purpose.scope.purpose_id, client.id
-    db.session.commit()  # ends the read; on SQLite no lock was taken (database.reads_first)
+    end_read(db.session)  # on SQLite no lock was taken for it (database.reads_first)
     subject_ids = [d.subject_id for d in decisions if d.allowed and d.subject_id is not None]
     base = current_app.config["BASE_URL"]
     preferences = {
@@ -470,7 +470,7 @@ def _seen(client: ApiClient) -> None:
     g.client = client  # its library is loaded where a call needs it, not on every call
     now = utcnow()
     if client.last_used_at is None or now - client.last_used_at > timedelta(minutes=1):
-        db.session.commit()  # end the read first: the write takes the lock on its own
+        end_read(db.session)  # the write takes SQLite's lock on its own
         with writing():
             client.last_used_at = now
             db.session.commit()

@@ -28,7 +28,7 @@ from sqlalchemy import select, text
 
 from .. import intake, ledger, mailer, receipts, tokens
 from ..config import LANGUAGES
-from ..database import commit_keeping, reading_only, reads_first, writing
+from ..database import commit_keeping, end_read, reading_only, reads_first, writing
 from ..extensions import csrf, db, htmx, limiter
 from ..ledger import Channel, LedgerError, Proof
 from ..libraries import COLOUR, DEFAULT_COLOUR, RESERVED_SLUGS
@@ -543,7 +543,7 @@ def unsubscribe_post(token: str) -> str | tuple[str, int]:
         "library": subject.library, "purpose": purpose, "title": _title(purpose),
         "can_undo": purpose in ledger.signup_purposes(subject.library), "token": token,
     }  # fmt: skip
-    commit_keeping(db.session)
+    end_read(db.session)
     with writing():
         ledger.withdraw(
             db.session, subject, purpose.code,
