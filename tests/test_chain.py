@@ -23,6 +23,8 @@ from consentsvc.models import (
     utcnow,
 )
 
+from .conftest import empty_database
+
 KEY = "test-suppression-key"
 
 
@@ -467,9 +469,4 @@ def test_the_migration_brings_existing_rows_into_the_chains(app, runner):
                 kept = connection.execute(text("SELECT subject_id, reason FROM audit_entry")).all()
             assert kept == [(900, "aan de balie")]
         finally:
-            db.session.remove()
-            db.drop_all()
-            with db.engine.begin() as connection:
-                connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-                for table in ("audit_note", "chain_head", "ledger_anchor", "signing_key"):
-                    connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+            empty_database()
