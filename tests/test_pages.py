@@ -239,6 +239,52 @@ def test_preferences_plain_form_post_without_javascript(app, client, outbox):
         assert (grant.channel, grant.consent_text.title) == ("preference_centre", "Aanwinstenmail")
 
 
+def _statements_of(app, send):
+    """The SQL statements one request runs (BEGINs left out), and its answer."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def note(_conn, _cursor, statement, *_rest):
+        if not statement.startswith("BEGIN"):
+            seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        response = send()
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    return seen, response
+
+
+def test_the_preference_page_and_a_one_click_read_what_they_show_once(app, client, outbox):
+    """Every member page reads its person with the library, the purposes and their texts
+    once; the preference page its states, mandates, family and privacy statements in one
+    query each; a one-click reads them before SQLite's write lock and renders without
+    reading them again (docs/performance.md)."""
+    confirmed(client, outbox)
+    url = prefs_url(app)
+    client.get(url)  # the worker's first request loads what every request shares
+    seen, page = _statements_of(app, lambda: client.get(url))
+    assert page.status_code == 200 and "Nieuwsbrief" in page.get_data(as_text=True)
+    tables = [re.search(r"FROM (\w+)", s).group(1) for s in seen]
+    assert sorted(tables) == sorted(
+        ["subject", "purpose", "consent_text", "consent_state", "sepa_mandate",
+         "privacy_statement", "family_access"]
+    ), seen  # fmt: skip
+    with app.test_request_context():
+        token = tokens.make_unsubscribe(subject_id(app), purpose_id(app, "newsletter"))
+    seen, done = _statements_of(
+        app, lambda: client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    )
+    assert done.status_code == 200 and "Je bent afgemeld" in done.get_data(as_text=True)
+    assert sum(s.startswith("SELECT subject.") for s in seen) == 2, seen  # read, then locked
+    assert sum("FROM privacy_statement" in s for s in seen) == 1, seen
+    assert not any("FROM library" in s for s in seen), seen  # with the person
+
+
 def test_preferences_htmx_swaps_only_the_fragment(app, client, outbox):
     confirmed(client, outbox)
     response = client.post(

@@ -112,14 +112,13 @@ from .events import (
     status_of,
 )
 from .family import (
+    Accesses,
     EndedBy,
     FamilyStatus,
     NoFamilyAccess,
-    given_by,
     held_access,
-    held_by,
-    waiting_for,
 )
+from .family import accesses_of as family_accesses_of
 from .family import actor_for as family_actor
 from .family import answer as answer_family_request
 from .family import change as family_change
@@ -252,6 +251,7 @@ __all__ = [
     "RETENTION_ACTOR",
     "ROW_CATEGORIES",
     "STATUS_AFTER",
+    "Accesses",
     "Action",
     "AddressTaken",
     "AllowedPeople",
@@ -342,19 +342,18 @@ __all__ = [
     "erase_expired",
     "erase_people",
     "export",
+    "family_accesses_of",
     "family_actor",
     "family_change",
     "family_holder_id",
     "family_request_open",
     "find_subject",
-    "given_by",
     "grant",
     "guardian_of",
     "guardian_proof",
     "hash_at",
     "heads",
     "held_access",
-    "held_by",
     "history",
     "is_decision_id",
     "is_minor",
@@ -414,7 +413,6 @@ __all__ = [
     "unseen_statement",
     "verify",
     "verify_library",
-    "waiting_for",
     "withdraw",
     "withdraw_all",
 ]

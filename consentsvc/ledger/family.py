@@ -11,6 +11,7 @@ caller runs it where no answer waits (the outbox worker, see intake.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
@@ -184,24 +185,38 @@ def end_all(session: Session, subject: Subject, reason: str) -> list[FamilyAcces
     return ended
 
 
-def held_by(session: Session, holder: Subject) -> list[FamilyAccess]:
-    """The accepted accesses this person holds: whose settings they manage."""
-    return _accepted(session, FamilyAccess.holder_id == holder.id)
+@dataclass(frozen=True)
+class Accesses:
+    """A person's family access: whose settings they manage (held), who manages theirs
+    (given), and the requests to them that still wait for their answer (waiting)."""
+
+    held: list[FamilyAccess]
+    given: list[FamilyAccess]
+    waiting: list[FamilyAccess]
 
 
-def given_by(session: Session, giver: Subject) -> list[FamilyAccess]:
-    """The accepted accesses this person gave: who manages their settings."""
-    return _accepted(session, FamilyAccess.giver_id == giver.id)
-
-
-def waiting_for(session: Session, giver: Subject, *, max_age: int) -> list[FamilyAccess]:
-    """Requests to this person that still wait for their answer, oldest first."""
+def accesses_of(session: Session, subject: Subject, *, max_age: int) -> Accesses:
+    """Every access and open request the person is part of, in one query (the preference
+    centre shows them on every visit), oldest first. An access whose other side is erased
+    or restricted is left out, as a request from such a person is."""
     rows = session.scalars(
         select(FamilyAccess)
-        .where(FamilyAccess.giver_id == giver.id, FamilyAccess.status == FamilyStatus.REQUESTED)
+        .where(
+            or_(FamilyAccess.holder_id == subject.id, FamilyAccess.giver_id == subject.id),
+            FamilyAccess.status.in_((FamilyStatus.ACCEPTED, FamilyStatus.REQUESTED)),
+        )
         .order_by(FamilyAccess.id)
     ).all()
-    return [row for row in rows if is_open(row, max_age) and _active(row.holder)]
+    accepted = [r for r in rows if r.status == FamilyStatus.ACCEPTED]
+    return Accesses(
+        held=[r for r in accepted if r.holder_id == subject.id and _active(r.giver)],
+        given=[r for r in accepted if r.giver_id == subject.id and _active(r.holder)],
+        waiting=[
+            r
+            for r in rows
+            if r.giver_id == subject.id and is_open(r, max_age) and _active(r.holder)
+        ],
+    )
 
 
 def held_access(session: Session, holder: Subject, access_id: int) -> FamilyAccess:
@@ -300,15 +315,6 @@ def _between(session: Session, holder: Subject, giver: Subject) -> list[FamilyAc
             )
         )
     )
-
-
-def _accepted(session: Session, where: object) -> list[FamilyAccess]:
-    rows = session.scalars(
-        select(FamilyAccess)
-        .where(where, FamilyAccess.status == FamilyStatus.ACCEPTED)  # type: ignore[arg-type]
-        .order_by(FamilyAccess.id)
-    ).all()
-    return [row for row in rows if _active(row.holder) and _active(row.giver)]
 
 
 def _active(subject: Subject) -> bool:

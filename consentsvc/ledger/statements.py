@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -160,6 +160,7 @@ def publish(
     version = next_version(session, library)
     if expected_version != version:
         raise StatementRefused({"version": "already_published"})
+    session.info.pop(_READ, None)  # a page rendered after this must see the new version
     statement = PrivacyStatement(
         library_id=library.id,
         version=version,
@@ -292,24 +293,9 @@ def in_effect(
 def in_effect_and_upcoming(
     session: Session, library: Library, on: date | None = None
 ) -> tuple[PrivacyStatement | None, PrivacyStatement | None]:
-    """in_effect and upcoming in one statement: every member page's footer shows both.
-
-    Reads the version in effect and every newer one (usually none or one), newest first.
-    """
+    """in_effect and upcoming at once: every member page's footer shows both."""
     on = on or local_today()
-    newest_in_effect = (
-        select(func.max(PrivacyStatement.version))
-        .where(PrivacyStatement.library_id == library.id, PrivacyStatement.effective_on <= on)
-        .scalar_subquery()
-    )
-    rows = session.scalars(
-        select(PrivacyStatement)
-        .where(
-            PrivacyStatement.library_id == library.id,
-            PrivacyStatement.version >= func.coalesce(newest_in_effect, 0),
-        )
-        .order_by(PrivacyStatement.version.desc())
-    ).all()
+    rows = _from_in_effect(session, library, on)
     current = next((row for row in rows if row.effective_on <= on), None)
     later = rows[0] if rows and rows[0].effective_on > on else None
     return current, later
@@ -321,12 +307,46 @@ def unseen(session: Session, subject: Subject) -> PrivacyStatement | None:
     Someone who came after it was published never knew the old one: nothing changed for
     them, and they are not told it did.
     """
-    latest = newest(session, subject.library)
+    rows = _from_in_effect(session, subject.library, local_today())
+    latest = rows[0] if rows else None  # the newest of all: every newer one is in rows
     if latest is None or (subject.statement_seen_version or 0) >= latest.version:
         return None
     if subject.created_at >= latest.published_at:
         return None
     return latest
+
+
+# session.info: what _from_in_effect read in this transaction, by (library id, day).
+_READ = "consentsvc.statements_read"
+
+
+def _from_in_effect(session: Session, library: Library, on: date) -> list[PrivacyStatement]:
+    """The version in effect on the day and every newer one, newest first (usually one or
+    two rows), in one query; read once per transaction, as the preference centre's notice
+    and the footer of the same page both need it."""
+    known = session.info.setdefault(_READ, {})
+    if (library.id, on) not in known:
+        newest_in_effect = (
+            select(func.max(PrivacyStatement.version))
+            .where(PrivacyStatement.library_id == library.id, PrivacyStatement.effective_on <= on)
+            .scalar_subquery()
+        )
+        known[(library.id, on)] = session.scalars(
+            select(PrivacyStatement)
+            .where(
+                PrivacyStatement.library_id == library.id,
+                PrivacyStatement.version >= func.coalesce(newest_in_effect, 0),
+            )
+            .order_by(PrivacyStatement.version.desc())
+        ).all()
+    return known[(library.id, on)]
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, *_args: Any) -> None:
+    session.info.pop(_READ, None)
 
 
 def mark_seen(session: Session, subject: Subject, version: int) -> bool:

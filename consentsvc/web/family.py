@@ -57,17 +57,17 @@ def family_overview(subject: Subject, token: str, notice: str | None = None) -> 
     session = db.session
     language = current_language()
     max_age = current_app.config["FAMILY_REQUEST_MAX_AGE"]
+    accesses = ledger.family_accesses_of(session, subject, max_age=max_age)
     held = []
-    for access in ledger.held_by(session, subject):
+    for access in accesses.held:
         states = ledger.state_of(session, access.giver)
         held.append((access, [(s, ledger.current_text(s.purpose, language)) for s in states]))
     notice = notice or request.args.get("family", "")
     return {
         "held": held,
-        "given": ledger.given_by(session, subject),
+        "given": accesses.given,
         "waiting": [
-            (access, tokens.make_family(access.id, subject.id))
-            for access in ledger.waiting_for(session, subject, max_age=max_age)
+            (access, tokens.make_family(access.id, subject.id)) for access in accesses.waiting
         ],
         "notice": str(NOTICES[notice]) if notice in NOTICES else "",
     }
@@ -76,10 +76,10 @@ def family_overview(subject: Subject, token: str, notice: str | None = None) -> 
 @bp.app_template_global()
 def family_of_person(person: Subject) -> dict[str, list[FamilyAccess]]:
     """The running family access of a person, for the console's person page."""
-    return {
-        "held": ledger.held_by(db.session, person),
-        "given": ledger.given_by(db.session, person),
-    }
+    accesses = ledger.family_accesses_of(
+        db.session, person, max_age=current_app.config["FAMILY_REQUEST_MAX_AGE"]
+    )
+    return {"held": accesses.held, "given": accesses.given}
 
 
 @bp.app_template_global()
