@@ -25,7 +25,6 @@ from flask import (
 from flask_babel import gettext as _
 from jinja2_fragments.flask import render_blocks
 from sqlalchemy import select, text
-from sqlalchemy.orm import joinedload
 
 from .. import intake, ledger, mailer, receipts, tokens
 from ..config import LANGUAGES
@@ -639,8 +638,7 @@ def _library(slug: str) -> Library:
 
 
 def _subject(subject_id: int) -> Subject | None:
-    # With its library in the same query: every page of a member's link shows it.
-    subject = db.session.get(Subject, subject_id, options=[joinedload(Subject.library)])
+    subject = db.session.get(Subject, subject_id)
     if subject is not None and subject.erased_at is not None:
         return None  # links of an erased person lead nowhere
     if subject is not None:
