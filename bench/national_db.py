@@ -211,7 +211,10 @@ def _where(url: str) -> str:
 def _exists(url: str) -> bool:
     if url.startswith("sqlite"):
         return Path(sqlite_path(url)).exists()
-    return True
+    target = psycopg.conninfo.conninfo_to_dict(url)
+    with psycopg.connect(_server(url), autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target["dbname"],))
+        return found.fetchone() is not None
 
 
 def _empty(url: str) -> None:
@@ -231,14 +234,17 @@ def _empty(url: str) -> None:
 
 def _create_database(url: str) -> None:
     """Make the benchmark's database on a server that has never seen it (a fresh machine)."""
-    target = psycopg.conninfo.conninfo_to_dict(url)
-    name = str(target["dbname"])
-    server = psycopg.conninfo.make_conninfo(url, dbname="postgres", options="")
-    with psycopg.connect(server, autocommit=True) as conn:
+    name = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+    with psycopg.connect(_server(url), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             return
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         print(f"  created the database {name}")
+
+
+def _server(url: str) -> str:
+    """The same server's maintenance database, which is there before ours is."""
+    return psycopg.conninfo.make_conninfo(url, dbname="postgres", options="")
 
 
 def schema_of(url: str) -> str:
