@@ -1,4 +1,5 @@
-# make run: set everything up and start the service on SQLite (http://127.0.0.1:5000/borne/signup)
+# make run: set everything up and start the service on SQLite (http://127.0.0.1:5000/borne/signup;
+#   make run PORT=5077 HOST=0.0.0.0 serves elsewhere, and the mails' links follow)
 # make test: set everything up and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -9,10 +10,12 @@ PORT ?= 5000
 
 .PHONY: run test setup assets translations lint messages browser bench
 
+# Links in mails point at HOST:PORT unless CONSENTSVC_BASE_URL says otherwise.
+run: export CONSENTSVC_BASE_URL ?= http://$(HOST):$(PORT)
 run: setup
 	$(BIN)/consentsvc db upgrade
 	$(BIN)/consentsvc demo --people 50
-	@echo "Open http://$(HOST):$(PORT)/borne/signup - mails land in instance/mail/ and are printed below."
+	@echo "Open $(CONSENTSVC_BASE_URL)/borne/signup - mails land in instance/mail/ and are printed below."
 	$(BIN)/consentsvc worker & worker=$$!; trap 'kill $$worker' EXIT INT TERM; \
 		$(BIN)/consentsvc run --host $(HOST) --port $(PORT)
 

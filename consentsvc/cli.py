@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from zoneinfo import ZoneInfo
 
@@ -51,7 +52,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(staff_group)
     app.cli.add_command(clients_group)
     app.cli.add_command(webhooks_group)
-    app.cli.add_command(demo)
     app.cli.add_command(library_group)
     app.cli.add_command(purpose_group)
     app.cli.add_command(subject)
@@ -69,6 +69,10 @@ def register(app: Flask) -> None:
     from .cli_ledger import ledger_group
 
     app.cli.add_command(ledger_group)
+    # Demo data, the demo's console login and its sample newsletter.
+    from .cli_demo import demo_group
+
+    app.cli.add_command(demo_group)
 
 
 def deliver_once(limit: int = 50) -> outbox.Report:
@@ -142,29 +146,6 @@ def _retention_daily() -> None:
     db.session.remove()
     # Remembered in the process only to save a query a second; the database decides.
     config["_RETENTION_DONE_ON"] = day
-
-
-@click.command()
-@click.option(
-    "--people", default=0, show_default=True, help="Also add this many demo members to each."
-)
-@with_appcontext
-def demo(people: int) -> None:
-    """Seed two demo libraries with the four purposes and their wording (and demo members)."""
-    from .demo import seed, seed_people, seed_statements
-
-    for library in seed(db.session):
-        added = seed_people(db.session, library, people) if people else 0
-        # After the people, so that Borne's newest version is announced to its subscribers.
-        seed_statements(
-            db.session, library, per_minute=current_app.config["STATEMENT_NOTICE_PER_MINUTE"]
-        )
-        click.echo(
-            f"{library.slug}: {library.name} ({len(library.purposes)} purposes"
-            + (f", {added} demo members added" if people else "")
-            + ")"
-        )
-    db.session.commit()
 
 
 library_group = AppGroup("library", help="Set up a library.")
@@ -366,9 +347,18 @@ staff_group = AppGroup("staff", help="Staff accounts for the console at /admin."
 @click.option("--name", required=True)
 @click.option("--role", type=click.Choice(StaffRole.ALL), required=True)
 @click.option("--also", "also", multiple=True, help="Admins only: another library they look after.")
-@click.password_option(help="At least 12 characters; asked for when not given.")
+@click.option("--password", help="At least 12 characters; asked for when not given.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of input."
+)
 def staff_create(
-    slug: str, email: str, name: str, role: str, also: tuple[str, ...], password: str
+    slug: str,
+    email: str,
+    name: str,
+    role: str,
+    also: tuple[str, ...],
+    password: str | None,
+    password_stdin: bool,
 ) -> None:
     """Create a staff account (the first one; the rest can follow from the console).
 
@@ -376,6 +366,7 @@ def staff_create(
     officer gives that role.
     """
     library = library_or_fail(slug)
+    password = _new_password(password, from_stdin=password_stdin)
     try:
         user = staff.create(db.session, library, email, name, role, password)
         for other in also:
@@ -388,6 +379,19 @@ def staff_create(
     db.session.commit()
     where = ", ".join(lib.slug for lib in user.libraries)
     click.echo(f"staff {user.id}: {user.name} ({user.role}) for {where}; log in at /admin/login")
+
+
+def _new_password(given: str | None, *, from_stdin: bool) -> str:
+    """From the option, the first line of standard input, or asked twice at a terminal."""
+    if from_stdin:
+        if given is not None:
+            raise click.UsageError("give --password or --password-stdin, not both")
+        return sys.stdin.readline().rstrip("\r\n")
+    if given is not None:
+        return given
+    if not sys.stdin.isatty():
+        raise click.UsageError("no terminal to ask for the password: use --password-stdin")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 @staff_group.command("reset-code")

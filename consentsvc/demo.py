@@ -491,3 +491,28 @@ def _demo_staff(
         user = staff_accounts.create(session, library, email, full_name, role, password)
         user.active = False
     return user
+
+
+# The one console login of the demo, made active (the demo desk and FG accounts are not).
+DEMO_LOGIN = "demo.beheer@example.nl"
+
+
+def demo_login(session: Session, libraries: list[Library]) -> str:
+    """An admin for the demo libraries with a new random password each time; returns it.
+
+    Printed by `consentsvc demo` so a newcomer can try the console; the command refuses
+    in production, so this account exists only where the demo data does.
+    """
+    from . import staff as staff_accounts
+
+    password = secrets.token_urlsafe(12)
+    user = session.scalar(select(StaffUser).where(StaffUser.email == DEMO_LOGIN))
+    if user is None:
+        user = staff_accounts.create(
+            session, libraries[0], DEMO_LOGIN, "Demo beheer", StaffRole.ADMIN, password
+        )
+    else:
+        staff_accounts.reset_password(user, password)
+    for library in libraries[1:]:
+        staff_accounts.add_library(user, library)
+    return password

@@ -1,5 +1,5 @@
 """The service's own mails: confirmation, 'already subscribed', preference link, and the
-notice of a new privacy statement.
+notice of a new privacy statement; and the demo's sample newsletter (demo_send.py).
 
 A view queues a mail in the outbox in the same transaction as the change (the cool-down
 stamp included); the worker composes and sends it later, in the person's language, with
@@ -366,6 +366,7 @@ SUBJECT_LINES = {
     "mandate_confirm": lambda library: gettext(
         "Confirm your direct debit mandate for %(library)s", library=library
     ),
+    "sample_newsletter": lambda library: gettext("News from %(library)s", library=library),
 }
 
 
@@ -390,6 +391,21 @@ def _statement_notice(
         summary=statement.summary(subject.language), unsubscribe_link=unsubscribe,
     )  # fmt: skip
     _list_headers(outgoing, unsubscribe, newsletter)
+    return outgoing
+
+
+def sample_newsletter(
+    subject: Subject, purpose: Purpose, unsubscribe: str, preferences: str
+) -> Outgoing:
+    """The demo's newsletter (demo_send.py): what a processor would send, with its headers."""
+    outgoing = _compose(
+        subject, "sample_newsletter", unsubscribe,
+        title=_titles([purpose], subject.language)[0],
+        preferences_link=preferences, unsubscribe_link=unsubscribe,
+    )  # fmt: skip
+    # A newsletter is not an automatic reply, unlike the service's own mails.
+    del outgoing.message.extra_headers["Auto-Submitted"]
+    _list_headers(outgoing, unsubscribe, purpose)
     return outgoing
 
 

@@ -224,6 +224,20 @@ def change_password(user: StaffUser, current: str, new: str) -> None:
     user.password_changed_at = utcnow()
 
 
+def reset_password(user: StaffUser, new: str) -> None:
+    """Set a password without the current one (the command line: the demo's login).
+
+    Sessions begun with the old one end, and a lock-out from wrong guesses is lifted.
+    """
+    if len(new) < MIN_PASSWORD:
+        raise StaffError("password", f"a password needs at least {MIN_PASSWORD} characters")
+    user.password_hash = _hasher.hash(new)
+    user.password_changed_at = utcnow()
+    user.locked_until = None
+    user.failed_logins = 0
+    end_sessions(user)
+
+
 def end_sessions(user: StaffUser) -> None:
     """End every session of this staff member, on every device (at logout)."""
     user.session_generation = (user.session_generation or 0) + 1
