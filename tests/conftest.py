@@ -198,3 +198,26 @@ def signup(client, email="jan@example.nl", purposes=("newsletter",), library="bo
     data = {"email": email, "purpose": list(purposes), **extra}
     data["csrf_token"] = csrf_token(client, f"/{library}/signup")
     return client.post(f"/{library}/signup", data=data)
+
+
+# .ci/run sets this: there a missing server or browser is a failure, never a skip.
+REQUIRE_ALL = os.environ.get("CONSENTSVC_TEST_REQUIRE_ALL") == "1"
+
+
+def needs(available: bool, what: str, how: str) -> None:
+    """Skip, saying what is missing and how to get it, unless everything must run (CI)."""
+    if available:
+        return
+    reason = f"{what} is not available: {how}"
+    if REQUIRE_ALL:
+        pytest.fail(f"{reason} (CONSENTSVC_TEST_REQUIRE_ALL=1: nothing may be skipped)")
+    pytest.skip(reason)
+
+
+def postgres_answers(url: str) -> bool:
+    """Whether a PostgreSQL server takes connections at this URL (within two seconds)."""
+    try:
+        with psycopg.connect(url, connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False

@@ -30,7 +30,7 @@ from consentsvc.extensions import db
 from consentsvc.models import ConsentEvent, Library, OutboxMessage, utcnow
 from consentsvc.web.errors import MESSAGES
 
-from .conftest import TEST_CONFIG, TEST_DATABASE_URL
+from .conftest import TEST_CONFIG, TEST_DATABASE_URL, needs, postgres_answers
 
 BIN = Path(sys.executable).parent
 
@@ -202,6 +202,10 @@ def _admin_url() -> str:
 def own_postgres():
     """A fresh PostgreSQL database for one test: (host, port, user, name)."""
     admin = _admin_url()
+    needs(
+        postgres_answers(admin), "PostgreSQL at 127.0.0.1:5432",
+        "the database-outage tests need it; see docs/testing.md to start it",
+    )  # fmt: skip
     name = f"consentsvc_faults_{os.getpid()}_{secrets.token_hex(4)}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -17,6 +17,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from ..conftest import needs
 from .live import CHROMIUM, CHROMIUM_ARGS, LiveService, log_in
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
@@ -40,6 +41,10 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright) -> Iterator[Browser]:
+    needs(
+        Path(CHROMIUM).exists(), f"Debian's chromium ({CHROMIUM})",
+        "the browser tests need it: apt-get install chromium (make test does, as root)",
+    )  # fmt: skip
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield chromium
     chromium.close()
