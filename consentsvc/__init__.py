@@ -59,6 +59,7 @@ def register_blueprints(app: Flask) -> None:
         edge,
         errors,
         family,
+        health,
         i18n,
         labels,
         public,
@@ -91,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(public.bp)
     app.register_blueprint(family.bp)
     app.register_blueprint(well_known.bp)
+    app.register_blueprint(health.bp)
     edge.init_app(app)
     security.init_app(app)
     errors.init_app(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -12,10 +13,12 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import (
     anchors,
     clients,
+    heartbeat,
     intake,
     ledger,
     libraries,
@@ -108,27 +111,58 @@ def _anchor_daily() -> None:
     config["_ANCHORED_ON"] = now.astimezone(zone).date()
 
 
-@click.command()
+@click.group("worker", cls=AppGroup, invoke_without_command=True)
 @click.option("--once", is_flag=True, help="Deliver what is due now, then stop.")
 @click.option("--batch", default=50, show_default=True, help="Messages claimed at a time.")
+@click.pass_context
 @with_appcontext
-def worker(once: bool, batch: int) -> None:
+def worker(context: click.Context, once: bool, batch: int) -> None:
     """Deliver webhooks and mails from the outbox, retrying with backoff."""
+    if context.invoked_subcommand is not None:
+        return
     interval = current_app.config["WORKER_INTERVAL"]
-    while True:
-        _retention_daily()
-        _anchor_daily()
-        report = deliver_once(batch)
-        db.session.remove()
-        if report.handled:
-            click.echo(
-                f"outbox: {report.delivered} delivered, {report.retried} to retry, "
-                f"{report.dead} given up, {report.decided} signups and link requests decided"
-            )
-        if once and report.handled < batch:
-            return
-        if report.handled < batch:
-            time.sleep(interval)
+    heart = heartbeat.Heart()
+    try:
+        while True:
+            heart.beat(db.session)
+            _retention_daily()
+            _anchor_daily()
+            report = deliver_once(batch)
+            db.session.remove()
+            if report.handled:
+                click.echo(
+                    f"outbox: {report.delivered} delivered, {report.retried} to retry, "
+                    f"{report.dead} given up, {report.decided} signups and link requests decided"
+                )
+            if once and report.handled < batch:
+                return
+            if report.handled < batch:
+                time.sleep(interval)
+    finally:
+        # Stopped by a signal (gunicorn's way, systemd's, make run's) or --once: say so,
+        # unless the database is what stopped it.
+        with contextlib.suppress(SQLAlchemyError):
+            db.session.rollback()
+            heart.stop(db.session)
+
+
+@worker.command("status")
+def worker_status() -> None:
+    """The workers seen in the last day, and what waits in the outbox."""
+    now = utcnow()
+    with reading_only():
+        seen = heartbeat.workers(db.session)
+        waiting = outbox.backlog(db.session, now)
+    for beat in seen:
+        ago = int((now - beat.seen_at).total_seconds())
+        since = f"{beat.started_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"worker {beat.name}: seen {ago} s ago, running since {since}")
+    if not seen:
+        click.echo("no worker seen in the last day: nobody gets signed up or mailed")
+    click.echo(
+        f"outbox: {waiting.due} due (oldest waiting {int(waiting.oldest_due_seconds)} s), "
+        f"{waiting.waiting} to retry later, {waiting.given_up} given up"
+    )
 
 
 def _retention_daily() -> None:

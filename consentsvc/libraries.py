@@ -28,7 +28,9 @@ RESERVED_SLUGS = frozenset(
         "download",
         "email",
         "healthz",
+        "metrics",
         "preferences",
+        "readyz",
         "static",
         "unsubscribe",
     }

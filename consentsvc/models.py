@@ -469,6 +469,18 @@ class OutboxMessage(db.Model):
     endpoint: Mapped[WebhookEndpoint | None] = relationship()
 
 
+class WorkerHeartbeat(db.Model):
+    """A running `consentsvc worker`, as it last said it was alive (heartbeat.py).
+
+    /readyz wants one seen lately: without a worker nobody gets signed up or mailed.
+    """
+
+    # host:pid, so two workers on one host and workers on several hosts stay apart.
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class StaffRole:
     DESK = "desk"
     PRIVACY_OFFICER = "privacy_officer"

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
@@ -243,6 +243,33 @@ def enqueue_many(
     if rows:
         session.execute(insert(OutboxMessage), rows)
     return len(rows)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in the outbox: for `worker status`, /metrics and an operator's alerts."""
+
+    due: int  # to be delivered now (a first attempt or a retry whose time has come)
+    waiting: int  # failed before, retried later
+    given_up: int
+    oldest_due_seconds: float  # how long the oldest due message has waited (0: none due)
+
+
+def backlog(session: Session, now: datetime | None = None) -> Backlog:
+    """Counts of undelivered messages, in one query (over the outbox's due index)."""
+    now = now or utcnow()
+    open_ = OutboxMessage.delivered_at.is_(None) & OutboxMessage.dead_at.is_(None)
+    is_due = open_ & (OutboxMessage.next_attempt_at <= now)
+    row = session.execute(
+        select(
+            func.count().filter(is_due),
+            func.count().filter(open_ & (OutboxMessage.next_attempt_at > now)),
+            func.count().filter(OutboxMessage.dead_at.is_not(None)),
+            func.min(OutboxMessage.next_attempt_at).filter(is_due),
+        )
+    ).one()
+    oldest = row[3]
+    return Backlog(row[0], row[1], row[2], (now - oldest).total_seconds() if oldest else 0.0)
 
 
 # -- delivering ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from jinja2_fragments.flask import render_blocks
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from .. import intake, ledger, mailer, receipts, tokens
 from ..config import LANGUAGES
@@ -52,13 +52,6 @@ class Stop(Exception):
 @bp.errorhandler(Stop)
 def _stop(stop: Stop) -> tuple[str, int]:
     return stop.page
-
-
-@bp.get("/healthz")
-def healthz() -> dict[str, str]:
-    """Say whether the service and its database answer."""
-    db.session.execute(text("SELECT 1"))
-    return {"status": "ok"}
 
 
 @bp.get("/<library>/theme.css")

@@ -1,0 +1,78 @@
+"""What an operator watches: /readyz, the workers' heartbeats and `consentsvc worker status`."""
+
+from datetime import timedelta
+
+from flask_migrate import stamp
+from sqlalchemy import select
+
+from consentsvc import heartbeat, ledger, mailer
+from consentsvc.extensions import db
+from consentsvc.models import Library, OutboxMessage, WorkerHeartbeat, utcnow
+
+
+def test_readyz_names_what_is_not_ready_until_migrations_and_a_worker_are_there(app, client):
+    fresh = client.get("/readyz")
+    assert fresh.status_code == 503
+    checks = fresh.get_json()["checks"]
+    assert checks["database"] == "ok" and checks["catalogues"] == "ok"
+    assert checks["migrations"].endswith("run consentsvc db upgrade")
+    assert checks["worker"] == "no worker seen in the last 300 s: start consentsvc worker"
+    with app.app_context():
+        stamp()  # the schema of the fixture is the models' own, i.e. the head
+        heart = heartbeat.Heart("web-1:42")
+        assert heart.beat(db.session) is True
+        assert heart.beat(db.session) is False  # not again within BEAT_EVERY
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "migrations": "ok", "worker": "ok", "catalogues": "ok"},
+    }
+    assert ready.headers["Cache-Control"] == "no-store"
+    # A worker that stopped beating five minutes ago no longer counts.
+    with app.app_context():
+        row = db.session.get(WorkerHeartbeat, "web-1:42")
+        row.seen_at = utcnow() - timedelta(seconds=301)
+        db.session.commit()
+    assert client.get("/readyz").get_json()["checks"]["worker"].startswith("no worker seen")
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_a_heartbeat_forgets_workers_gone_for_a_day(app):
+    with app.app_context():
+        now = utcnow()
+        old = WorkerHeartbeat(name="gone:1", started_at=now, seen_at=now - timedelta(days=2))
+        db.session.add(old)
+        db.session.commit()
+        heartbeat.Heart("here:2").beat(db.session, now)
+        assert [w.name for w in heartbeat.workers(db.session)] == ["here:2"]
+
+
+def test_worker_status_lists_workers_and_the_outbox(app, runner):
+    with app.app_context():
+        heartbeat.Heart("host-a:7").beat(db.session)
+        borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        result = ledger.signup(
+            db.session, borne, "jan@example.nl", ["newsletter"], language="nl",
+            channel=ledger.Channel.WEB_FORM,
+        )  # fmt: skip
+        mailer.after_signup(db.session, result.subject, result)
+        db.session.commit()
+        due = db.session.scalars(select(OutboxMessage)).all()
+        assert due
+        for message in due:
+            message.next_attempt_at = utcnow() - timedelta(seconds=90)
+        db.session.commit()
+    output = runner.invoke(args=["worker", "status"]).output
+    assert "worker host-a:7: seen 0 s ago, running since" in output
+    assert f"outbox: {len(due)} due (oldest waiting 9" in output
+    assert "0 to retry later, 0 given up" in output
+
+
+def test_a_worker_that_stops_cleanly_takes_its_heartbeat_with_it(app, runner):
+    done = runner.invoke(args=["worker", "--once"])
+    assert done.exit_code == 0, done.output
+    with app.app_context():
+        assert db.session.scalars(select(WorkerHeartbeat)).all() == []
+    output = runner.invoke(args=["worker", "status"]).output
+    assert "no worker seen in the last day: nobody gets signed up or mailed" in output
