@@ -63,6 +63,7 @@ def register_blueprints(app: Flask) -> None:
         i18n,
         labels,
         public,
+        request_log,
         security,
         well_known,
     )
@@ -95,6 +96,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     edge.init_app(app)
     security.init_app(app)
+    request_log.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)
     labels.init_app(app)

@@ -96,6 +96,8 @@ DEFAULTS: dict[str, Any] = {
     # Domains any library may send its mails from besides its own website's domain, e.g.
     # the hosting partner's; each subdomain of one too (library_face.domain_allowed).
     "SENDER_DOMAINS": [],
+    # "json": every log line one JSON object, with one line per request (web/request_log.py).
+    "LOG_FORMAT": "text",
     # /readyz is not ready when no worker has been seen for this many seconds.
     "READY_WORKER_SECONDS": 300,
 }

@@ -6,6 +6,7 @@ processor's admin can type; each once went to the access log with the key in ful
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import threading
@@ -139,10 +140,17 @@ def send_as_typed(http: httpx.Client, base: str, key: str) -> None:
         http.send(request)
 
 
-def test_gunicorn_access_and_error_logs_drop_keys(tmp_path: Path):
+def _lines(log: str) -> list[dict]:
+    """The JSON lines of a log (gunicorn's arbiter writes its few start lines before any
+    app is loaded, in its own format)."""
+    return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_gunicorn_access_and_error_logs_drop_keys(tmp_path: Path, log_format: str):
     """A real gunicorn, as in production: access log, and its error log at debug level."""
     database = f"sqlite:///{tmp_path / 'logs.sqlite'}"
-    env = service_env(database, tmp_path)
+    env = service_env(database, tmp_path, LOG_FORMAT=log_format)
     for command in (
         ["db", "upgrade"],
         ["demo"],
@@ -162,11 +170,30 @@ def test_gunicorn_access_and_error_logs_drop_keys(tmp_path: Path):
         send_as_typed(http, served.url, key)
         answer = http.get(f"/api/v1/providers/sendgrid/{key}")
         assert answer.json() == {"status": "ready"}
+        signup = http.get("/borne/signup")
     access_log, error_log = access.read_text(), errors.read_text()
+    assert "Booting worker" in error_log
+    if log_format == "json":
+        # Every line the worker wrote is JSON; the service's own say what was asked, by
+        # route template, and carry the id the answer gave in X-Request-Id.
+        records = _lines(error_log)
+        requests = [r for r in records if r["logger"] == "consentsvc.request"]
+        by_id = {r["request_id"]: r for r in requests}
+        hook = by_id[answer.headers["X-Request-Id"]]
+        assert hook["route"] == "/api/v1/providers/<provider>/<key>"
+        page = by_id[signup.headers["X-Request-Id"]]
+        assert (page["method"], page["status"], page["library"]) == ("GET", 200, "borne")
+        assert page["route"] == "/<library>/signup" and page["duration_ms"] > 0
+        assert {"debug", "info"} <= {r["level"] for r in records}
+        misspelt = "POST /api/v1/providers/send-grid/csk_…"
+        assert any(r["message"] == misspelt for r in records), error_log
+        assert all(line.startswith("{") for line in access_log.splitlines())
+        access_log = "\n".join(r["message"] for r in _lines(access_log))
+    else:
+        assert "[DEBUG] POST /api/v1/providers/send-grid/csk_…" in error_log
+        assert "X-Request-Id" in answer.headers
     assert access_log.count('"POST /api/v') == len(NEAR_MISSES), access_log
     assert "/api/v1/providers/send-grid/csk_…" in access_log
     assert "/api/v1/providers/sendgrid%20/csk_…" in access_log
-    assert "Booting worker" in error_log
-    assert "[DEBUG] POST /api/v1/providers/send-grid/csk_…" in error_log
     for log in (access_log, error_log):
         assert secret_part(key) not in log

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 from flask_migrate import stamp
 from sqlalchemy import select
 
@@ -76,3 +77,24 @@ def test_a_worker_that_stops_cleanly_takes_its_heartbeat_with_it(app, runner):
         assert db.session.scalars(select(WorkerHeartbeat)).all() == []
     output = runner.invoke(args=["worker", "status"]).output
     assert "no worker seen in the last day: nobody gets signed up or mailed" in output
+
+
+def test_every_answer_has_a_request_id_and_only_a_trusted_proxy_may_give_one(app_factory):
+    direct = app_factory().test_client()
+    own = direct.get("/healthz").headers["X-Request-Id"]
+    assert len(own) == 32 and own != direct.get("/healthz").headers["X-Request-Id"]
+    # A client's own id is not taken: a log line never carries what a client wrote.
+    told = direct.get("/healthz", headers={"X-Request-Id": "from-the-client-1"})
+    assert told.headers["X-Request-Id"] != "from-the-client-1"
+    proxied = app_factory(PROXY_COUNT=1).test_client()
+    kept = proxied.get("/healthz", headers={"X-Request-Id": "lb-7f3a9c01"})
+    assert kept.headers["X-Request-Id"] == "lb-7f3a9c01"
+    odd = proxied.get("/healthz", headers={"X-Request-Id": "a b\tc<script>"})
+    assert (
+        odd.headers["X-Request-Id"] != "a b\tc<script>" and len(odd.headers["X-Request-Id"]) == 32
+    )
+
+
+def test_an_unknown_log_format_stops_the_service_at_start(app_factory):
+    with pytest.raises(ValueError, match='CONSENTSVC_LOG_FORMAT must be "text" or "json"'):
+        app_factory(LOG_FORMAT="xml")
