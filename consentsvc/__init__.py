@@ -62,6 +62,7 @@ def register_blueprints(app: Flask) -> None:
         health,
         i18n,
         labels,
+        metrics,
         public,
         request_log,
         security,
@@ -94,9 +95,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(family.bp)
     app.register_blueprint(well_known.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     edge.init_app(app)
     security.init_app(app)
     request_log.init_app(app)
+    metrics.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)
     labels.init_app(app)

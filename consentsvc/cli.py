@@ -23,6 +23,7 @@ from . import (
     ledger,
     libraries,
     mailer,
+    metrics,
     outbox,
     retention,
     staff,
@@ -82,7 +83,7 @@ def deliver_once(limit: int = 50) -> outbox.Report:
     """Deliver what is due in the outbox now (webhooks, the service's own mails, and the
     signups and link requests waiting to be decided)."""
     config = current_app.config
-    return outbox.deliver_due(
+    report = outbox.deliver_due(
         db.session,
         send_mail=mailer.send_queued,
         decide=intake.decide,
@@ -90,6 +91,8 @@ def deliver_once(limit: int = 50) -> outbox.Report:
         allow_http=config["WEBHOOK_ALLOW_HTTP"],
         limit=limit,
     )
+    metrics.count_deliveries(report.outcomes)
+    return report
 
 
 def _anchor_daily() -> None:
@@ -177,6 +180,7 @@ def _retention_daily() -> None:
         suppression_key=config["SUPPRESSION_KEY"],
     ):  # fmt: skip
         click.echo(f"retention {report.library}: " + _counts_line(report.counts, report.busy))
+        metrics.count_retention(report.counts)
     db.session.remove()
     # Remembered in the process only to save a query a second; the database decides.
     config["_RETENTION_DONE_ON"] = day
@@ -557,6 +561,8 @@ def retention_run(slug: str | None, dry_run: bool, batch: int) -> None:
                 suppression_key=current_app.config["SUPPRESSION_KEY"],
             )  # fmt: skip
         click.echo(f"{report.library}: " + _counts_line(report.counts, report.busy))
+        if not dry_run:
+            metrics.count_retention(report.counts)
 
 
 def _counts_line(counts: dict[str, int], busy: bool) -> str:

@@ -98,6 +98,9 @@ DEFAULTS: dict[str, Any] = {
     "SENDER_DOMAINS": [],
     # "json": every log line one JSON object, with one line per request (web/request_log.py).
     "LOG_FORMAT": "text",
+    # /metrics answers these networks (CIDR), and anyone with METRICS_TOKEN as a bearer token.
+    "METRICS_ALLOWED_NETWORKS": ["127.0.0.1/32", "::1/128"],
+    "METRICS_TOKEN": "",
     # /readyz is not ready when no worker has been seen for this many seconds.
     "READY_WORKER_SECONDS": 300,
 }

@@ -15,6 +15,7 @@ import logging
 import random
 import secrets
 import socket
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -283,6 +284,9 @@ class Report:
     # Requests (signups, link requests) carried out; what they queue is counted as delivered.
     decided: int = 0
     errors: list[str] = field(default_factory=list)
+    # (channel, result) -> count, for /metrics: webhook, mail or request; delivered, retry
+    # or given_up.
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def handled(self) -> int:
@@ -357,6 +361,7 @@ def _deliver(
             except GiveUp as exc:
                 _dead(message, str(exc))
                 report.dead += 1
+                report.outcomes[(message.channel, "given_up")] += 1
             except Exception as exc:
                 # Whatever went wrong, this message waits for its next turn and the others
                 # still go: one bad message must never stop the worker.
@@ -370,8 +375,10 @@ def _deliver(
                     log.warning("outbox message %s failed: %s", message.id, error)
                 if _retry(message, error):
                     report.retried += 1
+                    report.outcomes[(message.channel, "retry")] += 1
                 else:
                     report.dead += 1
+                    report.outcomes[(message.channel, "given_up")] += 1
                 report.errors.append(error)
             else:
                 message.delivered_at = utcnow()
@@ -381,6 +388,7 @@ def _deliver(
                     report.decided += 1
                 else:
                     report.delivered += 1
+                report.outcomes[(message.channel, "delivered")] += 1
             session.commit()
 
 

@@ -1,14 +1,17 @@
 """What an operator watches: /readyz, the workers' heartbeats and `consentsvc worker status`."""
 
+import re
 from datetime import timedelta
 
 import pytest
 from flask_migrate import stamp
 from sqlalchemy import select
 
-from consentsvc import heartbeat, ledger, mailer
+from consentsvc import clients, heartbeat, ledger, mailer
 from consentsvc.extensions import db
 from consentsvc.models import Library, OutboxMessage, WorkerHeartbeat, utcnow
+
+from .conftest import csrf_token
 
 
 def test_readyz_names_what_is_not_ready_until_migrations_and_a_worker_are_there(app, client):
@@ -49,16 +52,20 @@ def test_a_heartbeat_forgets_workers_gone_for_a_day(app):
         assert [w.name for w in heartbeat.workers(db.session)] == ["here:2"]
 
 
+def _sign_up(library: Library, email: str) -> None:
+    """A signup on the website, its confirmation mail queued in the outbox; committed."""
+    result = ledger.signup(
+        db.session, library, email, ["newsletter"], language="nl", channel=ledger.Channel.WEB_FORM
+    )
+    mailer.after_signup(db.session, result.subject, result)
+    db.session.commit()
+
+
 def test_worker_status_lists_workers_and_the_outbox(app, runner):
     with app.app_context():
         heartbeat.Heart("host-a:7").beat(db.session)
         borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
-        result = ledger.signup(
-            db.session, borne, "jan@example.nl", ["newsletter"], language="nl",
-            channel=ledger.Channel.WEB_FORM,
-        )  # fmt: skip
-        mailer.after_signup(db.session, result.subject, result)
-        db.session.commit()
+        _sign_up(borne, "jan@example.nl")
         due = db.session.scalars(select(OutboxMessage)).all()
         assert due
         for message in due:
@@ -98,3 +105,69 @@ def test_every_answer_has_a_request_id_and_only_a_trusted_proxy_may_give_one(app
 def test_an_unknown_log_format_stops_the_service_at_start(app_factory):
     with pytest.raises(ValueError, match='CONSENTSVC_LOG_FORMAT must be "text" or "json"'):
         app_factory(LOG_FORMAT="xml")
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """One sample's value from the exposition text (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    pattern = re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)"
+    found = re.search(rf"^{pattern}$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_answer_allowed_networks_and_the_token_only(app_factory):
+    app = app_factory(METRICS_TOKEN="metrics-token-for-the-test-0123456789")
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 200  # the test client is 127.0.0.1
+    outside = {"REMOTE_ADDR": "203.0.113.9"}
+    refused = client.get("/metrics", environ_base=outside)
+    assert refused.status_code == 404 and b"consentsvc_" not in refused.data
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert client.get("/metrics", environ_base=outside, headers=wrong).status_code == 404
+    right = {"Authorization": "Bearer metrics-token-for-the-test-0123456789"}
+    allowed = client.get("/metrics", environ_base=outside, headers=right)
+    assert allowed.status_code == 200 and b"consentsvc_outbox_due " in allowed.data
+    inside = app_factory(METRICS_ALLOWED_NETWORKS=["10.0.0.0/8"]).test_client()
+    assert inside.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
+    assert inside.get("/metrics").status_code == 404
+
+
+def test_metrics_count_requests_checks_logins_and_the_outbox_without_personal_data(
+    app, client, runner
+):
+    with app.app_context():
+        borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        _c, key = clients.create(db.session, borne, "Laposta", ["newsletter"])
+        _sign_up(borne, "jan@example.nl")
+    before = client.get("/metrics").get_data(as_text=True)
+    pending = {"reason": "pending_confirmation"}
+    answer = client.post(
+        "/api/v1/consent/check", headers={"Authorization": f"Bearer {key}"},
+        json={"purpose": "newsletter", "recipients": ["jan@example.nl", "nobody@example.nl"]},
+    )  # fmt: skip
+    assert answer.status_code == 200
+    client.get("/borne/signup")
+    wrong = {"email": "x@example.nl", "password": "wrong password"}
+    login = client.post(
+        "/admin/login", data={**wrong, "csrf_token": csrf_token(client, "/admin/login")}
+    )
+    assert login.status_code == 401
+    due = _metric(client.get("/metrics").get_data(as_text=True), "consentsvc_outbox_due")
+    assert due >= 1
+    assert runner.invoke(args=["worker", "--once"]).exit_code == 0
+    after = client.get("/metrics").get_data(as_text=True)
+
+    def grew(name: str, **labels: str) -> float:
+        return _metric(after, name, **labels) - _metric(before, name, **labels)
+
+    assert grew("consentsvc_check_recipients_total", **pending) == 1
+    assert grew("consentsvc_check_recipients_total", reason="no_consent") == 1
+    page = {"route": "/<library>/signup", "method": "GET", "status": "200"}
+    assert grew("consentsvc_http_requests_total", **page) == 1
+    latency = {"route": "/api/v1/consent/check", "method": "POST"}
+    assert grew("consentsvc_http_request_duration_seconds_count", **latency) == 1
+    assert grew("consentsvc_staff_logins_total", result="password_wrong") == 1
+    assert _metric(after, "consentsvc_outbox_due") == 0
+    assert grew("consentsvc_outbox_deliveries_total", channel="mail", result="delivered") >= 1
+    for secret in ("jan@example.nl", "nobody", key, "csk_"):
+        assert secret not in after

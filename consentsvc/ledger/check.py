@@ -242,6 +242,8 @@ class Kept:
 
     id: str
     checked_at: datetime
+    # Recipients per reason, as kept with the decision (also counted in /metrics).
+    reasons: dict[str, int]
 
 
 def record_decision(
@@ -258,12 +260,12 @@ def record_decision(
     Takes ids, not objects: the check's read has been committed by now, and touching an
     expired Library or Purpose would load it again.
     """
-    decision = Kept(str(uuid.uuid4()), utcnow())
+    decision = Kept(str(uuid.uuid4()), utcnow(), dict(Counter(d.reason for d in decisions)))
     session.execute(
         insert(ConsentDecision.__table__),
         {"id": decision.id, "library_id": library_id, "client_id": client_id,
          "purpose_id": purpose_id, "checked_at": decision.checked_at,
-         "recipients": len(decisions), "reasons": dict(Counter(d.reason for d in decisions))},
+         "recipients": len(decisions), "reasons": decision.reasons},
     )  # fmt: skip
     allowed = sorted({d.subject_id for d in decisions if d.allowed and d.subject_id is not None})
     if allowed:

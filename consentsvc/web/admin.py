@@ -35,7 +35,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from .. import clients, ledger, libraries, mailer, outbox, staff
+from .. import clients, ledger, libraries, mailer, metrics, outbox, staff
 from ..config import LANGUAGES
 from ..demo import setup_library
 from ..extensions import db, htmx, limiter, login_manager
@@ -192,6 +192,7 @@ def login() -> Response | str | tuple[str, int]:
         return render_template("admin/login.html", failed=False, ended=ended)
     user = staff.login(db.session, request.form.get("email", ""), request.form.get("password", ""))
     db.session.commit()
+    metrics.STAFF_LOGINS.labels("password_wrong" if user is None else "password_right").inc()
     if user is None:
         # One message for every reason, so it tells nothing about which accounts exist.
         return render_template("admin/login.html", failed=True), 401
@@ -217,6 +218,7 @@ def login_code() -> Response | str | tuple[str, int]:
         # Someone who knows the password is guessing codes, or a clock is off: worth a trace.
         staff.audit(db.session, user, "login.code_wrong")
     db.session.commit()
+    metrics.STAFF_LOGINS.labels("code_right" if passed else "code_wrong").inc()
     if not passed:
         return render_template("admin/login_code.html", failed=True), 401
     session.pop("second_step", None)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import TooManyRequests
 
-from .. import clients, intake, ledger, mailer, tokens
+from .. import clients, intake, ledger, mailer, metrics, tokens
 from ..config import LANGUAGES
 from ..database import end_read, reads_first, writing
 from ..extensions import csrf, db, limiter
@@ -146,6 +146,7 @@ def consent_check() -> Response:
             db.session, purpose.scope.library_id, purpose_id, decisions, client_id=client_id
         )
         db.session.commit()
+    metrics.count_check(kept.reasons)
     result = check_types.Result
     results = [
         result(d.email, True, d.reason, headers[d.subject_id], preferences[d.subject_id])
