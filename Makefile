@@ -8,7 +8,7 @@ HTMX := consentsvc/static/vendor/htmx.min.js
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup assets translations lint messages browser bench
+.PHONY: run test setup assets translations lint messages browser bench wheels image
 
 # Links in mails point at HOST:PORT unless CONSENTSVC_BASE_URL says otherwise.
 run: export CONSENTSVC_BASE_URL ?= http://$(HOST):$(PORT)
@@ -72,6 +72,28 @@ messages: $(VENV)/.installed
 # `make bench BENCH_ARGS=--quick` for a before/after in a few minutes.
 bench: setup
 	$(BIN)/python bench/national.py $(BENCH_ARGS)
+
+# The wheel and every wheel it needs, in dist/wheels: all the container build installs from.
+# Each package is resolved again by IMAGE_PYTHON, the Python the image will run (Debian's, as
+# in the base below), since its markers can ask for other packages than this venv's Python
+# (redis wants async-timeout before 3.11.3).
+IMAGE_PYTHON ?= /usr/bin/python3
+wheels: setup
+	rm -rf dist/wheels
+	$(BIN)/pip wheel --quiet --disable-pip-version-check --wheel-dir dist/wheels .
+	@if [ -x "$(IMAGE_PYTHON)" ] && "$(IMAGE_PYTHON)" -m pip --version >/dev/null 2>&1; then \
+		"$(IMAGE_PYTHON)" -m pip wheel --quiet --disable-pip-version-check \
+			--wheel-dir dist/wheels --find-links dist/wheels consentsvc; \
+	fi
+
+# The container image (Containerfile). IMAGE_BASE is the base: by default a Debian made here
+# with debootstrap (container/base.sh), for machines that reach no container registry;
+# `make image IMAGE_BASE=docker.io/library/python:3.11-slim-bookworm` where one is reached.
+IMAGE ?= localhost/consentsvc:latest
+IMAGE_BASE ?= localhost/consentsvc-base:bookworm
+image: wheels
+	@if [ "$(IMAGE_BASE)" = localhost/consentsvc-base:bookworm ]; then bash container/base.sh; fi
+	podman build --quiet --format docker --isolation chroot --build-arg BASE=$(IMAGE_BASE) -t $(IMAGE) -f Containerfile .
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
