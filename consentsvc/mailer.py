@@ -172,8 +172,13 @@ def mandate_confirmation(session: Session, subject: Subject, mandate_id: int) ->
 # -- sending (from the worker) ------------------------------------------------------------------
 
 
-def send_queued(payload: dict[str, Any]) -> None:
-    """Compose and send a queued mail; raises outbox.RetryLater when the server fails."""
+def send_queued(payload: dict[str, Any], message_id: str | None = None) -> None:
+    """Compose and send a queued mail; raises outbox.RetryLater when the server fails.
+
+    With the outbox message's id, the mail's Message-ID is made from it: a mail sent again
+    after a worker died between sending and recording it has the same Message-ID, which
+    mail systems take as the same mail.
+    """
     session = current_app.extensions["sqlalchemy"].session
     if payload["mail"] in STAFF_MAILS:
         outgoing = STAFF_MAILS[payload["mail"]](session, payload)
@@ -184,6 +189,8 @@ def send_queued(payload: dict[str, Any]) -> None:
         outgoing = compose(session, subject, payload)
     if outgoing is None:
         return
+    if message_id is not None:
+        outgoing.message.msgId = f"<{message_id}@consentsvc>"
     try:
         send(outgoing)
     except OSError as exc:  # smtplib's errors are OSErrors too

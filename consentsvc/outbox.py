@@ -301,7 +301,8 @@ class GiveUp(Exception):
     """A delivery that can never succeed."""
 
 
-MailSender = Callable[[dict[str, Any]], None]
+# Sends a queued mail: (payload, the message's id, the same on every retry).
+MailSender = Callable[[dict[str, Any], str], None]
 # Decides a queued request: (library id, payload).
 Decider = Callable[[int, dict[str, Any]], None]
 
@@ -353,7 +354,7 @@ def _deliver(
             message.attempts += 1
             try:
                 if message.channel == "mail":
-                    send_mail(message.payload)
+                    send_mail(message.payload, message.message_id)
                 elif message.channel == "request":
                     decide(message.library_id, message.payload)
                 else:

@@ -1,6 +1,7 @@
 import contextlib
 import os
 import re
+import secrets
 from urllib.parse import urlsplit
 
 import psycopg
@@ -221,3 +222,33 @@ def postgres_answers(url: str) -> bool:
             return True
     except psycopg.OperationalError:
         return False
+
+
+# The tests that need a database behind a network connection (an outage, several hosts)
+# always use PostgreSQL, in a database of their own, also when the suite runs on SQLite.
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _admin_url() -> str:
+    if TEST_DATABASE_URL and TEST_DATABASE_URL.startswith("postgres"):
+        return urlsplit(TEST_DATABASE_URL)._replace(path="/postgres").geturl()
+    return POSTGRES
+
+
+@pytest.fixture
+def own_postgres():
+    """A fresh PostgreSQL database for one test: (host, port, user, name)."""
+    admin = _admin_url()
+    needs(
+        postgres_answers(admin), "PostgreSQL at 127.0.0.1:5432",
+        "the outage and several-hosts tests need it; see docs/testing.md to start it",
+    )  # fmt: skip
+    name = f"consentsvc_own_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(psql.SQL("CREATE DATABASE {}").format(psql.Identifier(name)))
+    parts = urlsplit(admin)
+    yield parts.hostname or "127.0.0.1", parts.port or 5432, parts.username or "postgres", name
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            psql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psql.Identifier(name))
+        )

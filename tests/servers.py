@@ -4,6 +4,8 @@ gunicorn, as in production, started and waited for until /healthz answers."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +22,12 @@ GUNICORN = (Path(sys.executable).parent / "gunicorn",)
 class Served(NamedTuple):
     port: int
     url: str  # http://127.0.0.1:<port>
+    process: subprocess.Popen
+
+    def kill(self) -> None:
+        """Kill the arbiter and its workers at once, as a host that dies (new_session)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
 
 
 def free_port() -> int:
@@ -38,9 +46,11 @@ def gunicorn(
     command: Sequence[str | Path] = GUNICORN,
     cwd: Path | None = None,
     explains: Path | None = None,
+    new_session: bool = False,
 ) -> Iterator[Served]:
     """`gunicorn <options> -b 127.0.0.1:<port> consentsvc:create_app()` with stdout and
-    stderr in log; yields once /healthz answers 200 and stops it afterwards.
+    stderr in log; yields once /healthz answers 200 and stops it afterwards. With
+    new_session it runs in a process group of its own, which Served.kill ends.
 
     A gunicorn that exits before it answers fails the test with the text of explains (its
     --error-logfile, if it has one) or else of log. What the logs hold afterwards (a
@@ -51,8 +61,9 @@ def gunicorn(
     args = [*command, *options, "-b", f"127.0.0.1:{port}", "consentsvc:create_app()"]
     with log.open("wb") as out:
         server = subprocess.Popen(  # noqa: S603 - the project's own command
-            args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+            args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+        )  # fmt: skip
     try:
         for _ in range(600):
             with contextlib.suppress(httpx.HTTPError):
@@ -60,7 +71,7 @@ def gunicorn(
                     break
             assert server.poll() is None, (explains or log).read_text()
             time.sleep(0.05)
-        yield Served(port, url)
+        yield Served(port, url, server)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import socket
 import sqlite3
 import subprocess
@@ -16,11 +15,7 @@ import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
-import pytest
-from psycopg import sql
 from sqlalchemy import event, func, select, update
 from standardwebhooks.webhooks import Webhook
 
@@ -30,7 +25,7 @@ from consentsvc.extensions import db
 from consentsvc.models import ConsentEvent, Library, OutboxMessage, utcnow
 from consentsvc.web.errors import MESSAGES
 
-from .conftest import TEST_CONFIG, TEST_DATABASE_URL, needs, postgres_answers
+from .conftest import TEST_CONFIG
 
 BIN = Path(sys.executable).parent
 
@@ -186,35 +181,6 @@ def test_worker_killed_mid_delivery_redelivers_and_receiver_dedupes(app, tmp_pat
 
 
 # -- the database away for a moment ---------------------------------------------------------------
-
-# The outage needs a database behind a network connection, so this test always uses
-# PostgreSQL (in its own database), also when the rest of the suite runs on SQLite.
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _admin_url() -> str:
-    if TEST_DATABASE_URL and TEST_DATABASE_URL.startswith("postgres"):
-        return urlsplit(TEST_DATABASE_URL)._replace(path="/postgres").geturl()
-    return POSTGRES
-
-
-@pytest.fixture
-def own_postgres():
-    """A fresh PostgreSQL database for one test: (host, port, user, name)."""
-    admin = _admin_url()
-    needs(
-        postgres_answers(admin), "PostgreSQL at 127.0.0.1:5432",
-        "the database-outage tests need it; see docs/testing.md to start it",
-    )  # fmt: skip
-    name = f"consentsvc_faults_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    parts = urlsplit(admin)
-    yield parts.hostname or "127.0.0.1", parts.port or 5432, parts.username or "postgres", name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 class Proxy:
