@@ -51,6 +51,16 @@ def _create_app() -> Flask:
 main = FlaskGroup(create_app=_create_app, help="Consent and newsletter preferences.")
 
 
+def _add_check_config() -> None:
+    # On the group itself, not on the app's commands: it must run when the app cannot start.
+    from .check_config import check_config
+
+    main.add_command(check_config)
+
+
+_add_check_config()
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(staff_group)

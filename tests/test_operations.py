@@ -171,3 +171,57 @@ def test_metrics_count_requests_checks_logins_and_the_outbox_without_personal_da
     assert grew("consentsvc_outbox_deliveries_total", channel="mail", result="delivered") >= 1
     for secret in ("jan@example.nl", "nobody", key, "csk_"):
         assert secret not in after
+
+
+def _levels(findings) -> dict[str, str]:
+    return {f.what: f.level for f in findings}
+
+
+def test_check_config_names_what_to_fix_before_going_live(app_factory):
+    from consentsvc.check_config import check
+
+    from .servers import free_port
+    from .test_security import PRODUCTION
+
+    closed = free_port()
+    app = app_factory(
+        **{**PRODUCTION, "BASE_URL": "http://toestemming.bibliotheek.example"},
+        MAIL_SERVER="127.0.0.1", MAIL_PORT=closed, MAIL_DEFAULT_SENDER="Borne <n@borne.example>",
+        RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0",
+    )  # fmt: skip
+    with app.app_context():
+        stamp()
+    found = check(app)
+    says = {f.what: f.says for f in found}
+    assert _levels(found) == {
+        "BASE_URL": "fail", "database": "ok", "mail": "fail", "rate limits": "fail",
+        "proxies": "warn", "metrics": "ok",
+    }  # fmt: skip
+    assert "is not https://" in says["BASE_URL"]
+    assert says["mail"].startswith(f"127.0.0.1:{closed}: ConnectionRefusedError")
+    assert says["rate limits"] == "Redis does not answer (ConnectionError)"
+    ready = app_factory(
+        **PRODUCTION, MAIL_SERVER="smtp.example", MAIL_DEFAULT_SENDER="Borne <n@borne.example>",
+        PROXY_COUNT=1, RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
+    )  # fmt: skip
+    with ready.app_context():
+        stamp()
+    levels = _levels(check(ready, smtp=lambda cfg: None))
+    assert levels == dict.fromkeys(levels, "ok")
+
+
+def test_check_config_reports_a_service_that_will_not_start(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from consentsvc.cli import main
+
+    monkeypatch.setenv("CONSENTSVC_BASE_URL", "https://toestemming.bibliotheek.example")
+    monkeypatch.setenv("CONSENTSVC_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite'}")
+    for name in ("SECRET_KEY", "SUPPRESSION_KEY", "IBAN_KEY", "SIGNING_KEY"):
+        monkeypatch.delenv(f"CONSENTSVC_{name}", raising=False)
+    result = CliRunner().invoke(main, ["check-config"])
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "fail  settings: the service refuses to start: set CONSENTSVC_SECRET_KEY"
+    )
