@@ -8,7 +8,7 @@ HTMX := consentsvc/static/vendor/htmx.min.js
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup assets translations lint messages browser bench wheels image
+.PHONY: run newsletter test setup assets translations lint messages browser bench wheels image
 
 # Links in mails point at HOST:PORT unless CONSENTSVC_BASE_URL says otherwise.
 run: export CONSENTSVC_BASE_URL ?= http://$(HOST):$(PORT)
@@ -18,6 +18,11 @@ run: setup
 	@echo "Open $(CONSENTSVC_BASE_URL)/borne/signup - mails land in instance/mail/ and are printed below."
 	$(BIN)/consentsvc worker & worker=$$!; trap 'kill $$worker' EXIT INT TERM; \
 		$(BIN)/consentsvc run --host $(HOST) --port $(PORT)
+
+# The demo's newsletter, as a processor sends it (while `make run` runs; same PORT and HOST).
+newsletter: export CONSENTSVC_BASE_URL ?= http://$(HOST):$(PORT)
+newsletter: $(VENV)/.installed
+	$(BIN)/consentsvc demo send --library borne
 
 # The suite runs in parallel, one pytest-xdist worker per core (see docs/testing.md);
 # `make test PYTEST_WORKERS=0` runs it in one process.
