@@ -49,6 +49,7 @@ def _base_url(cfg: Any, production: bool) -> Finding:
 
 
 def _database(app: Flask) -> Finding:
+    from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
     from .extensions import db
@@ -56,6 +57,7 @@ def _database(app: Flask) -> Finding:
 
     with app.app_context():
         try:
+            db.session.execute(text("SELECT 1"))
             at_head = _migrations()
         except SQLAlchemyError as exc:
             return Finding(FAIL, "database", f"does not answer ({type(exc).__name__})")
@@ -124,11 +126,12 @@ def _proxies(cfg: Any, production: bool) -> Finding:
         return Finding(OK, "proxies", f"the last {count} X-Forwarded-For hop(s) are trusted")
     level = WARN if production else OK
     return Finding(level, "proxies", "PROXY_COUNT=0: behind a reverse proxy every member "
-                   "would share the proxy's address in rate limits and proof")  # fmt: skip
+                   "would share the proxy's address in rate limits and proof, and a proxy on "
+                   "this host would open /metrics to everyone")  # fmt: skip
 
 
 def _metrics(cfg: Any) -> Finding:
-    token = cfg["METRICS_TOKEN"]
+    token = str(cfg["METRICS_TOKEN"] or "")
     if token and len(token) < 24:
         return Finding(WARN, "metrics", "METRICS_TOKEN is short: use 24 characters or more")
     networks = ", ".join(cfg["METRICS_ALLOWED_NETWORKS"]) or "none"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import signal
 import sys
-import time
+import threading
 from zoneinfo import ZoneInfo
 
 import click
@@ -135,8 +136,15 @@ def worker(context: click.Context, once: bool, batch: int) -> None:
         return
     interval = current_app.config["WORKER_INTERVAL"]
     heart = heartbeat.Heart()
+    stop = threading.Event()
+    # SIGTERM (docker stop, systemd, make run) and Ctrl-C end the worker after the batch in
+    # hand, so its heartbeat goes with it and no delivery is cut off half-way.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGTERM, signal.SIGINT):
+            previous[number] = signal.signal(number, lambda *_: stop.set())
     try:
-        while True:
+        while not stop.is_set():
             heart.beat(db.session)
             _retention_daily()
             _anchor_daily()
@@ -150,13 +158,14 @@ def worker(context: click.Context, once: bool, batch: int) -> None:
             if once and report.handled < batch:
                 return
             if report.handled < batch:
-                time.sleep(interval)
+                stop.wait(interval)
     finally:
-        # Stopped by a signal (gunicorn's way, systemd's, make run's) or --once: say so,
-        # unless the database is what stopped it.
+        # A clean stop (a signal, or --once done): say so, unless the database stopped it.
         with contextlib.suppress(SQLAlchemyError):
             db.session.rollback()
             heart.stop(db.session)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @worker.command("status")

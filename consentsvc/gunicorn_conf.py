@@ -25,9 +25,10 @@ accesslog = "-"
 errorlog = "-"
 # One directory per arbiter, emptied at its start: counts of workers of an earlier run
 # must not be added to this one's.
-_metrics = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="consentsvc-metrics-")
+_metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+    prefix="consentsvc-metrics-"
 )
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics
 
 if os.environ.get("CONSENTSVC_LOG_FORMAT", "text").lower() == "json":
     logconfig_dict: dict[str, Any] = {
@@ -46,6 +47,9 @@ if os.environ.get("CONSENTSVC_LOG_FORMAT", "text").lower() == "json":
                 "stream": "ext://sys.stdout",
             },
         },
+        # gunicorn merges this into its own logging config, whose root logger names a
+        # handler this one replaces: the root needs one of these.
+        "root": {"level": "INFO", "handlers": ["error"]},
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": ["error"], "propagate": False},
             "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},

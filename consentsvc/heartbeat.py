@@ -56,7 +56,14 @@ class Heart:
 
 def workers(session: Session) -> list[WorkerHeartbeat]:
     """Every worker that beat in the last FORGET_AFTER, the most recently seen first."""
-    return list(session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.seen_at.desc())))
+    since = utcnow() - FORGET_AFTER
+    return list(
+        session.scalars(
+            select(WorkerHeartbeat)
+            .where(WorkerHeartbeat.seen_at >= since)
+            .order_by(WorkerHeartbeat.seen_at.desc())
+        )
+    )
 
 
 def last_seen(session: Session) -> datetime | None:

@@ -35,7 +35,9 @@ mapfile -t image_env < <(podman image inspect --format '{{range .Config.Env}}{{p
 mapfile -t entry < <(podman image inspect --format '{{range .Config.Cmd}}{{println .}}{{end}}' "$IMAGE" | sed '/^$/d')
 workdir=$(podman image inspect --format '{{.Config.WorkingDir}}' "$IMAGE")
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-settings=("CONSENTSVC_BIND=127.0.0.1:$port" "CONSENTSVC_BASE_URL=http://127.0.0.1:$port" "WEB_CONCURRENCY=2")
+# JSON logs, as compose.yaml runs it: gunicorn's own logging config must take them.
+settings=("CONSENTSVC_BIND=127.0.0.1:$port" "CONSENTSVC_BASE_URL=http://127.0.0.1:$port"
+  "WEB_CONCURRENCY=2" "CONSENTSVC_LOG_FORMAT=json")
 
 # A command inside the image, as its user, in its working directory, with only its env.
 as_image=(chroot --userspec="$uid" "$root" /usr/bin/env -i "${image_env[@]}" "${settings[@]}"
@@ -96,3 +98,17 @@ for pid in $(pgrep -P "$server") "$server" "$worker"; do
   [ "$owner" = "${uid%%:*}" ] || { echo "smoke: process $pid runs as uid $owner" >&2; exit 1; }
 done
 echo "smoke: gunicorn, its workers and the outbox worker run as $user ($uid)"
+# Every line gunicorn wrote, the arbiter's included, is one JSON object; a request line too.
+python3 - "$work/gunicorn.log" <<'PY'
+import json, sys
+
+lines = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
+assert any(line["logger"] == "gunicorn.error" and "Booting worker" in line["message"] for line in lines)
+assert any(line["logger"] == "consentsvc.request" and line["route"] == "/<library>/signup" for line in lines)
+print(f"smoke: {len(lines)} log lines, each one JSON object")
+PY
+# The image's own health check, as the engine would run it.
+health=$(podman image inspect --format '{{range .Config.Healthcheck.Test}}{{println .}}{{end}}' "$IMAGE" | sed '/^$/d' | tail -n +2)
+mapfile -t health_cmd <<<"$health"
+"${as_image[@]}" "${health_cmd[@]}" || { echo "smoke: the HEALTHCHECK fails" >&2; exit 1; }
+echo "smoke: the image's HEALTHCHECK passes"

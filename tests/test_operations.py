@@ -1,17 +1,19 @@
 """What an operator watches: /readyz, the workers' heartbeats and `consentsvc worker status`."""
 
 import re
+import socket
+import time
 from datetime import timedelta
 
 import pytest
 from flask_migrate import stamp
 from sqlalchemy import select
 
-from consentsvc import clients, heartbeat, ledger, mailer
+from consentsvc import clients, create_app, heartbeat, ledger, mailer
 from consentsvc.extensions import db
 from consentsvc.models import Library, OutboxMessage, WorkerHeartbeat, utcnow
 
-from .conftest import csrf_token
+from .conftest import TEST_CONFIG, csrf_token
 
 
 def test_readyz_names_what_is_not_ready_until_migrations_and_a_worker_are_there(app, client):
@@ -225,3 +227,59 @@ def test_check_config_reports_a_service_that_will_not_start(monkeypatch, tmp_pat
     assert result.output.startswith(
         "fail  settings: the service refuses to start: set CONSENTSVC_SECRET_KEY"
     )
+
+
+def test_a_worker_stopped_by_sigterm_finishes_and_takes_its_heartbeat(tmp_path):
+    import signal
+    import subprocess
+
+    from .test_faults import BIN, service_env
+
+    database = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    env = service_env(database, tmp_path, WORKER_INTERVAL="0.2")
+    subprocess.run([BIN / "consentsvc", "db", "upgrade"], env=env, check=True, capture_output=True)  # noqa: S603
+    worker = subprocess.Popen([BIN / "consentsvc", "worker"], env=env)  # noqa: S603
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database})
+
+    def names() -> list[str]:
+        with app.app_context():
+            found = [w.name for w in heartbeat.workers(db.session)]
+            db.session.remove()
+            return found
+
+    try:
+        for _ in range(100):
+            if names():
+                break
+            time.sleep(0.1)
+        assert names() == [f"{socket.gethostname()}:{worker.pid}"]
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0
+        assert names() == []
+    finally:
+        worker.kill()
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_refused_requests_odd_methods_and_odd_tokens_stay_in_bounds(app_factory):
+    app = app_factory(MAX_CONTENT_LENGTH=100, METRICS_TOKEN="a-metrics-token-long-enough-0123")
+    client = app.test_client()
+    # Refused at the edge, before any view: still an id, and still counted.
+    big = client.post("/borne/signup", data="x" * 500, content_type="text/plain")
+    assert big.status_code == 413 and len(big.headers["X-Request-Id"]) == 32
+    assert client.open("/borne/signup", method="BREW").status_code == 405
+    text = client.get("/metrics").get_data(as_text=True)
+    assert _metric(text, "consentsvc_http_requests_total", method="other", route="unmatched",
+                   status="405") == 1  # fmt: skip
+    assert "BREW" not in text
+    odd = {"Authorization": "Bearer pässwörd"}
+    outside = {"REMOTE_ADDR": "203.0.113.9"}
+    assert client.get("/metrics", headers=odd, environ_base=outside).status_code == 404
+
+
+def test_readyz_can_leave_the_worker_out(app_factory):
+    app = app_factory(READY_WORKER_SECONDS=0)
+    with app.app_context():
+        stamp()
+    assert app.test_client().get("/readyz").get_json()["checks"]["worker"] == "ok"

@@ -348,8 +348,10 @@ def test_every_route_answers_with_strict_headers(every_url, scheme):
             response.close()  # a page for the privacy officer only (the audit log)
             response = staff["privacy_officer"].get(path, headers=auth, base_url=base_url)
         response.close()
-        assert response.status_code < 500, label
-        if method == "GET":
+        # /readyz says 503 by design here: this database was never migrated, no worker runs.
+        unready = endpoint == "health.readyz" and response.status_code == 503
+        assert response.status_code < 500 or unready, label
+        if method == "GET" and not unready:
             assert response.status_code < 400, label  # the page itself, not an error page
         assert_strict_headers(response, label, public=endpoint in PUBLIC)
         hsts = response.headers.get("Strict-Transport-Security")

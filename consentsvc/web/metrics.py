@@ -14,6 +14,7 @@ from ..database import reading_only
 from ..extensions import db
 
 bp = Blueprint("metrics", __name__)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @bp.get("/metrics")
@@ -27,9 +28,10 @@ def exposition() -> Response:
 
 
 def _allowed() -> bool:
-    token = current_app.config["METRICS_TOKEN"]
+    # str(): a token of digits alone comes from the environment as a number.
+    token = str(current_app.config["METRICS_TOKEN"] or "").encode()
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token):
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token):
         return True
     try:
         address = ipaddress.ip_address(request.remote_addr or "")
@@ -48,7 +50,9 @@ def init_app(app: Flask) -> None:
         started = g.get("request_started")
         # A request that matched no route is counted as one label, not by its path.
         route = request.url_rule.rule if request.url_rule else "unmatched"
+        # Methods a client makes up would each make a series of their own.
+        method = request.method if request.method in METHODS else "other"
         if started is not None and route != "/metrics":
-            metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-            metrics.LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+            metrics.REQUESTS.labels(route, method, str(response.status_code)).inc()
+            metrics.LATENCY.labels(route, method).observe(time.perf_counter() - started)
         return response

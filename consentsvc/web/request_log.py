@@ -27,6 +27,7 @@ FORMATS = ("text", "json")
 # looks like one; anything else is replaced, so a log line never carries what a client wrote.
 INCOMING_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 REQUESTS = logging.getLogger("consentsvc.request")
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
 class JsonLines(logging.Formatter):
@@ -56,12 +57,14 @@ def init_app(app: Flask) -> None:
     if log_format == "json":
         _json_everywhere(app)
 
-    @app.before_request
     def _begin() -> None:
         g.request_started = time.perf_counter()
         given = request.headers.get("X-Request-Id", "")
         trusted = app.config["PROXY_COUNT"] and INCOMING_ID.fullmatch(given)
         g.request_id = given if trusted else uuid.uuid4().hex
+
+    # First of all: a request the rate limiter or the edge refuses gets its id and its line.
+    app.before_request_funcs.setdefault(None, []).insert(0, _begin)
 
     @app.after_request
     def _end(response: Response) -> Response:
@@ -77,13 +80,16 @@ def init_app(app: Flask) -> None:
 def _fields(response: Response, request_id: str) -> dict[str, Any]:
     started = g.get("request_started", time.perf_counter())
     library = (request.view_args or {}).get("library")
+    # Only what looks like a slug: the segment is whatever the client typed there.
+    if not isinstance(library, str) or not SLUG.fullmatch(library):
+        library = None
     return {
         "request_id": request_id,
         "method": request.method,
         "route": request.url_rule.rule if request.url_rule else None,
         "status": response.status_code,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        "library": library if isinstance(library, str) else None,
+        "library": library,
     }
 
 
