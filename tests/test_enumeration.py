@@ -174,7 +174,9 @@ def _same_work(app, send):
     for kind, email in _people(app, "p").items():
         with statements(app) as seen:
             response = send(email)
-        shapes[kind] = (response.status_code, response.get_data(as_text=True), list(seen))
+        # The page repeats the address typed, whoever it belongs to; the rest must not differ.
+        page = response.get_data(as_text=True).replace(email, "<typed address>")
+        shapes[kind] = (response.status_code, page, list(seen))
     first = shapes["unknown"]
     assert first[2], "no SQL seen"
     assert any(s.startswith("INSERT INTO outbox_message") for s in first[2])

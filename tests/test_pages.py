@@ -135,10 +135,14 @@ def test_same_answer_for_new_pending_and_confirmed_addresses(client, outbox):
     confirmed(client, outbox, "old@example.nl")
     subscribed = signup(client, "old@example.nl").get_data(as_text=True)
 
-    def main(page):
-        return re.search(r"<main.*</main>", page, re.S).group(0)
+    def main(page, email):
+        # The address typed is repeated on the page, whoever it belongs to.
+        assert f'We sturen een mail naar <span class="address">{email}</span>.' in page
+        return re.search(r"<main.*</main>", page, re.S).group(0).replace(email, "<typed>")
 
-    assert main(new) == main(pending) == main(subscribed)
+    assert main(new, "new@example.nl") == main(pending, "new@example.nl")
+    assert main(pending, "new@example.nl") == main(subscribed, "old@example.nl")
+    assert 'href="/borne/signup">Verkeerd adres? Vul het formulier opnieuw in.</a>' in new
 
 
 def test_a_subscriber_signing_up_again_is_mailed_at_most_once_an_hour(app, client, outbox):

@@ -104,7 +104,10 @@ def signup(library: str) -> str | tuple[str, int]:
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
     db.session.commit()
     # The same words for a new, a pending and a confirmed address: nobody learns who is subscribed.
-    return render_template("public/signup_sent.html", library=lib)
+    return render_template(
+        "public/signup_sent.html", library=lib, email=email.strip()[:254],
+        again_url=url_for(".signup", library=lib.slug),
+    )  # fmt: skip
 
 
 def _signup_form(
@@ -567,7 +570,9 @@ def unsubscribe_undo(token: str) -> str | tuple[str, int]:
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
     mailer.after_signup(db.session, subject, result)
     db.session.commit()
-    return render_template("public/signup_sent.html", library=subject.library)
+    return render_template(
+        "public/signup_sent.html", library=subject.library, email=subject.email, again_url=None
+    )
 
 
 def _unsubscribe_target(token: str) -> tuple[Subject, Purpose]:
