@@ -100,7 +100,7 @@ DEFAULTS: dict[str, Any] = {
     "LOG_FORMAT": "text",
     # /metrics answers these networks (CIDR), and anyone with METRICS_TOKEN as a bearer token.
     "METRICS_ALLOWED_NETWORKS": ["127.0.0.1/32", "::1/128"],
-    "METRICS_TOKEN": "",
+    "METRICS_TOKEN": NOT_SET,
     # /readyz is not ready when no worker has been seen for this many seconds.
     "READY_WORKER_SECONDS": 300,
 }
