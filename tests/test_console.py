@@ -296,9 +296,17 @@ def test_only_admins_look_after_several_libraries(app):
 
 def test_admin_starts_a_new_library(app):
     client, _ = two_library_admin(app)
+    # On a page of its own, linked from the settings; no longer a form on the settings page.
+    settings = client.get("/admin/library").get_data(as_text=True)
+    assert '<a href="/admin/libraries/new">Een nieuwe bibliotheek</a>' in settings
+    assert 'action="/admin/libraries"' not in settings
+    form = client.get("/admin/libraries/new").get_data(as_text=True)
+    assert "<h1>Een nieuwe bibliotheek</h1>" in form and 'action="/admin/libraries"' in form
     taken = post(client, "/admin/libraries", name="Nog een Borne", slug="borne")
     assert taken.status_code == 400
-    assert "niet in gebruik" in taken.get_data(as_text=True)
+    page = taken.get_data(as_text=True)
+    assert "niet in gebruik" in page and "<h1>Een nieuwe bibliotheek</h1>" in page
+    assert 'value="Nog een Borne"' in page  # what was typed stays
     reserved = post(client, "/admin/libraries", name="Beheer", slug="admin")
     assert reserved.status_code == 400
     done = post(client, "/admin/libraries", name="Bibliotheek Hengelo", slug="hengelo")

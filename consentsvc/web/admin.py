@@ -37,7 +37,6 @@ from werkzeug.wrappers import Response
 
 from .. import clients, ledger, libraries, mailer, metrics, outbox, staff
 from ..config import LANGUAGES
-from ..demo import setup_library
 from ..extensions import db, htmx, limiter, login_manager
 from ..ledger import Channel, LedgerError, Proof
 from ..models import (
@@ -967,7 +966,7 @@ def _account_page(**extra: Any) -> str:
     )  # fmt: skip
 
 
-# -- libraries: settings, switching, adding ---------------------------------------------------
+# -- libraries: settings and switching (a new library: console_new_library.py) ------------
 
 SETTINGS_ERRORS = {
     "name": _l("Give the library's name."),
@@ -1037,36 +1036,9 @@ def switch_library() -> Response:
     return redirect(url_for(".search"), 303)
 
 
-@bp.post("/libraries")
-@roles(*ADMIN)
-def add_library() -> Response | str | tuple[str, int]:
-    """Start a new library with the standard purposes; you look after it from then on."""
-    form = request.form
-    try:
-        slug = libraries.check_slug(db.session, form.get("slug", "").strip().lower())
-        settings = libraries.parse(
-            name=form.get("name", ""), colour=form.get("colour") or libraries.DEFAULT_COLOUR,
-            origins=[], default_language="nl", pause_until_reconfirmed=True,
-            retention=libraries.DEFAULT_RETENTION,
-        )  # fmt: skip
-    except libraries.SettingsError as exc:
-        field = "new_" + exc.field
-        return _library_page(errors={field: SETTINGS_ERRORS[exc.field]}, new_form=form), 400
-    library = setup_library(db.session, slug, settings.name, colour=settings.colour)
-    staff.add_library(current_user, library)
-    staff.audit(db.session, current_user, "library.add", library=library, detail=slug)
-    _audit("library.add", detail=slug)
-    db.session.commit()
-    session["library_id"] = library.id
-    return redirect(url_for(".library_settings", done="added"), 303)
-
-
-def _library_page(
-    errors: dict[str, str] | None = None, form: Any = None, new_form: Any = None
-) -> str:
+def _library_page(errors: dict[str, str] | None = None, form: Any = None) -> str:
     return render_template(
         "admin/library.html", categories=libraries.RETENTION_CATEGORIES,
         retention=libraries.retention_of(g.library),
         languages=LANGUAGES, done=request.args.get("done"), errors=errors or {}, form=form,
-        new_form=new_form or {},
     )  # fmt: skip
