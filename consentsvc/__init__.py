@@ -81,6 +81,8 @@ def register_blueprints(app: Flask) -> None:
         console_library,  # noqa: F401
         console_mandates,  # noqa: F401
         console_minors,  # noqa: F401
+        console_new_library,  # noqa: F401 - a new library's page
+        console_reports,  # noqa: F401 - the charts and their numbers
         console_statement,  # noqa: F401 - the privacy-statement page
         guardian,  # noqa: F401
         logo,

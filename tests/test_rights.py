@@ -92,6 +92,10 @@ MATRIX = [
     ("post", "/admin/library/logo", ADMIN),
     ("post", "/admin/library/logo/remove", ADMIN),
     ("post", "/admin/libraries", ADMIN),
+    ("get", "/admin/libraries/new", ADMIN),
+    ("get", "/admin/reports", ACCOUNTS),
+    ("get", "/admin/reports/{report}.svg", ACCOUNTS),
+    ("get", "/admin/reports/{report}.csv", ACCOUNTS),
     ("get", "/admin/account", EVERYONE),
     ("post", "/admin/account/password", EVERYONE),
     ("post", "/admin/account/code", EVERYONE),
@@ -145,6 +149,7 @@ def matrix_ids(app):
         db.session.commit()
         return {
             "client": client.id, "endpoint": endpoint.id, "staff": colleague.id,
+            "report": "signups",
             "mandate": mandate.id, "receipt": "00000000-0000-5000-8000-000000000000",
         }  # fmt: skip
 

@@ -297,7 +297,7 @@ def every_url(app, token_urls):
             "client_id": _client.id, "staff_id": staff_id, "endpoint_id": endpoint.id,
             "provider": "postmark", "key": key, "email": subject.email,
             "filename": "css/site.css", "mandate_id": mandate_id, "receipt": receipt,
-            "decision_id": decision.id,
+            "decision_id": decision.id, "report": "signups",
         }  # fmt: skip
     urls = []
     for rule in app.url_map.iter_rules():

@@ -423,6 +423,8 @@ CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "staff": (ADMIN, _at("/admin/staff")),
     "library": (ADMIN, _at("/admin/library")),
     "retention": (OFFICER, _at("/admin/retention")),
+    "reports": (OFFICER, _at("/admin/reports")),
+    "new_library": (ADMIN, _at("/admin/libraries/new")),
     "import": (ADMIN, _at("/admin/import")),
     "import_preview": (ADMIN, console_import_preview),
     "privacy_statement": (ADMIN, _at("/admin/privacy-statement")),
