@@ -118,39 +118,62 @@ def report_csv(report: str) -> Response:
 def _one(key: str) -> Shown:
     if key not in REPORTS:
         abort(404)
-    return next(s for s in _all() if s.key == key)
+    return _build({key})[0]
 
 
 def _all() -> list[Shown]:
+    return _build(set(REPORTS))
+
+
+def _build(keys: set[str]) -> list[Shown]:
+    """The reports asked for, each query made only if one of them needs it: a chart image
+    or a CSV asks for one, and on a million people each query takes a second or two."""
     library = g.library
     months = reports.last_months(local_today())
+    # The purposes a person consents to (legitimate interest has no consent to count).
+    given = [p for p in library.purposes if p.legal_basis == LegalBasis.CONSENT]
+    purposes = {p.id: _title(p) for p in given}
+    newsletter = next((p.id for p in library.purposes if p.code == "newsletter"), 0)
     with reading_only():
-        # The purposes a person consents to (legitimate interest has no consent to count).
-        given = [p for p in library.purposes if p.legal_basis == LegalBasis.CONSENT]
-        purposes = {p.id: _title(p) for p in given}
-        events = reports.event_counts(db.session, library.id, months)
-        newsletter = next((p.id for p in library.purposes if p.code == "newsletter"), 0)
-        consent = reports.people_with_consent(db.session, library.id, months, purposes)
-        suppressed = reports.suppressions_by_reason(db.session, library.id)
+        events = (
+            reports.event_counts(db.session, library.id, months)
+            if keys & {"signups", "withdrawals", "new"}
+            else []
+        )
+        consent = (
+            reports.people_with_consent(db.session, library.id, months, purposes)
+            if "consent" in keys
+            else None
+        )
+        suppressed = (
+            reports.suppressions_by_reason(db.session, library.id) if "suppressions" in keys else {}
+        )
         db.session.rollback()
-    withdrawals = reports.withdrawals_by_channel(events, months)
-    new = reports.new_consents(events, months, purposes)
-    reasons = list(suppressed)
-    suppression_table = reports.Table(
-        [str(REASON_LABELS.get(r, r)) for r in reasons], [_("Addresses")],
-        {_("Addresses"): [suppressed[r] for r in reasons]},
-    )  # fmt: skip
-    return [
-        Shown("consent", str(REPORTS["consent"]), consent, consent.series, "line"),
-        Shown("signups", str(REPORTS["signups"]),
-              reports.signups_and_confirmations(events, months, newsletter),
-              [str(SERIES_LABELS["signups"]), str(SERIES_LABELS["confirmations"])], "bar"),
-        Shown("withdrawals", str(REPORTS["withdrawals"]), withdrawals,
-              [str(SERIES_LABELS[s]) for s in withdrawals.series], "stacked"),
-        Shown("new", str(REPORTS["new"]), new, new.series, "bar"),
-        Shown("suppressions", str(REPORTS["suppressions"]), suppression_table,
-              suppression_table.series, "horizontal"),
-    ]  # fmt: skip
+    shown = []
+    if consent is not None:
+        shown.append(Shown("consent", str(REPORTS["consent"]), consent, consent.series, "line"))
+    if "signups" in keys:
+        table = reports.signups_and_confirmations(events, months, newsletter)
+        labels = [str(SERIES_LABELS["signups"]), str(SERIES_LABELS["confirmations"])]
+        shown.append(Shown("signups", str(REPORTS["signups"]), table, labels, "bar"))
+    if "withdrawals" in keys:
+        table = reports.withdrawals_by_channel(events, months)
+        labels = [str(SERIES_LABELS[s]) for s in table.series]
+        shown.append(Shown("withdrawals", str(REPORTS["withdrawals"]), table, labels, "stacked"))
+    if "new" in keys:
+        table = reports.new_consents(events, months, purposes)
+        shown.append(Shown("new", str(REPORTS["new"]), table, table.series, "bar"))
+    if "suppressions" in keys:
+        reasons = list(suppressed)
+        column = str(_("Addresses"))
+        table = reports.Table(
+            [str(REASON_LABELS.get(r, r)) for r in reasons], [column],
+            {column: [suppressed[r] for r in reasons]},
+        )  # fmt: skip
+        shown.append(
+            Shown("suppressions", str(REPORTS["suppressions"]), table, [column], "horizontal")
+        )
+    return shown
 
 
 def _title(purpose: object) -> str:
