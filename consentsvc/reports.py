@@ -74,7 +74,7 @@ def event_counts(
     """(month, purpose id, action, channel, count) of the library's events in these months."""
     month = _month(session, "occurred_at")
     query = text(
-        f"SELECT {month} AS m, purpose_id, action, channel, count(*) FROM consent_event"  # noqa: S608 - no input in it
+        f"SELECT {month} AS m, purpose_id, action, channel, count(*) FROM consent_event"  # noqa: S608 - no input in it  # nosec B608
         " WHERE library_id = :library AND occurred_at >= :since"
         " GROUP BY m, purpose_id, action, channel"
     )
@@ -134,7 +134,7 @@ def people_with_consent(
     """
     month = _month(session, "occurred_at")
     query = text(
-        f"SELECT CASE WHEN m < :first THEN '' ELSE m END AS bucket, purpose_id, sum(delta)"  # noqa: S608 - no input in it
+        f"SELECT CASE WHEN m < :first THEN '' ELSE m END AS bucket, purpose_id, sum(delta)"  # noqa: S608 - no input in it  # nosec B608
         f" FROM (SELECT {month} AS m, purpose_id,"
         "  CASE WHEN action = 'granted' AND coalesce(previous, '') <> 'granted' THEN 1"
         "       WHEN action <> 'granted' AND previous = 'granted' THEN -1 ELSE 0 END AS delta"
