@@ -49,23 +49,21 @@ def _base_url(cfg: Any, production: bool) -> Finding:
 
 
 def _database(app: Flask) -> Finding:
-    from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
+    from .database import schema_behind
     from .extensions import db
-    from .web.health import _migrations
 
     with app.app_context():
         try:
-            db.session.execute(text("SELECT 1"))
-            at_head = _migrations()
+            behind = schema_behind(db.session)
         except SQLAlchemyError as exc:
             return Finding(FAIL, "database", f"does not answer ({type(exc).__name__})")
         finally:
             db.session.remove()
     dialect = app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0]
-    if at_head != "ok":
-        return Finding(FAIL, "database", at_head)
+    if behind:
+        return Finding(FAIL, "database", behind)
     return Finding(OK, "database", f"{dialect} answers, migrations at head")
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import cache
 from typing import Any, TypeVar
 
+from alembic.script import ScriptDirectory
 from flask import current_app, has_request_context, request
 from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Blueprints whose GET requests also write (see _begin).
@@ -191,3 +195,28 @@ def refuse_changes_ddl(table: Any, connection: Any, **_kw: Any) -> None:
     for statement in append_only_sql(connection.dialect.name, table.name):
         # text(), as the migration's op.execute does: it escapes the % for psycopg.
         connection.execute(text(statement))
+
+
+@cache
+def _code_head() -> str | None:
+    # Read once per process: the migrations in the package do not change while it runs.
+    from . import MIGRATIONS
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def schema_behind(session: Session) -> str | None:
+    """None when the database's migrations are at the code's head, else what to do.
+
+    For /readyz and `consentsvc check-config`; a database that does not answer raises.
+    """
+    try:
+        at = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        session.rollback()
+        session.execute(text("SELECT 1"))  # no revision table, or no database at all
+        at = None
+    if at == _code_head():
+        return None
+    at = at or "no revision"
+    return f"database at {at}, the code needs {_code_head()}: run consentsvc db upgrade"

@@ -22,7 +22,7 @@ from .. import reports
 from ..database import reading_only
 from ..extensions import db
 from ..ledger import current_text
-from ..models import LegalBasis, StaffRole, local_today
+from ..models import LegalBasis, Purpose, StaffRole, local_today
 from .admin import bp, roles
 from .i18n import current_language
 
@@ -176,9 +176,9 @@ def _build(keys: set[str]) -> list[Shown]:
     return shown
 
 
-def _title(purpose: object) -> str:
-    text = current_text(purpose, current_language())  # type: ignore[arg-type]
-    return text.title if text else purpose.code  # type: ignore[attr-defined]
+def _title(purpose: Purpose) -> str:
+    text = current_text(purpose, current_language())
+    return text.title if text else purpose.code
 
 
 def _chart(shown: Shown) -> str:

@@ -3,16 +3,15 @@ balancer send it members: database, migrations at head, catalogues, a worker ali
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
-from alembic.script import ScriptDirectory
 from flask import Blueprint, current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import MIGRATIONS, heartbeat
+from .. import heartbeat
 from ..config import LANGUAGES
+from ..database import schema_behind
 from ..extensions import db
 from ..models import utcnow
 
@@ -35,7 +34,7 @@ def readyz() -> tuple[dict[str, object], int]:
     try:
         db.session.execute(text("SELECT 1"))
         checks["database"] = "ok"
-        checks["migrations"] = _migrations()
+        checks["migrations"] = schema_behind(db.session) or "ok"
         checks["worker"] = _worker()
     except SQLAlchemyError:
         db.session.rollback()
@@ -43,23 +42,6 @@ def readyz() -> tuple[dict[str, object], int]:
     checks["catalogues"] = _catalogues()
     ready = all(value == "ok" for value in checks.values())
     return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
-
-
-@cache
-def _head() -> str | None:
-    # Read once per process: the migrations in the package do not change while it runs.
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
-
-
-def _migrations() -> str:
-    try:
-        at = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except SQLAlchemyError:
-        db.session.rollback()
-        at = None
-    if at == _head():
-        return "ok"
-    return f"database at {at or 'no revision'}, the code needs {_head()}: run consentsvc db upgrade"
 
 
 def _worker() -> str:

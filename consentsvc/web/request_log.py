@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
+from ..libraries import SLUG
 from .security import redact
 
 FORMATS = ("text", "json")
@@ -27,7 +28,6 @@ FORMATS = ("text", "json")
 # looks like one; anything else is replaced, so a log line never carries what a client wrote.
 INCOMING_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 REQUESTS = logging.getLogger("consentsvc.request")
-SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
 class JsonLines(logging.Formatter):
@@ -81,7 +81,7 @@ def _fields(response: Response, request_id: str) -> dict[str, Any]:
     started = g.get("request_started", time.perf_counter())
     library = (request.view_args or {}).get("library")
     # Only what looks like a slug: the segment is whatever the client typed there.
-    if not isinstance(library, str) or not SLUG.fullmatch(library):
+    if not isinstance(library, str) or not SLUG.match(library):
         library = None
     return {
         "request_id": request_id,
