@@ -81,6 +81,7 @@ def register_blueprints(app: Flask) -> None:
         console_library,  # noqa: F401
         console_mandates,  # noqa: F401
         console_minors,  # noqa: F401
+        console_nav,  # noqa: F401 - the console's navigation
         console_new_library,  # noqa: F401 - a new library's page
         console_reports,  # noqa: F401 - the charts and their numbers
         console_statement,  # noqa: F401 - the privacy-statement page
@@ -88,6 +89,7 @@ def register_blueprints(app: Flask) -> None:
         logo,
         member_mandates,  # noqa: F401
         member_receipts,  # noqa: F401 - the member's receipts, on public.bp
+        staff_words,  # noqa: F401 - the ledger's codes in staff words, for the console
     )
     from .web import statement as member_statement
 

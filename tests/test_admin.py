@@ -238,10 +238,10 @@ def test_staff_see_purposes_by_the_names_members_know(app):
     client = log_in(app, "desk")
     subject_id = person(app)
     dutch = client.get(f"/admin/subjects/{subject_id}").get_data(as_text=True)
-    assert "<h3>Nieuwsbrief <span" in dutch
+    assert '<span class="state-purpose">Nieuwsbrief</span>' in dutch
     assert '<option value="direct_marketing">Aanbiedingen voor leden</option>' in dutch
     english = client.get(f"/admin/subjects/{subject_id}?lang=en").get_data(as_text=True)
-    assert "<h3>Newsletter <span" in english
+    assert '<span class="state-purpose">Newsletter</span>' in english
 
 
 # -- how a staff session ends ----------------------------------------------------------------

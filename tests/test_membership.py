@@ -508,7 +508,7 @@ def test_the_console_shows_member_since_and_the_end(app):
     ahead = with_membership(app, "piet@example.nl", end=ledger.local_today() + timedelta(days=30))
     desk = log_in(app, "desk")
     page = desk.get(f"/admin/subjects/{ended}").get_data(as_text=True)
-    assert "Pas 2100001" in page
+    assert "<dt>Bibliotheekpas</dt><dd>2100001" in page
     assert "Lid sinds 1 maart 2020 · lidmaatschap beëindigd op 31 december 2025" in page
     page = desk.get(f"/admin/subjects/{running}").get_data(as_text=True)
     assert "Lid sinds 1 maart 2020" in page and "lidmaatschap" not in page

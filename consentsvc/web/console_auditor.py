@@ -7,7 +7,6 @@ unknown address too) and words the ledger's codes for staff.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from flask import abort, current_app, g, redirect, render_template, request, url_for
@@ -19,7 +18,7 @@ from werkzeug.wrappers import Response
 from .. import ledger, receipts
 from ..extensions import db
 from ..models import StaffRole, Subject, utcnow
-from .admin import HOW, _audit, _subject, bp, roles
+from .admin import _audit, _subject, bp, roles
 from .forms import as_id
 from .member_receipts import receipt_file
 
@@ -27,74 +26,11 @@ AUDITORS = (StaffRole.PRIVACY_OFFICER, StaffRole.ADMIN)
 # The audit trail's name for a look at a person through this page.
 AUDIT_ACTION = "auditor_view"
 
-# The ledger's codes in staff words (the member pages have their own, in the member's).
-STATUS = {
-    None: _l("No consent: never asked"),
-    "pending": _l("Signed up, not confirmed: no mail"),
-    "granted": _l("Consent given"),
-    "withdrawn": _l("Consent withdrawn"),
-    "objected": _l("Objected"),
-    "reconfirm_requested": _l("Asked to agree to a new text"),
-    "erased": _l("Erased"),
-}
-ACTION = {
-    "requested": _l("Signed up (waiting for confirmation)"),
-    "granted": _l("Consent given"),
-    "withdrawn": _l("Consent withdrawn"),
-    "objected": _l("Objected"),
-    "reconfirm_requested": _l("Asked to agree to a new text"),
-    "erased": _l("Erased"),
-}
-CHANNEL = {
-    "web_form": _l("Signup form on the website"),
-    "email_link": _l("Link in a mail from the service"),
-    "one_click": _l("One-click unsubscribe in the mail program"),
-    "unsubscribe_page": _l("Unsubscribe page"),
-    "preference_centre": _l("The member's mail settings"),
-    "staff": _l("Recorded by staff"),
-    "api": _l("The library's website or mail service (API)"),
-    "import": _l("Imported list from an old system"),
-    "provider_unsubscribe": _l("Unsubscribe reported by the mail service"),
-    "provider_complaint": _l("Spam complaint reported by the mail service"),
-    "provider_bounce": _l("Hard bounce reported by the mail service"),
-    "retention": _l("Retention: the period for keeping data had passed"),
-    "family": _l("A family member with access"),
-}
-SUPPRESSION = {
-    "complaint": _l("spam complaint"),
-    "hard_bounce": _l("hard bounce"),
-    "erased": _l("erased"),
-}
-EVIDENCE_DETAILS = {
-    "how": _l("How"),
-    "note": _l("Note"),
-    "client": _l("API key"),
-    "identification": _l("Identification"),
-    "confirmed_by": _l("Confirmed by"),
-    "guardian_fingerprint": _l("Guardian (fingerprint of the address)"),
-    "retention": _l("Retention category"),
-    "language": _l("Language"),
-    "file": _l("File"),
-    "sha256": _l("SHA-256 of the file"),
-    "line": _l("Line"),
-}
 MOMENT_ERRORS = {
     "day": _l("Give the date as dd-mm-yyyy, for example 03-03-2026."),
     "time": _l("Give the time as hh:mm, for example 14:30, or leave it empty for the whole day."),
     "future": _l("Choose a moment that has passed: this page shows what held then."),
 }
-
-
-@bp.context_processor
-def _auditor_words() -> dict[str, Any]:
-    return {
-        "auditor_status": STATUS,
-        "auditor_action": ACTION,
-        "auditor_channel": CHANNEL,
-        "auditor_suppression": SUPPRESSION,
-        "auditor_details": EVIDENCE_DETAILS,
-        "auditor_how": HOW,
-    }
 
 
 @bp.get("/auditor")

@@ -296,6 +296,12 @@ def log_in(page: Page, email: str, password: str = STAFF_PASSWORD) -> None:
     page.wait_for_selector("#q")
 
 
+def open_action(page: Page, name: str) -> None:
+    """Unfold one of the actions on a person's page (each is folded away until needed)."""
+    page.click(f"#act-{name} > summary")
+    page.wait_for_selector(f"#act-{name}[open]")
+
+
 def submit(page: Page, form: str, until: str) -> None:
     """Press the submit button of a form and wait for the element that shows it worked."""
     page.click(f"{form} button[type=submit]")

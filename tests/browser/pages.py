@@ -15,7 +15,7 @@ from sqlalchemy import select
 from consentsvc import ledger
 from consentsvc.models import PrivacyStatement, SepaMandate, Subject
 
-from .live import STAFF_PASSWORD, LiveService, submit
+from .live import STAFF_PASSWORD, LiveService, open_action, submit
 
 Opener = Callable[[LiveService, Page, str], None]
 
@@ -300,6 +300,7 @@ def _person_id(live: LiveService, address: str) -> int:
 def console_mandate_errors(live: LiveService, page: Page, lang: str) -> None:
     """A person's page after "record a mandate" refused an IBAN with wrong check digits."""
     console_subject(live, page, lang)
+    open_action(page, "mandate")
     form = "form[action$='/mandates']"
     for field, value in {
         "#mandate_reference": "BORNE-TEST-1", "#mandate_creditor_id": "NL28ZZZ401234560000",
@@ -344,6 +345,7 @@ def console_subject(live: LiveService, page: Page, lang: str) -> None:
 
 def console_subject_errors(live: LiveService, page: Page, lang: str) -> None:
     console_subject(live, page, lang)
+    open_action(page, "export")
     # Past the browser's own check of `required`, to see the service's error summary.
     page.locator("form[action$='/export']").evaluate("form => { form.noValidate = true; }")
     submit(page, "form[action$='/export']", ".error-summary")
@@ -351,6 +353,7 @@ def console_subject_errors(live: LiveService, page: Page, lang: str) -> None:
 
 def console_export(live: LiveService, page: Page, lang: str) -> None:
     console_subject(live, page, lang)
+    open_action(page, "export")
     page.fill("#export-identification", "Pas gezien")
     submit(page, "form[action$='/export']", "dl.facts")
 
@@ -358,6 +361,7 @@ def console_export(live: LiveService, page: Page, lang: str) -> None:
 def console_erased(live: LiveService, page: Page, lang: str) -> None:
     member, _ = live.new_member("wissen")
     go(page, f"/admin/subjects/{member.subject_id}", lang)
+    open_action(page, "erase")
     page.fill("#erase-identification", "Pas gezien")
     page.check("#confirm")
     submit(page, "form[action$='/erase']", "main [role=status]")

@@ -7,7 +7,7 @@ from consentsvc import ledger
 from consentsvc.models import ApiClient, AuditEntry, ConsentEvent, StaffUser
 
 from .conftest import Contexts
-from .live import STAFF_PASSWORD, LiveService, submit
+from .live import STAFF_PASSWORD, LiveService, open_action, submit
 from .test_accessibility import violations
 
 # Demo members (consentsvc.demo.seed_people): numbers 1 and 2 get the newsletter only, 3
@@ -65,12 +65,13 @@ def test_privacy_officer_records_an_objection(live: LiveService, contexts: Conte
     assert audited(live, "view", person_id(live, OBJECTOR)) == officer
     assert live.states(OBJECTOR)["direct_marketing"] is None
 
+    open_action(page, "stop")
     page.select_option("#stop-purpose", "direct_marketing")
     page.check("#objection")
     page.fill("#stop-note", "Belde op 12 mei, wil geen aanbiedingen meer")
     submit(page, "form[action$='/stop']", "[role=status]:text-is('Opgeslagen.')")
-    status = page.locator(".purpose", has_text="direct_marketing").locator(".status")
-    expect(status).to_contain_text("Uit (je hebt bezwaar gemaakt)")
+    state = page.locator("#consents .state", has_text="Aanbiedingen voor leden")
+    expect(state.locator(".state-word")).to_have_text("Bezwaar gemaakt")
     assert live.states(OBJECTOR)["direct_marketing"] == "objected"
     assert audited(live, "objection", person_id(live, OBJECTOR)) == officer
 
@@ -78,6 +79,7 @@ def test_privacy_officer_records_an_objection(live: LiveService, contexts: Conte
 def test_privacy_officer_exports_everything_held(live: LiveService, contexts: Contexts):
     page = contexts.staff_page("privacy_officer")
     open_person(page, EXPORTED)
+    open_action(page, "export")
     page.fill("#export-identification", "Pas en geboortedatum gezien")
     submit(page, "form[action$='/export']", f"h1:has-text('{EXPORTED}')")
     expect(page.locator("dl.facts")).to_contain_text(EXPORTED)
@@ -91,6 +93,7 @@ def test_privacy_officer_erases_a_person(live: LiveService, contexts: Contexts):
     page = contexts.staff_page("privacy_officer")
     erased_id = person_id(live, ERASED)
     open_person(page, ERASED)
+    open_action(page, "erase")
     page.fill("#erase-identification", "Pas gezien aan de balie")
     page.check("#confirm")
     submit(page, "form[action$='/erase']", "main [role=status]")
@@ -112,6 +115,7 @@ def test_desk_records_consent_given_at_the_desk(live: LiveService, contexts: Con
     expect(page.locator("form[action$='/erase']")).to_have_count(0)  # not for the desk
 
     # Choosing the purpose is choosing its current text in the member's language.
+    open_action(page, "consent")
     page.select_option("#text", label="Nieuwsbrief — Nederlands, versie 1 (huidig)")
     page.check("#how-desk")
     page.fill("#note", "Aan de balie gevraagd, tekst voorgelezen")
@@ -181,6 +185,7 @@ def test_desk_consent_keeps_every_input_on_an_error_and_a_reload_records_nothing
     subject_id = person_id(live, BY_PHONE)
     assert live.states(BY_PHONE)["direct_marketing"] is None
     offers = "Aanbiedingen voor leden — Nederlands, versie 1 (huidig)"
+    open_action(page, "consent")
     page.select_option("#text", label=offers)
     page.check("#how-phone")
     # Past the browser's own check of `required`: the service's answer is what counts.
