@@ -105,6 +105,10 @@ class Settings:
     legitimate_interest: str = LegitimateInterest.OPT_IN
 
 
+# WCAG 2.1 AA for normal text: white on the library's colour must reach this ratio.
+MINIMUM_CONTRAST = 4.5
+
+
 def contrast_with_white(colour: str) -> float:
     """WCAG contrast ratio of white text on this colour (buttons and the header use it)."""
 
@@ -122,7 +126,7 @@ def check_colour(colour: str) -> str:
     colour = colour.strip().lower()
     if not COLOUR.match(colour):
         raise SettingsError("colour", "format", "the colour must look like #1f4e79")
-    if contrast_with_white(colour) < 4.5:
+    if contrast_with_white(colour) < MINIMUM_CONTRAST:
         raise SettingsError("colour", "contrast", "white text on this colour is hard to read")
     return colour
 

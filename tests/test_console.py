@@ -6,7 +6,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from consentsvc import ledger, staff
+from consentsvc import ledger, libraries, staff
 from consentsvc.extensions import db
 from consentsvc.libraries import DEFAULT_RETENTION, RETENTION_CATEGORIES
 from consentsvc.models import AuditEntry, Library, StaffUser, WebhookEndpoint
@@ -199,8 +199,10 @@ def test_wrong_settings_change_nothing(app):
     admin = log_in(app, "admin")
     before = library_row(app)
     cases = [
-        ({"colour": "#ffeeaa"}, "donker genoeg"),  # white text on it would be unreadable
+        # White text on it would be unreadable: the figure, and what to do.
+        ({"colour": "#ffeeaa"}, "Witte tekst op #ffeeaa heeft een contrast van 1,2 : 1."),
         ({"colour": "rood"}, "donker genoeg"),
+        ({"colour": " "}, "Vul de kleur van de bibliotheek in"),
         ({"origins": "https://ok.example.nl\nwww.zonder-schema.nl"}, "een per regel"),
         ({"origins": "https://example.nl/pad"}, "een per regel"),
         ({"origins": "https://[::1"}, "een per regel"),
@@ -226,6 +228,21 @@ def test_wrong_settings_change_nothing(app):
         before.allowed_origins,
         before.retention,
     )
+
+
+def test_the_colour_setting_shows_a_preview_with_its_contrast(app):
+    admin = log_in(app, "admin")
+    page = admin.get("/admin/library").get_data(as_text=True)
+    colour = library_row(app).colour
+    figure = f"{libraries.contrast_with_white(colour):.1f}".replace(".", ",")
+    preview = page[page.index('id="colour-preview"') : page.index("</figure>")]
+    assert f'<strong class="contrast-figure">{figure} : 1</strong>' in preview
+    assert "genoeg voor witte tekst" in preview and "Bibliotheek Borne" in preview
+    # The picker is there for JavaScript to show; the text field is what is sent.
+    assert '<input type="color" id="colour-picker" value="' + colour + '"' in page
+    assert 'name="colour"' not in page[page.index('id="colour-picker"') - 40 :][:200]
+    english = admin.get("/admin/library?lang=en").get_data(as_text=True)
+    assert f"{figure.replace(',', '.')} : 1" in english and "enough for white text" in english
 
 
 def two_library_admin(app):

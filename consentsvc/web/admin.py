@@ -9,6 +9,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -26,7 +27,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_datetime
+from flask_babel import format_datetime, format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
@@ -981,6 +982,23 @@ SETTINGS_ERRORS = {
 }
 
 
+def _settings_error(exc: libraries.SettingsError, form: Any) -> str:
+    """The message for a refused setting; for the colour, empty, unreadable and too light
+    are told apart, the last with its contrast figure."""
+    if exc.field == "colour":
+        typed = form.get("colour", "").strip()
+        if not typed:
+            return _("Give the library's colour, like #1f4e79.")
+        if exc.code == "contrast":
+            figure = format_decimal(libraries.contrast_with_white(typed), "0.0")
+            return _(
+                "White text on %(colour)s has a contrast of %(figure)s : 1, less than the "
+                "4.5 : 1 it needs to be readable. Choose a darker colour.",
+                colour=typed, figure=figure,
+            )  # fmt: skip
+    return str(SETTINGS_ERRORS[exc.field])
+
+
 @bp.get("/library")
 @roles(*ADMIN)
 def library_settings() -> str:
@@ -1004,7 +1022,7 @@ def save_library_settings() -> Response | str | tuple[str, int]:
             legitimate_interest=form.get("legitimate_interest", ""),
         )
     except libraries.SettingsError as exc:
-        return _library_page(errors={exc.field: SETTINGS_ERRORS[exc.field]}, form=form), 400
+        return _library_page(errors={exc.field: _settings_error(exc, form)}, form=form), 400
     # Who approves direct-debit mandates (see web/console_mandates.py); kept when not sent.
     approval = form.get("mandate_approval", g.library.mandate_approval)
     if approval not in ledger.MANDATE_APPROVALS:
@@ -1041,4 +1059,17 @@ def _library_page(errors: dict[str, str] | None = None, form: Any = None) -> str
         "admin/library.html", categories=libraries.RETENTION_CATEGORIES,
         retention=libraries.retention_of(g.library),
         languages=LANGUAGES, done=request.args.get("done"), errors=errors or {}, form=form,
+        contrast=_contrast(g.library.colour),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Contrast:
+    figure: str  # in the page's language: "8,2" on a Dutch page
+    enough: bool
+
+
+def _contrast(colour: str) -> Contrast:
+    """White text on the library's saved colour, as the settings page shows it."""
+    ratio = libraries.contrast_with_white(colour)
+    return Contrast(format_decimal(ratio, "0.0"), ratio >= libraries.MINIMUM_CONTRAST)

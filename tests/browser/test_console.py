@@ -7,7 +7,7 @@ from consentsvc import ledger
 from consentsvc.models import ApiClient, AuditEntry, ConsentEvent, StaffUser
 
 from .conftest import Contexts
-from .live import STAFF_PASSWORD, LiveService, open_action, submit
+from .live import STAFF_PASSWORD, LiveService, log_in, open_action, submit
 from .test_accessibility import violations
 
 # Demo members (consentsvc.demo.seed_people): numbers 1 and 2 get the newsletter only, 3
@@ -247,3 +247,35 @@ def revoked(live: LiveService, client_id: int) -> bool:
         client = session.get(ApiClient, client_id)
         assert client is not None
         return client.revoked_at is not None
+
+
+def test_the_colour_preview_follows_what_is_typed(live: LiveService, contexts: Contexts):
+    page = contexts.staff_page("admin")
+    page.goto("/admin/library")
+    preview = page.locator("#colour-preview")
+    expect(page.locator("#colour-picker")).to_be_visible()  # shown by site.js
+    page.fill("#colour", "#ffeeaa")
+    expect(preview.locator(".contrast-figure")).to_have_text("1,2 : 1")
+    expect(preview.locator(".contrast-verdict")).to_have_text(
+        "te licht voor witte tekst: kies een donkerdere kleur"
+    )
+    page.fill("#colour", "#1f4e79")
+    expect(preview.locator(".contrast-figure")).to_have_text("8,7 : 1")
+    expect(preview).not_to_have_class("too-light")
+    band = preview.locator(".preview-page").evaluate("e => getComputedStyle(e).borderTopColor")
+    assert band == "rgb(31, 78, 121)"
+    # Nothing is saved by looking: the library keeps its colour until the form is sent.
+    with live.session() as session:
+        assert live.library(session).colour != "#ffeeaa"
+
+
+def test_the_librarys_colour_comes_along_with_the_login(live: LiveService, contexts: Contexts):
+    """htmx swaps in the body only: the colours must not stay the login page's neutral ones."""
+    page = contexts.page()
+    log_in(page, live.staff["privacy_officer"])
+    assert page.url.endswith("/admin/")
+    with live.session() as session:
+        colour = live.library(session).colour
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    header = page.locator("header.site").evaluate("e => getComputedStyle(e).borderTopColor")
+    assert header == f"rgb({red}, {green}, {blue})"

@@ -70,3 +70,67 @@
     }
   }
 })();
+
+/* The colour on the library's settings page: a picker beside the text field (only with
+   JavaScript, so hidden in the markup), and the preview and its contrast figure follow what
+   is typed or picked, before anything is saved. The figure is WCAG's contrast ratio of white
+   text, computed as libraries.contrast_with_white does on the server. */
+(function () {
+  "use strict";
+
+  var HEX = /^#[0-9a-fA-F]{6}$/;
+
+  function contrastWithWhite(hex) {
+    var channels = [1, 3, 5].map(function (i) {
+      var value = parseInt(hex.slice(i, i + 2), 16) / 255;
+      return value <= 0.03928 ? value / 12.92 : Math.pow((value + 0.055) / 1.055, 2.4);
+    });
+    var luminance = 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2];
+    return 1.05 / (luminance + 0.05);
+  }
+
+  function show(hex) {
+    var preview = document.getElementById("colour-preview");
+    if (!preview || !HEX.test(hex)) {
+      return;
+    }
+    var ratio = contrastWithWhite(hex);
+    preview.style.setProperty("--brand", hex);
+    var figure = preview.querySelector(".contrast-figure");
+    var verdict = preview.querySelector(".contrast-verdict");
+    var language = document.documentElement.lang || "nl";
+    figure.textContent =
+      ratio.toLocaleString(language, { minimumFractionDigits: 1, maximumFractionDigits: 1 }) +
+      " : 1";
+    verdict.textContent = ratio >= 4.5 ? preview.dataset.pass : preview.dataset.fail;
+    preview.classList.toggle("too-light", ratio < 4.5);
+  }
+
+  function setUp() {
+    var picker = document.getElementById("colour-picker");
+    var field = document.getElementById("colour");
+    if (picker && field) {
+      picker.hidden = false;
+      if (HEX.test(field.value.trim())) {
+        picker.value = field.value.trim().toLowerCase();
+        show(picker.value);
+      }
+    }
+  }
+
+  document.addEventListener("input", function (event) {
+    var target = event.target;
+    if (target.id === "colour") {
+      var typed = target.value.trim();
+      if (HEX.test(typed)) {
+        document.getElementById("colour-picker").value = typed.toLowerCase();
+        show(typed);
+      }
+    } else if (target.id === "colour-picker") {
+      document.getElementById("colour").value = target.value;
+      show(target.value);
+    }
+  });
+  document.addEventListener("DOMContentLoaded", setUp);
+  document.addEventListener("htmx:load", setUp);
+})();
