@@ -419,6 +419,7 @@ def erase(subject_id: int) -> Response | str | tuple[str, int]:
         subject=person, reason=identification,
     )  # fmt: skip
     db.session.commit()
+    titles = {purpose.code: purpose_title(purpose) for purpose in g.library.purposes}
     if result.erased:
         flash(_("The person's data and evidence are erased. The address is suppressed, so it "
                 "is never mailed again; the person can lift that by signing up anew."))  # fmt: skip
@@ -427,9 +428,10 @@ def erase(subject_id: int) -> Response | str | tuple[str, int]:
                 "stopped and the address is suppressed."))  # fmt: skip
         for code, until in result.kept.items():
             date = format_datetime(until, "d MMMM yyyy")
-            flash(_("%(purpose)s: kept until %(date)s", purpose=code, date=date))
+            flash(_("%(purpose)s: kept until %(date)s", purpose=titles.get(code, code), date=date))
     if result.withdrawn:
-        flash(_("Stopped: %(purposes)s", purposes=", ".join(result.withdrawn)))
+        stopped = ", ".join(titles.get(code, code) for code in result.withdrawn)
+        flash(_("Consent withdrawn for: %(purposes)s", purposes=stopped))
     return redirect(url_for(".subject", subject_id=person.id), 303)
 
 
