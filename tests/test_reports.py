@@ -101,7 +101,8 @@ def test_the_reports_page_charts_tables_and_csv_show_counts_only(app):
         assert "Aanmeldingen voor de nieuwsbrief en bevestigingen (double opt-in)" in page
         assert '<img src="/admin/reports/signups.svg"' in page
         assert (
-            '<th scope="row">2026-10</th><td class="number">1</td><td class="number">0</td>' in page
+            '<th scope="row"><time datetime="2026-10">okt 2026</time></th>'
+            '<td class="number">1</td><td class="number">0</td>' in page
         )
         for person in ("a@example.nl", "b@example.nl", "c@example.nl", "d@example.nl"):
             assert person not in page

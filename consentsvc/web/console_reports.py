@@ -11,9 +11,11 @@ import io
 import re
 import sys
 from dataclasses import dataclass
+from datetime import date
 
 import pygal
 from flask import Response, abort, g, render_template
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from pygal.style import Style
@@ -50,6 +52,7 @@ REASON_LABELS = {
     "complaint": _l("Spam complaint"),
     "unsubscribe": _l("Unsubscribed at the mailing service"),
     "manual": _l("Added by staff"),
+    "erased": _l("Person erased (kept only as a keyed hash)"),
 }
 # The console's own colours, dark enough for text beside them; never fetched from anywhere.
 CHART_STYLE = Style(
@@ -176,6 +179,13 @@ def _build(keys: set[str]) -> list[Shown]:
     return shown
 
 
+@bp.app_template_filter()
+def month_name(month: str) -> str:
+    """'2026-10' as staff read it ("okt 2026"); the CSV keeps the sortable form."""
+    year, number = month.split("-")
+    return format_date(date(int(year), int(number), 1), "MMM yyyy")
+
+
 def _title(purpose: Purpose) -> str:
     text = current_text(purpose, current_language())
     return text.title if text else purpose.code
@@ -191,7 +201,10 @@ def _chart(shown: Shown) -> str:
         legend_at_bottom=True, show_y_guides=True, x_label_rotation=0, truncate_legend=-1,
         print_values=False, margin=16, no_data_text=_("Nothing to count yet."),
     )  # fmt: skip
-    chart.x_labels = shown.table.months
+    chart.x_labels = (
+        shown.table.months if shown.kind == "horizontal" else
+        [month_name(m) for m in shown.table.months]
+    )  # fmt: skip
     for series, label in zip(shown.table.series, shown.labels, strict=True):
         chart.add(label, shown.table.values[series])
     # pygal writes its configuration as a script element even without scripts to load; an
