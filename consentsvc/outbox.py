@@ -197,6 +197,23 @@ def forget_address(session: Session, library_id: int, email: str) -> None:
             _forget_address(message)
 
 
+def endpoints_of(session: Session, library_id: int) -> list[WebhookEndpoint]:
+    """The library's webhook receivers, stopped ones too, oldest first."""
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.library_id == library_id)
+            .order_by(WebhookEndpoint.id)
+        )
+    )
+
+
+def find_endpoint(session: Session, library_id: int, endpoint_id: int) -> WebhookEndpoint | None:
+    """One of the library's receivers; another library's is not there for it."""
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    return endpoint if endpoint is not None and endpoint.library_id == library_id else None
+
+
 def endpoint_counts(session: Session, endpoint_id: int) -> dict[str, int]:
     """How many messages for an endpoint wait, were delivered, or were given up."""
     rows = session.execute(
