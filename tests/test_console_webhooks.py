@@ -9,9 +9,9 @@ import pytest
 import time_machine
 from sqlalchemy import select, update
 
-from consentsvc import clients, outbox
+from consentsvc import clients, ledger, outbox
 from consentsvc.extensions import db
-from consentsvc.models import ApiClient, AuditEntry, Library, OutboxMessage, utcnow
+from consentsvc.models import ApiClient, AuditEntry, Library, OutboxMessage, Subject, utcnow
 
 from .conftest import csrf_token
 from .test_admin import log_in
@@ -302,3 +302,23 @@ def test_keys_show_their_scope_and_last_use_in_words(app):
     assert "Report memberships from the library system." in english
     with app.app_context():
         assert db.session.scalar(select(ApiClient).where(ApiClient.name == "Brevo")) is not None
+
+
+def test_a_given_up_message_about_an_erased_person_stays_given_up(app, receiver):
+    receiver.secret = register(app, receiver.url, events=["consent.granted"])
+    subject_id = change_something(app)
+    message = give_up(app, receiver)
+    with app.app_context():
+        person = db.session.get(Subject, subject_id)
+        ledger.erase(
+            db.session, person, suppression_key=app.config["SUPPRESSION_KEY"],
+            actor="staff:1", identification="pas",
+        )  # fmt: skip
+        db.session.commit()
+    admin = log_in(app, "admin")
+    path = f"/admin/webhooks/{message.endpoint_id}/deliveries/{message.id}/redeliver"
+    refused = post(admin, path)
+    assert refused.status_code == 409
+    assert "de persoon is gewist" in refused.get_data(as_text=True)
+    [still] = messages(app)
+    assert still.dead_at is not None and "email" not in still.payload["data"]
