@@ -295,11 +295,11 @@ def test_keys_show_their_scope_and_last_use_in_words(app):
     assert "3 dagen geleden" in page
     assert "Nog nooit gebruikt" in page
     assert "Nieuwsbrief" in page and "newsletter, acquisitions" not in page
-    assert "Lidmaatschappen doorgeven vanuit het bibliotheeksysteem." in page
+    assert "Mag lidmaatschappen uit het bibliotheeksysteem doorgeven" in page
     assert key not in page and key not in english
     for words in ("today at 14:02", "yesterday at 13:30", "3 days ago", "Never used"):
         assert words in english
-    assert "Report memberships from the library system." in english
+    assert "May report memberships from the library system" in english
     with app.app_context():
         assert db.session.scalar(select(ApiClient).where(ApiClient.name == "Brevo")) is not None
 

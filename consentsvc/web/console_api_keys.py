@@ -98,7 +98,7 @@ def scope_of(client: ApiClient) -> list[str]:
               "and bounces, and look up a person's choices.", purposes=names)
         )  # fmt: skip
     if clients.MEMBERSHIP in client.scopes:
-        said.append(_("Report memberships from the library system."))
+        said.append(_("May report memberships from the library system"))
     return said
 
 
