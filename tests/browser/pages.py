@@ -303,6 +303,12 @@ def _person_id(live: LiveService, address: str) -> int:
         return subject.id
 
 
+def console_clients(live: LiveService, page: Page, lang: str) -> None:
+    """The API keys with one key on them (what it may do, never used)."""
+    live.api_key(["newsletter", "acquisitions"])
+    go(page, "/admin/clients", lang)
+
+
 def console_webhook_log(live: LiveService, page: Page, lang: str) -> None:
     """A receiver's log with a delivered message, a given-up one (its "send again" button)
     and one waiting for its next try."""
@@ -452,7 +458,7 @@ CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "erased": (OFFICER, console_erased),
     "audit": (OFFICER, _at("/admin/audit")),
     "account": ("desk", _at("/admin/account")),
-    "clients": (ADMIN, _at("/admin/clients")),
+    "clients": (ADMIN, console_clients),
     "webhooks": (ADMIN, _at("/admin/webhooks")),
     "webhook_log": (ADMIN, console_webhook_log),
     "purposes": (ADMIN, _at("/admin/purposes")),
