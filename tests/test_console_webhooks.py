@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from sqlalchemy import select, update
 
-from consentsvc import clients, ledger, outbox
+from consentsvc import clients, iban, ledger, outbox, staff
 from consentsvc.extensions import db
 from consentsvc.models import ApiClient, AuditEntry, Library, OutboxMessage, Subject, utcnow
 
@@ -322,3 +322,36 @@ def test_a_given_up_message_about_an_erased_person_stays_given_up(app, receiver)
     assert "de persoon is gewist" in refused.get_data(as_text=True)
     [still] = messages(app)
     assert still.dead_at is not None and "email" not in still.payload["data"]
+
+
+def test_a_given_up_mandate_event_gets_its_address_back_from_the_mandate(app, receiver):
+    receiver.secret = register(app, receiver.url, events=["mandate.ended"])
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        paying = ledger.subject_for(db.session, library, "incasso@example.nl", "nl")
+        colleague = staff.create(
+            db.session, library, "kees@bibliotheek.example", "Kees", "desk", "x" * 12
+        )
+        ledger.record_mandate(
+            db.session, paying,
+            ledger.MandateInput("M-7", "NL28ZZZ401234560000", "NL91ABNA0417164300", "K. Kok",
+                                "2026-01-05", "Borne", "paper"),
+            staff=colleague, vault=iban.Vault(app.config["IBAN_KEY"]),
+        )  # fmt: skip
+        endpoint = db.session.scalar(select(outbox.WebhookEndpoint))
+        dead = OutboxMessage(
+            library_id=library.id, channel="webhook", endpoint_id=endpoint.id,
+            event_type="mandate.ended", message_id="msg_mandate",
+            payload={"type": "mandate.ended",
+                     "data": {"library": "borne", "mandate_reference": "M-7"}},
+            attempts=10, dead_at=utcnow(), last_status=500,
+        )  # fmt: skip
+        db.session.add(dead)
+        db.session.commit()
+        outbox.redeliver(db.session, dead)
+        db.session.commit()
+        assert dead.payload["data"]["email"] == "incasso@example.nl"
+        assert (dead.dead_at, dead.attempts, dead.last_status) == (None, 0, None)
+    assert deliver(app).delivered == 1
+    [(_id, payload)] = receiver.received
+    assert payload["data"]["email"] == "incasso@example.nl"
