@@ -76,6 +76,7 @@ def register_blueprints(app: Flask) -> None:
     # members' parts go to the console, the guardian's page to public.bp; the mandates to
     # the console and the member pages.
     from .web import (
+        console_api_keys,  # noqa: F401 - the API keys' pages
         console_auditor,  # noqa: F401 - the auditor's view
         console_import,  # noqa: F401
         console_library,  # noqa: F401
@@ -85,6 +86,7 @@ def register_blueprints(app: Flask) -> None:
         console_new_library,  # noqa: F401 - a new library's page
         console_reports,  # noqa: F401 - the charts and their numbers
         console_statement,  # noqa: F401 - the privacy-statement page
+        console_webhooks,  # noqa: F401 - webhook receivers and their deliveries
         guardian,  # noqa: F401
         logo,
         member_mandates,  # noqa: F401

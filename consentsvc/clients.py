@@ -66,3 +66,18 @@ def authenticate(session: Session, key: str) -> ApiClient | None:
 
 def revoke(session: Session, client: ApiClient) -> None:
     client.revoked_at = client.revoked_at or utcnow()
+
+
+def of_library(session: Session, library_id: int) -> list[ApiClient]:
+    """The library's keys, revoked ones too, oldest first."""
+    return list(
+        session.scalars(
+            select(ApiClient).where(ApiClient.library_id == library_id).order_by(ApiClient.id)
+        )
+    )
+
+
+def find(session: Session, library_id: int, client_id: int) -> ApiClient | None:
+    """One of the library's keys; another library's key is not there for it."""
+    client = session.get(ApiClient, client_id)
+    return client if client is not None and client.library_id == library_id else None

@@ -465,6 +465,9 @@ class OutboxMessage(db.Model):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(200))
+    # The HTTP status the receiver answered the last attempt with; empty for mails and when
+    # no answer came (the connection failed or timed out: last_error says which).
+    last_status: Mapped[int | None] = mapped_column()
 
     endpoint: Mapped[WebhookEndpoint | None] = relationship()
 

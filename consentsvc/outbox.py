@@ -28,7 +28,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
-from .models import OutboxMessage, WebhookEndpoint, utcnow
+from .models import ConsentEvent, OutboxMessage, SepaMandate, Subject, WebhookEndpoint, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,9 @@ EVENT_TYPES = (
     "mandate.approved",
     "mandate.ended",
 )
+# What "send a test event" sends: to one receiver only, whatever it subscribed to, with no
+# personal data; signed and delivered like any other event.
+TEST_EVENT = "webhook.test"
 # Standard Webhooks' schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), stretched with two
 # daily attempts so an endpoint may be down for about three days before a message is dropped.
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 36000, 86400, 86400)
@@ -197,6 +200,23 @@ def forget_address(session: Session, library_id: int, email: str) -> None:
             _forget_address(message)
 
 
+def endpoints_of(session: Session, library_id: int) -> list[WebhookEndpoint]:
+    """The library's webhook receivers, stopped ones too, oldest first."""
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.library_id == library_id)
+            .order_by(WebhookEndpoint.id)
+        )
+    )
+
+
+def find_endpoint(session: Session, library_id: int, endpoint_id: int) -> WebhookEndpoint | None:
+    """One of the library's receivers; another library's is not there for it."""
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    return endpoint if endpoint is not None and endpoint.library_id == library_id else None
+
+
 def endpoint_counts(session: Session, endpoint_id: int) -> dict[str, int]:
     """How many messages for an endpoint wait, were delivered, or were given up."""
     rows = session.execute(
@@ -208,6 +228,107 @@ def endpoint_counts(session: Session, endpoint_id: int) -> dict[str, int]:
     for delivered, dead in rows:
         counts["delivered" if delivered else "dead" if dead else "waiting"] += 1
     return counts
+
+
+def deliveries(session: Session, endpoint: WebhookEndpoint, limit: int = 50) -> list[OutboxMessage]:
+    """The receiver's latest messages, newest first: its delivery log."""
+    return list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.endpoint_id == endpoint.id)
+            .order_by(OutboxMessage.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def find_delivery(
+    session: Session, endpoint: WebhookEndpoint, message_id: int
+) -> OutboxMessage | None:
+    """One message of this receiver's log; a message of any other receiver is not there."""
+    message = session.get(OutboxMessage, message_id)
+    return message if message is not None and message.endpoint_id == endpoint.id else None
+
+
+class NotQueued(ValueError):
+    """A test event or a redelivery that is not queued; `code` says why (not_given_up,
+    stopped, address_gone), for the console to say in the staff member's language."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def enqueue_test(session: Session, endpoint: WebhookEndpoint) -> OutboxMessage:
+    """Queue a test event for one receiver: signed, retried and logged like any other, and
+    about nobody (no address, no person), so it is safe to send at any time."""
+    if not endpoint.active:
+        raise NotQueued("stopped")
+    now = utcnow()
+    message = OutboxMessage(
+        library_id=endpoint.library_id,
+        channel="webhook",
+        endpoint_id=endpoint.id,
+        event_type=TEST_EVENT,
+        message_id=_message_id(),
+        payload={
+            "type": TEST_EVENT,
+            "timestamp": _iso(now),
+            "data": {"library": endpoint.library.slug, "test": True},
+        },
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def redeliver(session: Session, message: OutboxMessage) -> None:
+    """Put a given-up webhook back in the queue, due now, with a fresh count of attempts.
+
+    A fresh count, because the message was given up after the whole retry schedule: kept,
+    its next failure would end it at once, while whoever fixed the receiver wants the full
+    three days again. The webhook-id stays the same, so a receiver that did take it (and
+    answered badly) can drop the second copy. The address was taken out when the message
+    was given up (`_forget_address`); it is put back from the ledger for consent and
+    mandate events of a person who still exists, and otherwise the message is refused:
+    an event about nobody would tell the receiver nothing, and erasure must stay erasure.
+    """
+    if message.dead_at is None or message.channel != "webhook":
+        raise NotQueued("not_given_up")
+    if message.endpoint is None or not message.endpoint.active:
+        raise NotQueued("stopped")
+    data = dict(message.payload.get("data", {}))
+    if message.event_type != TEST_EVENT and "email" not in data:
+        person = _person_of(session, message.library_id, message.event_type, data)
+        if person is None or person.erased_at is not None:
+            raise NotQueued("address_gone")
+        data["email"] = person.email
+        message.payload = {**message.payload, "data": data}
+    message.dead_at = None
+    message.attempts = 0
+    message.last_error = message.last_status = message.leased_until = None
+    message.next_attempt_at = utcnow()
+
+
+def _person_of(
+    session: Session, library_id: int, event_type: str, data: dict[str, Any]
+) -> Subject | None:
+    """Whom a consent or mandate event was about, as far as the ledger still knows."""
+    if event_type.startswith("consent.") and isinstance(data.get("event_id"), int):
+        event = session.get(ConsentEvent, data["event_id"])
+        if event is not None and event.library_id == library_id:
+            return session.get(Subject, event.subject_id)
+    elif event_type.startswith("mandate.") and data.get("mandate_reference"):
+        mandate = session.scalar(
+            select(SepaMandate).where(
+                SepaMandate.library_id == library_id,
+                SepaMandate.reference == data["mandate_reference"],
+            )
+        )
+        return mandate.subject if mandate is not None else None
+    return None
 
 
 def enqueue_many(
@@ -294,11 +415,19 @@ class Report:
 
 
 class RetryLater(Exception):
-    """A delivery that failed in a way worth trying again."""
+    """A delivery that failed in a way worth trying again (status: the HTTP answer, if any)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class GiveUp(Exception):
-    """A delivery that can never succeed."""
+    """A delivery that can never succeed (status: the HTTP answer, if any)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 # Sends a queued mail: (payload, the message's id, the same on every retry).
@@ -358,8 +487,9 @@ def _deliver(
                 elif message.channel == "request":
                     decide(message.library_id, message.payload)
                 else:
-                    _post_webhook(client, message, allow_http=allow_http)
+                    message.last_status = _post_webhook(client, message, allow_http=allow_http)
             except GiveUp as exc:
+                message.last_status = exc.status
                 _dead(message, str(exc))
                 report.dead += 1
                 report.outcomes[(message.channel, "given_up")] += 1
@@ -371,6 +501,7 @@ def _deliver(
                 if message is None:
                     continue
                 message.attempts += 1
+                message.last_status = exc.status if isinstance(exc, RetryLater) else None
                 error = str(exc) if isinstance(exc, RetryLater) else type(exc).__name__
                 if not isinstance(exc, RetryLater):
                     log.warning("outbox message %s failed: %s", message.id, error)
@@ -429,7 +560,8 @@ def claim(session: Session, *, limit: int = 50, now: datetime | None = None) -> 
     return ids
 
 
-def _post_webhook(client: httpx.Client, message: OutboxMessage, *, allow_http: bool) -> None:
+def _post_webhook(client: httpx.Client, message: OutboxMessage, *, allow_http: bool) -> int:
+    """Send one webhook; the receiver's HTTP status when it took it (2xx)."""
     endpoint = message.endpoint
     if endpoint is None or not endpoint.active:
         raise GiveUp("endpoint disabled")
@@ -459,9 +591,10 @@ def _post_webhook(client: httpx.Client, message: OutboxMessage, *, allow_http: b
         # The receiver says this endpoint is gone for good: stop sending to it.
         endpoint.active = False
         endpoint.disabled_reason = f"410 Gone on {_iso(utcnow())}"
-        raise GiveUp("410 Gone: endpoint disabled")
+        raise GiveUp("410 Gone: endpoint disabled", status)
     if not 200 <= status < 300:
-        raise RetryLater(f"HTTP {status}")
+        raise RetryLater(f"HTTP {status}", status)
+    return status
 
 
 def _retry(message: OutboxMessage, error: str) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy import String, Text, func, select
 
 from consentsvc import clients, iban, ledger, outbox, staff
 from consentsvc.extensions import db
-from consentsvc.models import AuditEntry, ConsentEvent, Library, StaffUser, Subject
+from consentsvc.models import AuditEntry, ConsentEvent, Library, StaffUser, Subject, utcnow
 
 from .conftest import csrf_token
 from .test_admin import log_in, log_in_again, make_staff, person
@@ -75,6 +75,10 @@ MATRIX = [
     ("post", "/admin/webhooks", ADMIN),
     ("get", "/admin/webhooks/{endpoint}/remove", ADMIN),
     ("post", "/admin/webhooks/{endpoint}/remove", ADMIN),
+    # A receiver's delivery log, its test event, sending a given-up message again.
+    ("get", "/admin/webhooks/{endpoint}", ADMIN),
+    ("post", "/admin/webhooks/{endpoint}/test", ADMIN),
+    ("post", "/admin/webhooks/{endpoint}/deliveries/{message}/redeliver", ADMIN),
     ("get", "/admin/purposes", ADMIN),
     ("post", "/admin/purposes/1/texts", ADMIN),
     ("get", "/admin/purposes/1/retire", ADMIN),
@@ -136,6 +140,8 @@ def matrix_ids(app):
             db.session, library.id, "http://127.0.0.1:9/hook", ["consent.withdrawn"],
             allow_http=True, allowed_networks=["127.0.0.0/8"],
         )  # fmt: skip
+        given_up = outbox.enqueue_test(db.session, endpoint)
+        given_up.dead_at = utcnow()
         colleague = staff.create(
             db.session, library, "kees@bibliotheek.example", "Kees", "desk", "x" * 12
         )
@@ -148,7 +154,8 @@ def matrix_ids(app):
         )  # fmt: skip
         db.session.commit()
         return {
-            "client": client.id, "endpoint": endpoint.id, "staff": colleague.id,
+            "client": client.id, "endpoint": endpoint.id, "message": given_up.id,
+            "staff": colleague.id,
             "report": "signups",
             "mandate": mandate.id, "receipt": "00000000-0000-5000-8000-000000000000",
         }  # fmt: skip

@@ -229,6 +229,8 @@ def every_url(app, token_urls):
             db.session, library.id, "http://127.0.0.1:9/hook", ["consent.granted"],
             allow_http=True, allowed_networks=["127.0.0.0/8"],
         )  # fmt: skip
+        # A message in the receiver's delivery log (its "send again" address).
+        logged = outbox.enqueue_test(db.session, endpoint)
         subject.pending_email = "jan.nieuw@example.nl"
         # A desk colleague: an account the admin may close (the confirmation step is a page).
         colleague = StaffUser(
@@ -297,7 +299,7 @@ def every_url(app, token_urls):
             "client_id": _client.id, "staff_id": staff_id, "endpoint_id": endpoint.id,
             "provider": "postmark", "key": key, "email": subject.email,
             "filename": "css/site.css", "mandate_id": mandate_id, "receipt": receipt,
-            "decision_id": decision.id, "report": "signups",
+            "decision_id": decision.id, "report": "signups", "message_id": logged.id,
         }  # fmt: skip
     urls = []
     for rule in app.url_map.iter_rules():

@@ -36,19 +36,17 @@ from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from .. import clients, ledger, libraries, mailer, metrics, outbox, staff
+from .. import ledger, libraries, mailer, metrics, staff
 from ..config import LANGUAGES
 from ..extensions import db, htmx, limiter, login_manager
 from ..ledger import Channel, LedgerError, Proof
 from ..models import (
-    ApiClient,
     AuditEntry,
     ConsentText,
     Library,
     StaffRole,
     StaffUser,
     Subject,
-    WebhookEndpoint,
 )
 from .errors import render_error
 from .forms import as_id
@@ -503,128 +501,6 @@ def audit_log() -> str:
 ADMIN = (StaffRole.ADMIN,)
 
 
-@bp.get("/clients")
-@roles(*ADMIN)
-def api_clients() -> str:
-    """The library's API keys: who, which purposes, when last used."""
-    return _clients_page()
-
-
-@bp.post("/clients")
-@roles(*ADMIN)
-def create_client() -> Response | str | tuple[str, int]:
-    """Make a key for a mailing processor or the website; it is shown once."""
-    name = request.form.get("name", "").strip()[:100]
-    codes = request.form.getlist("purpose")
-    scopes = request.form.getlist("scope")
-    if not name or not (codes or scopes):
-        return _clients_page(error=_("Give a name and at least one purpose or permission.")), 400
-    try:
-        client, key = clients.create(db.session, g.library, name, codes, scopes)
-    except (LedgerError, clients.UnknownScope):
-        db.session.rollback()
-        return _clients_page(error=_("Give a name and at least one purpose or permission.")), 400
-    _audit("client.create", detail=f"client {client.id}")
-    db.session.commit()
-    # The key is kept only as a hash: it reaches the page after the redirect once, through
-    # the (signed, HttpOnly) session cookie, and is gone from it on that page.
-    flash(_("The key for %(name)s. Copy it now: it is shown only this once.", name=client.name))
-    flash(key, "secret")
-    return redirect(url_for(".api_clients"), 303)
-
-
-@bp.route("/clients/<id:client_id>/revoke", methods=["GET", "POST"])
-@roles(*ADMIN)
-def revoke_client(client_id: int) -> Response | str:
-    """Stop a key at once (GET asks first)."""
-    client = db.session.get(ApiClient, client_id)
-    if client is None or client.library_id != g.library.id:
-        abort(404)
-    if request.method == "GET":
-        if client.revoked_at is not None:
-            abort(404)
-        return _confirm_page(
-            _("Revoke the key of %(name)s?", name=client.name),
-            _("%(name)s can do nothing with this key any more: no checks, no signups, no "
-              "events. Mail they send without checking is their responsibility. This cannot "
-              "be undone; they need a new key.", name=client.name),
-            _("Revoke the key"), url_for(".api_clients"),
-        )  # fmt: skip
-    clients.revoke(db.session, client)
-    _audit("client.revoke", detail=f"client {client.id}")
-    db.session.commit()
-    flash(_("The key of %(name)s is revoked.", name=client.name))
-    return redirect(url_for(".api_clients"), 303)
-
-
-@bp.get("/webhooks")
-@roles(*ADMIN)
-def webhooks() -> str:
-    """Where signed webhooks go, and how their deliveries fare."""
-    return _webhooks_page()
-
-
-WEBHOOK_ERRORS = {
-    "events": _l("Choose at least one event to send."),
-    "scheme": _l("Only addresses that start with https:// can receive webhooks."),
-    "credentials": _l("Give the address with a host name and without a user name or password."),
-    "unresolvable": _l("%(host)s cannot be found. Check the address for typing errors."),
-    "not_public": _l(
-        "%(host)s is an internal address. Webhooks only go to addresses on the internet."
-    ),
-    "too_long": _l("This address is too long."),
-}
-
-
-@bp.post("/webhooks")
-@roles(*ADMIN)
-def add_webhook() -> Response | str | tuple[str, int]:
-    """Register a receiver; its signing secret is shown once."""
-    config = current_app.config
-    url, events = request.form.get("url", "").strip(), request.form.getlist("event")
-    try:
-        endpoint = outbox.add_endpoint(
-            db.session, g.library.id, url, events,
-            allow_http=config["WEBHOOK_ALLOW_HTTP"],
-            allowed_networks=config["WEBHOOK_ALLOWED_NETWORKS"],
-        )  # fmt: skip
-    except outbox.EndpointRefused as exc:
-        db.session.rollback()
-        error = WEBHOOK_ERRORS[exc.code] % {"host": exc.host}
-        return _webhooks_page(error=error, form={"url": url, "events": events}), 400
-    _audit("webhook.add", detail=f"endpoint {endpoint.id}")
-    db.session.commit()
-    flash(_("The signing secret for %(url)s. Copy it now: it is shown only this once.",
-            url=endpoint.url))  # fmt: skip
-    flash(endpoint.secret, "secret")
-    return redirect(url_for(".webhooks"), 303)
-
-
-@bp.route("/webhooks/<id:endpoint_id>/remove", methods=["GET", "POST"])
-@roles(*ADMIN)
-def remove_webhook(endpoint_id: int) -> Response | str:
-    """Stop sending to a receiver (its history stays; GET asks first)."""
-    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.library_id != g.library.id:
-        abort(404)
-    if request.method == "GET":
-        if not endpoint.active:
-            abort(404)
-        return _confirm_page(
-            _("Stop sending to %(url)s?", url=endpoint.url),
-            _("Nothing more goes to this address, also not the messages still waiting. Its "
-              "history stays here. To send there again, add the address anew: it gets a new "
-              "signing secret."),
-            _("Stop sending"), url_for(".webhooks"),
-        )  # fmt: skip
-    endpoint.active = False
-    endpoint.disabled_reason = "removed"
-    _audit("webhook.remove", detail=f"endpoint {endpoint.id}")
-    db.session.commit()
-    flash(_("Nothing more is sent to %(url)s.", url=endpoint.url))
-    return redirect(url_for(".webhooks"), 303)
-
-
 STAFF_ERRORS = {
     "role": _l("Choose a role."),
     "password": _l("A password needs at least 12 characters."),
@@ -769,26 +645,6 @@ def _staff_page(**extra: Any) -> str:
     return render_template(
         "admin/staff.html", colleagues=colleagues,
         roles=staff.roles_to_give(current_user), **extra,
-    )  # fmt: skip
-
-
-def _clients_page(**extra: Any) -> str:
-    rows = db.session.scalars(
-        select(ApiClient).where(ApiClient.library_id == g.library.id).order_by(ApiClient.id)
-    ).all()
-    return render_template("admin/clients.html", clients=rows, purposes=g.library.purposes, **extra)
-
-
-def _webhooks_page(**extra: Any) -> str:
-    endpoints = db.session.scalars(
-        select(WebhookEndpoint)
-        .where(WebhookEndpoint.library_id == g.library.id)
-        .order_by(WebhookEndpoint.id)
-    ).all()
-    counts = {e.id: outbox.endpoint_counts(db.session, e.id) for e in endpoints}
-    return render_template(
-        "admin/webhooks.html", endpoints=endpoints, counts=counts,
-        event_types=outbox.EVENT_TYPES, **extra,
     )  # fmt: skip
 
 

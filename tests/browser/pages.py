@@ -12,8 +12,14 @@ from datetime import UTC, date, datetime, timedelta
 from playwright.sync_api import Page
 from sqlalchemy import select
 
-from consentsvc import ledger
-from consentsvc.models import PrivacyStatement, SepaMandate, Subject
+from consentsvc import ledger, outbox
+from consentsvc.models import (
+    OutboxMessage,
+    PrivacyStatement,
+    SepaMandate,
+    Subject,
+    WebhookEndpoint,
+)
 
 from .live import STAFF_PASSWORD, LiveService, open_action, submit
 
@@ -297,6 +303,41 @@ def _person_id(live: LiveService, address: str) -> int:
         return subject.id
 
 
+def console_clients(live: LiveService, page: Page, lang: str) -> None:
+    """The API keys with one key on them (what it may do, never used)."""
+    live.api_key(["newsletter", "acquisitions"])
+    go(page, "/admin/clients", lang)
+
+
+def console_webhook_log(live: LiveService, page: Page, lang: str) -> None:
+    """A receiver's log with a delivered message, a given-up one (its "send again" button)
+    and one waiting for its next try."""
+    with live.session() as session:
+        library = live.library(session)
+        endpoint = WebhookEndpoint(
+            library_id=library.id, url="https://hooks.example.nl/consent",
+            events=["consent.granted", "consent.withdrawn"], secret=outbox.new_secret(),
+        )  # fmt: skip
+        session.add(endpoint)
+        session.flush()
+        now = datetime.now(UTC)
+        for number, (status, state) in enumerate(
+            [(204, "delivered_at"), (500, "dead_at"), (503, None)]
+        ):
+            message = OutboxMessage(
+                library_id=library.id, channel="webhook", endpoint_id=endpoint.id,
+                event_type="consent.withdrawn", message_id=f"msg_browser_{endpoint.id}_{number}",
+                payload={"type": "consent.withdrawn", "data": {"library": library.slug}},
+                attempts=number + 1, last_status=status, created_at=now,
+                next_attempt_at=now + timedelta(days=1),
+            )  # fmt: skip
+            if state:
+                setattr(message, state, now)
+            session.add(message)
+        endpoint_id = endpoint.id
+    go(page, f"/admin/webhooks/{endpoint_id}", lang)
+
+
 def console_mandate_errors(live: LiveService, page: Page, lang: str) -> None:
     """A person's page after "record a mandate" refused an IBAN with wrong check digits."""
     console_subject(live, page, lang)
@@ -421,8 +462,9 @@ CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "erased": (OFFICER, console_erased),
     "audit": (OFFICER, _at("/admin/audit")),
     "account": ("desk", _at("/admin/account")),
-    "clients": (ADMIN, _at("/admin/clients")),
+    "clients": (ADMIN, console_clients),
     "webhooks": (ADMIN, _at("/admin/webhooks")),
+    "webhook_log": (ADMIN, console_webhook_log),
     "purposes": (ADMIN, _at("/admin/purposes")),
     "staff": (ADMIN, _at("/admin/staff")),
     "library": (ADMIN, _at("/admin/library")),
