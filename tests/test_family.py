@@ -318,7 +318,7 @@ def test_a_known_and_an_unknown_address_look_the_same(app, client, outbox):
 def test_bad_addresses_and_ones_own_are_refused_with_nothing_queued(app, client, outbox):
     (holder_id,) = people(app, HOLDER)
     for email, message in (
-        ("", "Vul een geldig e-mailadres in"),
+        ("", "Vul het e-mailadres van de ander in."),
         ("not an address", "Vul een geldig e-mailadres in"),
         (HOLDER.upper(), "Dit is je eigen adres."),
     ):
@@ -326,7 +326,8 @@ def test_bad_addresses_and_ones_own_are_refused_with_nothing_queued(app, client,
         assert response.status_code == 400, email
         page = response.get_data(as_text=True)
         assert message in page, email
-        assert 'aria-invalid="true"' in page
+        assert 'aria-invalid="true" aria-describedby="family-email-error"' in page
+        assert '<li><a href="#family-email">' in page  # the summary, as on every member form
     fragment = ask(client, app, holder_id, "nope", **{"HX-Request": "true"})
     assert fragment.status_code == 400
     assert fragment.get_data(as_text=True).lstrip().startswith('<section id="family"')

@@ -19,7 +19,7 @@ from ..extensions import csrf, db, htmx, limiter
 from ..ledger import LedgerError
 from ..models import FamilyAccess, Subject
 from .errors import render_error
-from .forms import as_id
+from .forms import as_id, email_error
 from .i18n import current_language
 from .public import (
     Stop,
@@ -102,15 +102,10 @@ def ask(token: str) -> Response | str | tuple[str, int]:
     """Ask for access to someone's mail settings; the same answer for every address."""
     subject = _preference_subject(token)
     email = request.form.get("email", "")
-    error = None
-    try:
-        normalised = ledger.normalise_email(email)
-    except ledger.InvalidEmail:
-        error = _("Fill in a valid e-mail address, like name@example.nl.")
-    else:
-        if normalised == subject.email:
-            # Their own address is no secret to them: saying so tells them nothing new.
-            error = _("This is your own address. Fill in the address of the other person.")
+    error = email_error(email, _("Fill in the e-mail address of the other person."))
+    if error is None and ledger.normalise_email(email) == subject.email:
+        # Their own address is no secret to them: saying so tells them nothing new.
+        error = _("This is your own address. Fill in the address of the other person.")
     if error:
         return _section(subject, token, error=error, email=email[:254]), 400
     # Recorded alike for every address; the worker decides (intake.py, ledger/family.py).
