@@ -106,6 +106,13 @@ def test_request_accept_and_a_change_by_the_delegate(app, client, outbox):
 
     holder_page = client.get(centre(app, holder_id)).get_data(as_text=True)
     assert f"Mailinstellingen van {GIVER}" in holder_page
+    # The other person's mails are switches too, named by mail, person and state.
+    switches = re.findall(
+        r'<button type="submit" class="switch" role="switch" aria-checked="(\w+)" '
+        r'id="family-\d+-toggle-(\w+)"><span class="visually-hidden">([^<]+)</span>',
+        holder_page,
+    )
+    assert ("false", "acquisitions", f"Aanwinstenmail, {GIVER}: ") in switches
     giver_page = client.get(centre(app, giver_id)).get_data(as_text=True)
     assert "Mensen die jouw mailinstellingen beheren" in giver_page
     assert HOLDER in giver_page
