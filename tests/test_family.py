@@ -334,6 +334,10 @@ def test_bad_addresses_and_ones_own_are_refused_with_nothing_queued(app, client,
         page = response.get_data(as_text=True)
         assert message in page, email
         assert 'aria-invalid="true" aria-describedby="family-email-error"' in page
+        # Without JavaScript the address bar shows the form's address: a reload leads back.
+        back = client.get(f"{centre(app, holder_id)}/family")
+        assert back.status_code == 303
+        assert back.headers["Location"].endswith("#family")
         assert '<li><a href="#family-email">' in page  # the summary, as on every member form
     fragment = ask(client, app, holder_id, "nope", **{"HX-Request": "true"})
     assert fragment.status_code == 400

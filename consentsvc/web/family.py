@@ -95,6 +95,14 @@ def family_actor(actor: str | None) -> str:
 # -- the holder's side, in the preference centre ------------------------------------------------
 
 
+@bp.get("/preferences/<token>/family")
+def ask_page(token: str) -> Response | str | tuple[str, int]:
+    """The address a refused request shows without JavaScript: reloaded, it is the centre's
+    family section again (never a 405)."""
+    _preference_subject(token)
+    return redirect(url_for("public.preferences", token=token, _anchor="family"), 303)
+
+
 @bp.post("/preferences/<token>/family")
 @csrf.exempt  # the signed token is the proof, as everywhere in the preference centre
 @limiter.limit(lambda: current_app.config["FAMILY_REQUEST_RATE_LIMIT"])
