@@ -77,13 +77,13 @@ PURPOSES: dict[str, tuple[str, bool, bool, dict[str, tuple[str, str]]]] = {
             "nl": (
                 "Aanbiedingen voor leden",
                 "Omdat je lid bent, mailen we je soms over cursussen, je lidmaatschap en "
-                "acties van {library}. Wil je dat niet? Zet het dan uit. Dat kan altijd.",
+                "acties van {library}. Wil je dat niet? Dan kun je het stoppen. Dat kan altijd.",
             ),
             "en": (
                 "Offers for members",
                 "Because you are a member, {library} sometimes mails you about courses, "
-                "your membership and special offers. Don't want this? Switch it off. You "
-                "can always do that.",
+                "your membership and special offers. Don't want this? Then you can stop it. "
+                "You can always do that.",
             ),
         },
     ),

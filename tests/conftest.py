@@ -198,7 +198,27 @@ def work_outbox(app):
 def signup(client, email="jan@example.nl", purposes=("newsletter",), library="borne", **extra):
     data = {"email": email, "purpose": list(purposes), **extra}
     data["csrf_token"] = csrf_token(client, f"/{library}/signup")
-    return client.post(f"/{library}/signup", data=data)
+    # Post/Redirect/Get: the answer is the "check your mail" page the redirect leads to.
+    return client.post(f"/{library}/signup", data=data, follow_redirects=True)
+
+
+def switch_in(page, code):
+    """The preference centre's switch of a purpose, as a screen reader gets it: whether it
+    is on (aria-checked), its name (title and state in words) and the choice it posts."""
+    card = re.search(rf'<li class="purpose" id="purpose-{code}".*?</li>', page, re.S)
+    assert card, f"no card for {code}"
+    form = re.search(r"<form[^>]*>(.*?)</form>", card.group(0), re.S)
+    assert form, f"no switch for {code}"
+    button = re.search(
+        rf'<button type="submit" class="switch" role="switch" aria-checked="(true|false)" '
+        rf'id="toggle-{code}">(.*?)</button>',
+        form.group(1),
+        re.S,
+    )
+    assert button, form.group(1)
+    name = " ".join(re.sub(r"<[^>]+>", " ", button.group(2)).split())
+    choice = re.search(r'name="choice" value="(\w+)"', form.group(1)).group(1)
+    return button.group(1) == "true", name, choice
 
 
 # .ci/run sets this: there a missing server or browser is a failure, never a skip.

@@ -106,6 +106,13 @@ def test_request_accept_and_a_change_by_the_delegate(app, client, outbox):
 
     holder_page = client.get(centre(app, holder_id)).get_data(as_text=True)
     assert f"Mailinstellingen van {GIVER}" in holder_page
+    # The other person's mails are switches too, named by mail, person and state.
+    switches = re.findall(
+        r'<button type="submit" class="switch" role="switch" aria-checked="(\w+)" '
+        r'id="family-\d+-toggle-(\w+)"><span class="visually-hidden">([^<]+)</span>',
+        holder_page,
+    )
+    assert ("false", "acquisitions", f"Aanwinstenmail, {GIVER}: ") in switches
     giver_page = client.get(centre(app, giver_id)).get_data(as_text=True)
     assert "Mensen die jouw mailinstellingen beheren" in giver_page
     assert HOLDER in giver_page
@@ -318,7 +325,7 @@ def test_a_known_and_an_unknown_address_look_the_same(app, client, outbox):
 def test_bad_addresses_and_ones_own_are_refused_with_nothing_queued(app, client, outbox):
     (holder_id,) = people(app, HOLDER)
     for email, message in (
-        ("", "Vul een geldig e-mailadres in"),
+        ("", "Vul het e-mailadres van de ander in."),
         ("not an address", "Vul een geldig e-mailadres in"),
         (HOLDER.upper(), "Dit is je eigen adres."),
     ):
@@ -326,7 +333,12 @@ def test_bad_addresses_and_ones_own_are_refused_with_nothing_queued(app, client,
         assert response.status_code == 400, email
         page = response.get_data(as_text=True)
         assert message in page, email
-        assert 'aria-invalid="true"' in page
+        assert 'aria-invalid="true" aria-describedby="family-email-error"' in page
+        # Without JavaScript the address bar shows the form's address: a reload leads back.
+        back = client.get(f"{centre(app, holder_id)}/family")
+        assert back.status_code == 303
+        assert back.headers["Location"].endswith("#family")
+        assert '<li><a href="#family-email">' in page  # the summary, as on every member form
     fragment = ask(client, app, holder_id, "nope", **{"HX-Request": "true"})
     assert fragment.status_code == 400
     assert fragment.get_data(as_text=True).lstrip().startswith('<section id="family"')

@@ -9,7 +9,7 @@ from consentsvc import ledger, tokens
 from consentsvc.extensions import db
 from consentsvc.models import ConsentEvent, ConsentState, Evidence, Subject
 
-from .conftest import link_in, signup, work_outbox
+from .conftest import link_in, signup, switch_in, work_outbox
 
 
 def table_counts(app):
@@ -63,7 +63,8 @@ def test_signup_confirm_preferences_unsubscribe(app, client, outbox, runner):
     page = client.get(preferences).get_data(as_text=True)
     assert "Je mailinstellingen" in page
     assert "jan@example.nl" in page
-    assert page.count("Zet uit") == 2
+    assert page.count('role="switch" aria-checked="true"') == 2
+    assert switch_in(page, "newsletter") == (True, "Nieuwsbrief: Aan", "off")
 
     with app.app_context():
         subject = db.session.scalar(select(Subject).where(Subject.email == "jan@example.nl"))
@@ -159,8 +160,11 @@ def test_undo_after_unsubscribe_needs_a_new_confirmation(app, client, outbox):
         subject = db.session.scalar(select(Subject))
         token = tokens.make_unsubscribe(subject.id, subject.library.purposes[0].id)
     client.post(f"/unsubscribe/{token}")
-    response = client.post(f"/unsubscribe/{token}/undo")
-    assert "Kijk in je mail" in response.get_data(as_text=True)
+    response = client.post(f"/unsubscribe/{token}/undo", follow_redirects=True)
+    assert response.request.path == "/borne/signup/sent"
+    page = response.get_data(as_text=True)
+    assert "Kijk in je mail" in page and "jan@example.nl" in page
+    assert "Verkeerd adres?" not in page  # the address came from the link, not typed
     assert states(app)["newsletter"] == "pending"
     assert len(outbox) == 2
     client.post(link_in(outbox[1], "confirm"))

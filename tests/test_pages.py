@@ -12,7 +12,7 @@ from consentsvc import ledger, tokens
 from consentsvc.extensions import db
 from consentsvc.models import ConsentEvent, Library, Subject
 
-from .conftest import csrf_token, link_in, signup
+from .conftest import csrf_token, link_in, signup, switch_in
 
 # The header of a Borne page: its logo, with the library's name as alt text.
 BORNE_LOGO = (
@@ -76,7 +76,7 @@ def test_dutch_unless_the_member_chooses_english(client):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"email": "", "purpose": ["newsletter"]}, "Vul een geldig e-mailadres in"),
+        ({"email": " ", "purpose": ["newsletter"]}, "Vul je e-mailadres in."),
         ({"email": "jan@", "purpose": ["newsletter"]}, "Vul een geldig e-mailadres in"),
         ({"email": "x" * 300 + "@example.nl", "purpose": ["newsletter"]}, "Vul een geldig"),
         ({"email": "jan@example.nl"}, "Kies minstens één soort mail."),
@@ -89,6 +89,11 @@ def test_signup_errors_are_explained_and_store_nothing(app, client, outbox, data
     assert response.status_code == 400
     assert message in page
     assert 'role="alert"' in page
+    # The summary links to the field, and the field names its message.
+    field = "email" if "purpose" in data else "purpose-newsletter"
+    assert f'<li><a href="#{field}">{message}' in page
+    if field == "email":
+        assert 'aria-invalid="true" aria-describedby="email-error"' in page
     assert event_count(app) == 0 and subject_id(app) is None and outbox == []
 
 
@@ -119,8 +124,14 @@ def test_cross_site_post_from_the_library_website(app, outbox):
         data={"email": "jan@example.nl", "purpose": "newsletter"},
         headers={"Origin": "http://127.0.0.1:8000", "Referer": "http://127.0.0.1:8000/nieuws"},
     )
-    assert response.status_code == 200
-    assert "Kijk in je mail" in response.get_data(as_text=True)
+    # Post/Redirect/Get: a page of its own, which a reload shows again without posting.
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/borne/signup/sent"
+    assert "jan@example.nl" not in response.headers["Location"]
+    # A browser that keeps no cookies still gets the page, without the address.
+    page = website.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Kijk in je mail" in page and "jan@example.nl" not in page
+    assert "We sturen een mail naar het adres dat je invulde." in page
     assert len(outbox) == 1
     with app.app_context():
         subject = db.session.get(Subject, subject_id(app))
@@ -194,7 +205,10 @@ def test_expired_confirm_link_offers_a_new_mail(app, client, outbox):
     # The cool-down has passed (set to zero here): the new mail carries a working link.
     app.config["MAIL_COOLDOWN"] = 0
     response = client.post(link + "/resend")
-    assert "Kijk in je mail" in response.get_data(as_text=True)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/borne/preferences/sent"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Kijk in je mail" in page and "met een nieuwe link" in page
     assert len(outbox) == 2
     app.config["CONFIRM_MAX_AGE"] = 3600
     client.post(link_in(outbox[1], "confirm"))
@@ -228,7 +242,8 @@ def test_preferences_plain_form_post_without_javascript(app, client, outbox):
         '<p class="saved" id="saved-newsletter" tabindex="-1">Je keuze is opgeslagen.</p>' in card
     )
     assert "Nieuwsbrief: Uit. Je keuze is opgeslagen." in page  # the live region
-    assert 'Zet aan<span class="visually-hidden">: Nieuwsbrief' in page
+    # The same switch, now off: its name says the purpose and the state in words.
+    assert switch_in(page, "newsletter") == (False, "Nieuwsbrief: Uit", "on")
     response = client.post(url, data={"purpose": "acquisitions", "choice": "on"})
     assert response.status_code == 303
     with app.app_context():
@@ -303,7 +318,8 @@ def test_preferences_htmx_swaps_only_the_fragment(app, client, outbox):
     notice = '<div id="notice" hx-swap-oob="innerHTML">Nieuwsbrief: Uit. Je keuze is opgeslagen.'
     assert notice in page
     assert 'id="saved-newsletter"' in page
-    assert 'id="toggle-newsletter">Zet aan' in page  # same id: htmx puts focus back on it
+    # The same id: htmx puts the focus back on it.
+    assert switch_in(page, "newsletter") == (False, "Nieuwsbrief: Uit", "on")
     assert "HX-Request" in response.headers["Vary"]
 
 
@@ -520,7 +536,9 @@ def test_link_request_says_the_same_for_known_and_unknown(app, client, outbox):
 
     def ask(email):
         data = {"email": email, "csrf_token": csrf_token(client, "/borne/preferences")}
-        page = client.post("/borne/preferences", data=data).get_data(as_text=True)
+        response = client.post("/borne/preferences", data=data, follow_redirects=True)
+        assert response.request.path == "/borne/preferences/sent"
+        page = response.get_data(as_text=True)
         return re.search(r"<main.*</main>", page, re.S).group(0)
 
     assert ask("jan@example.nl") == ask("nobody@example.nl")
@@ -533,11 +551,28 @@ def test_link_request_says_the_same_for_known_and_unknown(app, client, outbox):
     assert len(outbox) == 2
 
 
-def test_link_request_with_invalid_address(client):
-    data = {"email": "nope", "csrf_token": csrf_token(client, "/borne/preferences")}
+@pytest.mark.parametrize(
+    ("email", "message"),
+    [("", "Vul je e-mailadres in."), ("nope", "Vul een geldig e-mailadres in, zoals")],
+)
+def test_link_request_with_an_empty_or_invalid_address(client, email, message):
+    """The same error pattern as the signup form: a summary, and the message at the field."""
+    data = {"email": email, "csrf_token": csrf_token(client, "/borne/preferences")}
     response = client.post("/borne/preferences", data=data)
     assert response.status_code == 400
-    assert "Vul een geldig e-mailadres in" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    summary = page.split('<div class="error-summary"', 1)[1].split("</div>", 1)[0]
+    assert "Kijk het formulier nog even na" in summary
+    assert f'<li><a href="#email">{message}' in summary
+    error = '<p class="field-error" id="email-error"><span class="visually-hidden">Fout: </span>'
+    assert error + message in page
+    assert 'aria-invalid="true" aria-describedby="email-error"' in page
+    # Refused through htmx (hx-boost), the address bar stays at the form's own address.
+    data["csrf_token"] = csrf_token(client, "/borne/preferences")
+    boosted = client.post(
+        "/borne/preferences", data=data, headers={"HX-Request": "true", "HX-Boosted": "true"}
+    )
+    assert (boosted.status_code, boosted.headers["HX-Push-Url"]) == (400, "false")
 
 
 def test_rate_limits_per_client_address(app_factory):
@@ -547,7 +582,7 @@ def test_rate_limits_per_client_address(app_factory):
     for _ in range(3):
         data = {"email": "a@example.nl", "csrf_token": csrf_token(client, "/borne/preferences")}
         statuses.append(client.post("/borne/preferences", data=data))
-    assert [r.status_code for r in statuses] == [200, 200, 429]
+    assert [r.status_code for r in statuses] == [303, 303, 429]
     assert "Te vaak geprobeerd" in statuses[-1].get_data(as_text=True)
     assert "Retry-After" in statuses[-1].headers
 
@@ -565,12 +600,23 @@ def test_unsubscribe_and_undo_loops_do_not_mail_without_end(app, client, outbox)
     assert len(outbox) == 3  # and then no more until a quiet hour has passed
 
 
-def test_member_can_object_in_advance_to_offers(app, client, outbox):
+def test_offers_have_one_switch_and_an_objection_is_still_recorded(app, client, outbox):
     confirmed(client, outbox)
     url = prefs_url(app)
     page = client.get(url).get_data(as_text=True)
-    assert "Ik wil dit nooit" in page
+    card = page.split('id="purpose-direct_marketing"', 1)[1].split("</li>", 1)[0]
+    # One control, not "switch on" beside "I never want this".
+    assert card.count("<button") == 1 and "Ik wil dit nooit" not in card
+    assert switch_in(page, "direct_marketing") == (False, "Aanbiedingen voor leden: Uit", "on")
+    # "never" (an objection) is still taken, as the family section and old pages send it.
     client.post(url, data={"purpose": "direct_marketing", "choice": "never"})
+    page = client.get(url).get_data(as_text=True)
+    assert switch_in(page, "direct_marketing") == (
+        False,
+        "Aanbiedingen voor leden: Uit: je hebt nee gezegd",
+        "on",
+    )
+    assert "Je hebt gezegd dat je dit niet wilt. Je kunt het weer aanzetten." in page
     with app.app_context():
         subject = db.session.get(Subject, subject_id(app))
         offers = ledger.purpose_by_code(subject.library, "direct_marketing")
@@ -809,7 +855,8 @@ def test_old_download_links_still_open_the_copy_and_expire_kindly(app, client, o
     assert "Bibliotheek Borne" in page and "/borne/theme.css" in page
     assert f'action="{link}/resend"' in page
     app.config["MAIL_COOLDOWN"] = 0
-    assert "Kijk in je mail" in client.post(link + "/resend").get_data(as_text=True)
+    resent = client.post(link + "/resend", follow_redirects=True).get_data(as_text=True)
+    assert "Kijk in je mail" in resent
     assert outbox[-1].subject == "Je link naar je mailinstellingen bij Bibliotheek Borne"
 
 

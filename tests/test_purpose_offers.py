@@ -20,7 +20,7 @@ from consentsvc.models import (
 )
 from consentsvc.web.openapi import REASONS
 
-from .conftest import csrf_token
+from .conftest import csrf_token, switch_in
 from .test_admin import log_in
 from .test_console import SETTINGS
 
@@ -257,10 +257,15 @@ def test_the_centre_says_why_it_is_on_and_switching_off_is_an_objection(app, cli
     token = centre_token(app, jan)
     page = client.get(f"/preferences/{token}?lang={language}").get_data(as_text=True)
     card = page.split('id="purpose-direct_marketing"', 1)[1].split("</li>", 1)[0]
-    on = {"nl": "Aan, omdat je lid bent", "en": "On, because you are a member"}[language]
-    off = {"nl": "Zet uit", "en": "Switch off"}[language]
-    assert on in card and off in card
-    assert 'value="never"' in card  # off means: object
+    on = {
+        "nl": "Je krijgt dit omdat je lid bent. Je kunt het stoppen.",
+        "en": "You get this because you are a member. You can stop it.",
+    }[language]
+    name = {"nl": "Aanbiedingen voor leden: Aan", "en": "Offers for members: On"}[language]
+    assert on in card
+    # One switch, on; switching it off is an objection.
+    assert card.count("<button") == 1
+    assert switch_in(page, "direct_marketing") == (True, name, "never")
     # "Stop all mail" is offered, since this mail runs, and it stops it too.
     assert 'id="stop-all-button"' in page
     client.post(f"/preferences/{token}/stop-all")

@@ -176,8 +176,10 @@ def test_the_installed_wheel_runs_the_journey_in_dutch(installed):
         sent = web.post(
             "/borne/signup",
             data={"csrf_token": csrf, "email": "wiel@example.nl", "purpose": "newsletter"},
+            follow_redirects=True,
         )
         assert sent.status_code == 200 and "Kijk in je mail" in sent.text
+        assert sent.url.path == "/borne/signup/sent"
 
         mail = _confirmation_mail(installed, base)
         assert str(mail["Subject"]) == "Bevestig je aanmelding bij Bibliotheek Borne"

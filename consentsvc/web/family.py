@@ -19,7 +19,7 @@ from ..extensions import csrf, db, htmx, limiter
 from ..ledger import LedgerError
 from ..models import FamilyAccess, Subject
 from .errors import render_error
-from .forms import as_id
+from .forms import as_id, email_error
 from .i18n import current_language
 from .public import (
     Stop,
@@ -95,6 +95,14 @@ def family_actor(actor: str | None) -> str:
 # -- the holder's side, in the preference centre ------------------------------------------------
 
 
+@bp.get("/preferences/<token>/family")
+def ask_page(token: str) -> Response | str | tuple[str, int]:
+    """The address a refused request shows without JavaScript: reloaded, it is the centre's
+    family section again (never a 405)."""
+    _preference_subject(token)
+    return redirect(url_for("public.preferences", token=token, _anchor="family"), 303)
+
+
 @bp.post("/preferences/<token>/family")
 @csrf.exempt  # the signed token is the proof, as everywhere in the preference centre
 @limiter.limit(lambda: current_app.config["FAMILY_REQUEST_RATE_LIMIT"])
@@ -102,15 +110,10 @@ def ask(token: str) -> Response | str | tuple[str, int]:
     """Ask for access to someone's mail settings; the same answer for every address."""
     subject = _preference_subject(token)
     email = request.form.get("email", "")
-    error = None
-    try:
-        normalised = ledger.normalise_email(email)
-    except ledger.InvalidEmail:
-        error = _("Fill in a valid e-mail address, like name@example.nl.")
-    else:
-        if normalised == subject.email:
-            # Their own address is no secret to them: saying so tells them nothing new.
-            error = _("This is your own address. Fill in the address of the other person.")
+    error = email_error(email, _("Fill in the e-mail address of the other person."))
+    if error is None and ledger.normalise_email(email) == subject.email:
+        # Their own address is no secret to them: saying so tells them nothing new.
+        error = _("This is your own address. Fill in the address of the other person.")
     if error:
         return _section(subject, token, error=error, email=email[:254]), 400
     # Recorded alike for every address; the worker decides (intake.py, ledger/family.py).

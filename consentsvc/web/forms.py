@@ -1,8 +1,11 @@
-"""Reading numbers from forms the same way in every view."""
+"""Reading numbers and e-mail addresses from forms the same way in every view."""
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter, Map
+
+from ..ledger import InvalidEmail, normalise_email
 
 # Every id column fits a signed 32-bit integer (the smallest integer type in use).
 MAX_ID = 2**31 - 1
@@ -24,3 +27,15 @@ class IdConverter(IntegerConverter):
 
     def __init__(self, map: Map) -> None:
         super().__init__(map, min=1, max=MAX_ID)
+
+
+def email_error(value: str, empty: str) -> str | None:
+    """What is wrong with a typed e-mail address, in the words of every member form: `empty`
+    when nothing was typed, one message for anything that is not an address, else None."""
+    if not value.strip():
+        return empty
+    try:
+        normalise_email(value)
+    except InvalidEmail:
+        return _("Fill in a valid e-mail address, like name@example.nl.")
+    return None

@@ -7,6 +7,7 @@ nothing on GET, so link scanners that fetch every link in a mail do no harm.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import gettext as _
@@ -34,7 +36,7 @@ from ..ledger import Channel, LedgerError, Proof
 from ..libraries import COLOUR, DEFAULT_COLOUR, RESERVED_SLUGS
 from ..models import Library, Purpose, Subject
 from .errors import render_error
-from .forms import as_id
+from .forms import as_id, email_error
 from .i18n import current_language, use_member_language
 from .labels import STATUS, staff_action, suppression_reason
 
@@ -52,6 +54,42 @@ class Stop(Exception):
 @bp.errorhandler(Stop)
 def _stop(stop: Stop) -> tuple[str, int]:
     return stop.page
+
+
+@bp.after_request
+def _keep_the_address_after_a_refused_form(response: Response) -> Response:
+    """A boosted form that is refused shows its errors at the form's own address, without a
+    second history entry for the same page (as in the console, web/admin.py)."""
+    if htmx and request.method == "POST" and response.status_code >= 400:
+        response.headers["HX-Push-Url"] = "false"
+    return response
+
+
+# What a "check your mail" page shows after Post/Redirect/Get: kept in the (signed) session,
+# never in the address, for as long as a member may reload or come back to that page.
+SENT = "sent"
+SENT_SECONDS = 60 * 60
+
+
+def _remember_sent(library: Library, page: str, email: str = "") -> None:
+    session[SENT] = {
+        "library": library.slug, "page": page, "email": email,
+        "language": current_language(), "at": int(time.time()),
+    }  # fmt: skip
+
+
+def _sent(library: Library, pages: tuple[str, ...]) -> dict[str, str] | None:
+    sent = session.get(SENT)
+    if (
+        not isinstance(sent, dict)
+        or sent.get("library") != library.slug
+        or sent.get("page") not in pages
+        or time.time() - sent.get("at", 0) > SENT_SECONDS
+    ):
+        return None
+    if sent.get("language") in LANGUAGES:
+        use_member_language(sent["language"])
+    return sent
 
 
 @bp.get("/<library>/theme.css")
@@ -83,10 +121,8 @@ def signup(library: str) -> str | tuple[str, int]:
     if any(code not in offered for code in codes):
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
     errors = {}
-    try:
-        ledger.normalise_email(email)
-    except ledger.InvalidEmail:
-        errors["email"] = _("Fill in a valid e-mail address, like name@example.nl.")
+    if error := email_error(email, _("Fill in your e-mail address.")):
+        errors["email"] = error
     if not codes:
         errors["purpose"] = _("Choose at least one kind of mail.")
     if errors:
@@ -103,10 +139,22 @@ def signup(library: str) -> str | tuple[str, int]:
         db.session.rollback()
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
     db.session.commit()
-    # The same words for a new, a pending and a confirmed address: nobody learns who is subscribed.
+    # The same words for a new, a pending and a confirmed address: nobody learns who is
+    # subscribed. A page of its own, so a reload or the back button never posts again.
+    _remember_sent(lib, "signup", email.strip()[:254])
+    return redirect(url_for(".signup_sent", library=lib.slug), 303)
+
+
+@bp.get("/<library>/signup/sent")
+def signup_sent(library: str) -> str:
+    """Say that a confirmation mail is on its way, to the address the member typed."""
+    lib = _library(library)
+    # Without the session (a browser that keeps no cookies) the page still says what
+    # happened, only without the address.
+    sent = _sent(lib, ("signup", "undo")) or {"page": "signup", "email": ""}
     return render_template(
-        "public/signup_sent.html", library=lib, email=email.strip()[:254],
-        again_url=url_for(".signup", library=lib.slug),
+        "public/signup_sent.html", library=lib, email=sent["email"],
+        again_url=url_for(".signup", library=lib.slug) if sent["page"] == "signup" else None,
     )  # fmt: skip
 
 
@@ -168,7 +216,7 @@ def confirm_post(token: str) -> str | tuple[str, int]:
 @bp.post("/confirm/<token>/resend")
 @csrf.exempt
 @limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
-def confirm_resend(token: str) -> str | tuple[str, int]:
+def confirm_resend(token: str) -> Response | str | tuple[str, int]:
     """Mail a fresh confirmation link for a link that expired."""
     try:
         link = tokens.read_confirm(token, expired_ok=True)
@@ -179,7 +227,7 @@ def confirm_resend(token: str) -> str | tuple[str, int]:
     waiting = ledger.still_pending(db.session, subject, link.request_ids)
     mailer.confirm_again(db.session, subject, waiting)
     db.session.commit()
-    return render_template("public/link_sent.html", library=subject.library, resend=True)
+    return _link_sent(subject.library, "resend")
 
 
 def _confirm_used(subject: Subject) -> str:
@@ -321,7 +369,7 @@ def download(token: str) -> Response | str | tuple[str, int]:
 @bp.post("/download/<token>/resend")
 @csrf.exempt
 @limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
-def download_resend(token: str) -> str | tuple[str, int]:
+def download_resend(token: str) -> Response | str | tuple[str, int]:
     """Mail a fresh link to the mail settings, where the copy can be seen at once."""
     try:
         subject = _subject_or_stop(tokens.read_download(token, expired_ok=True))
@@ -330,7 +378,7 @@ def download_resend(token: str) -> str | tuple[str, int]:
     ledger.lock(db.session, subject)
     mailer.preference_link(db.session, subject)
     db.session.commit()
-    return render_template("public/link_sent.html", library=subject.library, resend=True)
+    return _link_sent(subject.library, "resend")
 
 
 def _data_copy(
@@ -411,7 +459,7 @@ def email_change(token: str) -> str | tuple[str, int]:
 @bp.post("/preferences/<token>/resend")
 @csrf.exempt
 @limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"])
-def preferences_resend(token: str) -> str | tuple[str, int]:
+def preferences_resend(token: str) -> Response | str | tuple[str, int]:
     """Mail a fresh preference link for one that expired."""
     try:
         subject = _subject_or_stop(tokens.read_preferences(token, expired_ok=True))
@@ -420,7 +468,7 @@ def preferences_resend(token: str) -> str | tuple[str, int]:
     ledger.lock(db.session, subject)
     mailer.preference_link(db.session, subject)
     db.session.commit()
-    return render_template("public/link_sent.html", library=subject.library, resend=True)
+    return _link_sent(subject.library, "resend")
 
 
 def _guardian_missing() -> tuple[str, int]:
@@ -554,7 +602,7 @@ def unsubscribe_post(token: str) -> str | tuple[str, int]:
 @bp.post("/unsubscribe/<token>/undo")
 @csrf.exempt
 @limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"])
-def unsubscribe_undo(token: str) -> str | tuple[str, int]:
+def unsubscribe_undo(token: str) -> Response | str | tuple[str, int]:
     """Subscribe again after an unsubscribe; this needs a new confirmation by mail."""
     subject, purpose = _unsubscribe_target(token)
     try:
@@ -570,9 +618,8 @@ def unsubscribe_undo(token: str) -> str | tuple[str, int]:
         return render_error(400, _("Unknown choice"), _("This choice does not exist here."))
     mailer.after_signup(db.session, subject, result)
     db.session.commit()
-    return render_template(
-        "public/signup_sent.html", library=subject.library, email=subject.email, again_url=None
-    )
+    _remember_sent(subject.library, "undo", subject.email)
+    return redirect(url_for(".signup_sent", library=subject.library.slug), 303)
 
 
 def _unsubscribe_target(token: str) -> tuple[Subject, Purpose]:
@@ -603,23 +650,36 @@ def _unsubscribe_target(token: str) -> tuple[Subject, Purpose]:
 
 @bp.route("/<library>/preferences", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LINK_REQUEST_RATE_LIMIT"], methods=["POST"])
-def request_link(library: str) -> str | tuple[str, int]:
+def request_link(library: str) -> Response | str | tuple[str, int]:
     """Mail a preference link to an address, saying the same whether it is known or not."""
     lib = _library(library)
     if request.method == "GET":
         return render_template("public/request_link.html", library=lib, errors={}, email="")
     email = request.form.get("email", "")
-    try:
-        ledger.normalise_email(email)
-    except ledger.InvalidEmail:
-        errors = {"email": _("Fill in a valid e-mail address, like name@example.nl.")}
+    if error := email_error(email, _("Fill in your e-mail address.")):
+        errors = {"email": error}
         return render_template(
             "public/request_link.html", library=lib, errors=errors, email=email[:254]
         ), 400
     # Whether the address is known is for the worker to find out (see intake.py).
     intake.record_link_request(db.session, lib, email)
     db.session.commit()
-    return render_template("public/link_sent.html", library=lib)
+    return _link_sent(lib, "link")
+
+
+@bp.get("/<library>/preferences/sent")
+def link_sent(library: str) -> str:
+    """Say that a link is on its way, if the address is known (or a new link, after a resend)."""
+    lib = _library(library)
+    sent = _sent(lib, ("link", "resend"))
+    return render_template(
+        "public/link_sent.html", library=lib, resend=sent is not None and sent["page"] == "resend"
+    )
+
+
+def _link_sent(library: Library, page: str) -> Response:
+    _remember_sent(library, page)
+    return redirect(url_for(".link_sent", library=library.slug), 303)
 
 
 # -- helpers ----------------------------------------------------------------------------------

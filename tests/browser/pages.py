@@ -84,6 +84,21 @@ def preferences_changed(live: LiveService, page: Page, lang: str) -> None:
     page.wait_for_selector("#notice:not(:empty)")
 
 
+def member_since(live: LiveService, subject_id: int) -> None:
+    """Make the person a member (as the library system reports it): in Borne, which mails
+    members offers unless they object, they then get them without a choice of their own."""
+    with live.session() as session:
+        subject = session.get_one(Subject, subject_id)
+        subject.membership_started_on = date(2020, 3, 1)
+
+
+def preferences_member(live: LiveService, page: Page, lang: str) -> None:
+    """The centre of a member who gets the offers for members because they are one."""
+    member, _ = live.new_member(purposes=("newsletter",))
+    member_since(live, member.subject_id)
+    go(page, f"/preferences/{live.token('preferences', member.subject_id)}", lang)
+
+
 def history(live: LiveService, page: Page, lang: str) -> None:
     go(page, f"/preferences/{_preference_token(live)}/history", lang)
 
@@ -109,6 +124,11 @@ def unsubscribed(live: LiveService, page: Page, lang: str) -> None:
 
 def request_link(live: LiveService, page: Page, lang: str) -> None:
     go(page, "/borne/preferences", lang)
+
+
+def request_link_errors(live: LiveService, page: Page, lang: str) -> None:
+    request_link(live, page, lang)
+    submit(page, LINK_FORM, ".error-summary")
 
 
 def link_sent(live: LiveService, page: Page, lang: str) -> None:
@@ -275,7 +295,8 @@ MEMBER_PAGES: dict[str, Opener] = {
     opener.__name__: opener
     for opener in (
         signup, signup_errors, signup_sent, confirm, confirmed, confirm_used, preferences,
-        preferences_changed, history, receipt, unsubscribe, unsubscribed, request_link, link_sent,
+        preferences_changed, preferences_member, history, receipt, unsubscribe, unsubscribed,
+        request_link, request_link_errors, link_sent,
         download, data_copy, not_mail, find_library, expired, bad_link, not_found,
         email_change, email_changed, preferences_statement, family_answer, family_answered,
         preferences_family, guardian_confirm, guardian_confirmed, mandate_confirm, mandate_end,

@@ -49,12 +49,17 @@ def test_ask_accept_change_and_stop(live: LiveService, contexts: Contexts, javas
         page.evaluate("window.__marker = 'still the same page'")
     person = page.locator("#family .family-person")
     expect(person.locator("h3")).to_contain_text(giver.email)
-    person.locator("button[id$='-on-acquisitions']").click()
+    # The other person's mails are switches too, named by mail, person and state.
+    switch = person.get_by_role("switch", name=f"Aanwinstenmail, {giver.email}: Uit")
+    expect(switch).to_have_attribute("aria-checked", "false")
+    switch.click()
     expect(page.locator("#saved-family")).to_contain_text("Opgeslagen")
     if javascript:
         # The page's one live region announces it (out of band).
         expect(page.locator("#notice")).to_contain_text("Opgeslagen")
-    expect(person.locator("[id$='-acquisitions'] .status")).to_contain_text("Aan")
+    expect(
+        person.get_by_role("switch", name=f"Aanwinstenmail, {giver.email}: Aan")
+    ).to_have_attribute("aria-checked", "true")
     assert live.states_of(giver.subject_id)["acquisitions"] == "granted"
     told = mail_text(live, giver.email, "aangezet")
     assert f"{holder.email} heeft deze mail voor jou aangezet: Aanwinstenmail." in told

@@ -64,14 +64,16 @@ def test_preference_centre_with_the_keyboard_only(live: LiveService, contexts: C
 
     toggle = page.locator("#toggle-newsletter")
     page.keyboard.press("Enter")
-    expect(toggle).to_contain_text("Zet aan")
+    expect(toggle).to_have_attribute("aria-checked", "false")
+    expect(toggle).to_have_accessible_name("Nieuwsbrief: Uit")
     # The list was swapped in place; the focus stays on the button just used, so the
     # member can go on from where they were.
     expect(toggle).to_be_focused()
     assert live.states_of(member.subject_id)["newsletter"] == "withdrawn"
 
     page.keyboard.press("Space")
-    expect(toggle).to_contain_text("Zet uit")
+    expect(toggle).to_have_attribute("aria-checked", "true")
+    expect(toggle).to_have_accessible_name("Nieuwsbrief: Aan")
     expect(toggle).to_be_focused()
     assert live.states_of(member.subject_id)["newsletter"] == "granted"
 
