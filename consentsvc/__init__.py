@@ -77,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
     # the console and the member pages.
     from .web import (
         console_auditor,  # noqa: F401 - the auditor's view
+        console_export,  # noqa: F401 - a person's copy, for an access request
         console_import,  # noqa: F401
         console_library,  # noqa: F401
         console_mandates,  # noqa: F401
