@@ -76,6 +76,7 @@ def register_blueprints(app: Flask) -> None:
     # members' parts go to the console, the guardian's page to public.bp; the mandates to
     # the console and the member pages.
     from .web import (
+        console_audit,  # noqa: F401 - the audit log and its CSV
         console_auditor,  # noqa: F401 - the auditor's view
         console_export,  # noqa: F401 - a person's copy, for an access request
         console_import,  # noqa: F401

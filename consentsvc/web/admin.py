@@ -40,7 +40,6 @@ from ..extensions import db, htmx, limiter, login_manager
 from ..ledger import Channel, LedgerError, Proof
 from ..models import (
     ApiClient,
-    AuditEntry,
     ConsentText,
     Library,
     StaffRole,
@@ -436,27 +435,6 @@ def restriction(subject_id: int) -> Response | str | tuple[str, int]:
     _audit(action, subject=person, reason=reason)
     db.session.commit()
     return redirect(url_for(".subject", subject_id=person.id, done=action), 303)
-
-
-@bp.get("/audit")
-@roles(*PRIVACY)
-def audit_log() -> str:
-    """Who looked at or changed what, newest first; filter by staff member or person."""
-    query = select(AuditEntry).where(AuditEntry.library_id == g.library.id)
-    staff_id = as_id(request.args.get("staff"))
-    subject_id = as_id(request.args.get("subject"))
-    if staff_id:
-        query = query.where(AuditEntry.staff_id == staff_id)
-    if subject_id:
-        query = query.where(AuditEntry.subject_id == subject_id)
-    entries = db.session.scalars(query.order_by(AuditEntry.id.desc()).limit(200)).all()
-    colleagues = db.session.scalars(
-        select(StaffUser).where(StaffUser.library_id == g.library.id).order_by(StaffUser.name)
-    ).all()
-    return render_template(
-        "admin/audit.html", entries=entries, colleagues=colleagues,
-        staff_id=staff_id, subject_id=subject_id,
-    )  # fmt: skip
 
 
 ADMIN = (StaffRole.ADMIN,)
