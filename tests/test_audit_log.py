@@ -296,3 +296,28 @@ def test_the_member_wording_is_not_the_staff_wording():
 
     assert str(labels.STAFF_ACTION["view"]) == "Looked at your data"
     assert audit_words.masked("jan.de.vries@example.nl") == "j…@example.nl"
+
+
+def test_a_detail_names_the_account_or_key_in_words(app):
+    from consentsvc import clients
+    from consentsvc.models import Library
+
+    femke_id = named_staff(app, "Femke", "privacy_officer", "femke@bibliotheek.example")
+    with app.app_context():
+        library = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        client, _key = clients.create(db.session, library, "Laposta", ["newsletter"])
+        femke = db.session.get(StaffUser, femke_id)
+        kees = staff.create(
+            db.session, library, "kees@bibliotheek.example", "Kees", "desk", "x" * 12
+        )
+        db.session.flush()
+        staff.audit(db.session, femke, "staff.add", detail=f"staff {kees.id} desk")
+        staff.audit(db.session, femke, "client.revoke", detail=f"client {client.id}")
+        db.session.commit()
+    page = log_in_as(app, "femke@bibliotheek.example").get("/admin/audit").get_data(as_text=True)
+    shown = entries(page)
+    assert shown[0].startswith("Femke trok een API-sleutel in ")
+    assert shown[0].endswith(" · API-sleutel van Laposta")
+    assert shown[1].startswith("Femke maakte een account voor een medewerker ")
+    assert shown[1].endswith(" · Account van Kees (Balie)")
+    assert "staff " not in " ".join(shown) and "client " not in " ".join(shown)

@@ -107,6 +107,15 @@ NAMES = {
 IDENTIFIED = {"export", "erase", "erase.partial", "rectification"}
 NOTED = {"consent.requested", "consent.granted", "objection", "withdrawal"}
 FOUND = re.compile(r"(\d+) found")
+# A detail that names a staff account, an API key or a webhook receiver by its number.
+NUMBERED = re.compile(
+    r"(staff|client|endpoint) (\d+)( (?:desk|privacy_officer|admin)\b)?(.*)", re.S
+)
+NUMBERED_WORDS = {
+    "staff": _l("Account of %(name)s"),
+    "client": _l("API key of %(name)s"),
+    "endpoint": _l("Webhook address %(name)s"),
+}
 
 
 def masked(email: str) -> str:
@@ -152,10 +161,23 @@ def reason_label(action: str) -> str:
     return _("Reason")
 
 
-def detail_text(detail: str | None, titles: dict[str, str]) -> str | None:
-    """An entry's detail, in words where it is a code (a purpose, a count of people found)."""
+def numbered(detail: str | None) -> tuple[str, int] | None:
+    """The kind and number of what a detail names ("staff 12 desk": staff, 12), if any."""
+    found = NUMBERED.fullmatch(detail or "")
+    return (found[1], int(found[2])) if found else None
+
+
+def detail_text(
+    detail: str | None, titles: dict[str, str], names: dict[tuple[str, int], str] | None = None
+) -> str | None:
+    """An entry's detail, in words where it is a code (a purpose, a count of people found, a
+    staff account, API key or webhook by its number: `names` has their names)."""
     if not detail:
         return None
+    found = NUMBERED.fullmatch(detail)
+    if found is not None and (found[1], int(found[2])) in (names or {}):
+        name = (names or {})[(found[1], int(found[2]))]
+        return str(NUMBERED_WORDS[found[1]] % {"name": name}) + found[4]
     if detail in titles:
         return _("Purpose: %(purpose)s", purpose=titles[detail])
     found = FOUND.fullmatch(detail)

@@ -19,9 +19,9 @@ from sqlalchemy import Select, func, select
 
 from .. import ledger
 from ..extensions import db
-from ..models import AuditEntry, StaffUser, Subject
-from .admin import PRIVACY, bp, roles
-from .audit_words import NAMES, detail_text, person_label, reason_label, sentence
+from ..models import ApiClient, AuditEntry, StaffUser, Subject, WebhookEndpoint
+from .admin import PRIVACY, ROLE_LABELS, bp, roles
+from .audit_words import NAMES, detail_text, numbered, person_label, reason_label, sentence
 from .forms import as_id
 from .labels import purpose_title
 
@@ -235,6 +235,7 @@ def _rows(entries: Any) -> list[Row]:
         p.id: p for p in db.session.scalars(select(Subject).where(Subject.id.in_(ids)))
     } if ids else {}  # fmt: skip
     titles = {p.code: purpose_title(p) for p in g.library.purposes}
+    names = _names([numbered(e.detail) for e in entries])
     rows = []
     for entry in entries:
         about = entry.subject_id
@@ -245,10 +246,34 @@ def _rows(entries: Any) -> list[Row]:
             linked=sentence(entry.action, entry.staff.name, _link(about, person, people)),
             person=person, subject_id=about if about in people else None,
             reason_label=reason_label(entry.action), reason=entry.reason,
-            detail=detail_text(entry.detail, titles),
+            detail=detail_text(entry.detail, titles, names),
         )  # fmt: skip
         rows.append(row)
     return rows
+
+
+def _names(mentioned: list[tuple[str, int] | None]) -> dict[tuple[str, int], str]:
+    """The names of the staff accounts, API keys and webhooks that details mention by number;
+    the staff member with their role in words, keys and webhooks of this library only."""
+    wanted: dict[str, set[int]] = {"staff": set(), "client": set(), "endpoint": set()}
+    for kind, number in filter(None, mentioned):
+        wanted[kind].add(number)
+    names: dict[tuple[str, int], str] = {}
+    if wanted["staff"]:
+        for user in db.session.scalars(select(StaffUser).where(StaffUser.id.in_(wanted["staff"]))):
+            role = ROLE_LABELS.get(user.role, user.role)
+            names["staff", user.id] = f"{user.name} ({role})"
+    if wanted["client"]:
+        clients = select(ApiClient).where(
+            ApiClient.id.in_(wanted["client"]), ApiClient.library_id == g.library.id
+        )
+        names.update((("client", c.id), c.name) for c in db.session.scalars(clients))
+    if wanted["endpoint"]:
+        endpoints = select(WebhookEndpoint).where(
+            WebhookEndpoint.id.in_(wanted["endpoint"]), WebhookEndpoint.library_id == g.library.id
+        )
+        names.update((("endpoint", e.id), e.url) for e in db.session.scalars(endpoints))
+    return names
 
 
 def _link(about: int | None, person: str | None, people: dict[int, Subject]) -> Markup | None:
