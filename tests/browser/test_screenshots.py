@@ -38,7 +38,7 @@ NEW_CONSOLE_PAGES = [
     "retention", "import", "import_preview", "library",
     "privacy_statement", "privacy_statement_errors", "privacy_statement_confirm",
     "mandates", "mandate_errors", "auditor_form", "auditor", "auditor_errors",
-    "reports", "new_library",
+    "reports", "new_library", "audit", "audit_errors", "export",
 ]  # fmt: skip
 
 
