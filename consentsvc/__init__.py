@@ -77,7 +77,9 @@ def register_blueprints(app: Flask) -> None:
     # the console and the member pages.
     from .web import (
         console_api_keys,  # noqa: F401 - the API keys' pages
+        console_audit,  # noqa: F401 - the audit log and its CSV
         console_auditor,  # noqa: F401 - the auditor's view
+        console_export,  # noqa: F401 - a person's copy, for an access request
         console_import,  # noqa: F401
         console_library,  # noqa: F401
         console_mandates,  # noqa: F401

@@ -67,6 +67,8 @@ MATRIX = [
     ("post", "/admin/subjects/{id}/restriction", PRIVACY),
     ("post", "/admin/subjects/{id}/email", PRIVACY),
     ("get", "/admin/audit", PRIVACY),
+    # The audit log's filtered entries as CSV (web/console_audit.py).
+    ("get", "/admin/audit.csv", PRIVACY),
     ("get", "/admin/clients", ADMIN),
     ("post", "/admin/clients", ADMIN),
     ("get", "/admin/clients/{client}/revoke", ADMIN),
@@ -354,7 +356,8 @@ def test_the_audit_log_shows_who_looked(app):
     desk.get(f"/admin/subjects/{subject_id}")
     officer = log_in(app, "privacy_officer")
     page = officer.get(f"/admin/audit?subject={subject_id}").get_data(as_text=True)
-    assert "<strong>Anna</strong>: view" in page
+    link = f'<a href="/admin/subjects/{subject_id}">j…@example.nl</a>'
+    assert f"Anna bekeek de gegevens van {link}" in page
 
 
 def test_no_console_page_of_one_library_shows_another(app):

@@ -5,7 +5,6 @@ Every look at a person and every change is written to the audit trail.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable
@@ -41,7 +40,6 @@ from ..config import LANGUAGES
 from ..extensions import db, htmx, limiter, login_manager
 from ..ledger import Channel, LedgerError, Proof
 from ..models import (
-    AuditEntry,
     ConsentText,
     Library,
     StaffRole,
@@ -361,43 +359,6 @@ def stop(subject_id: int) -> Response | str | tuple[str, int]:
 PRIVACY = (StaffRole.PRIVACY_OFFICER,)
 
 
-@bp.post("/subjects/<id:subject_id>/export")
-@roles(*PRIVACY)
-def export(subject_id: int) -> Response | str | tuple[str, int]:
-    """Audit the request for everything held about the person, then show it (redirect)."""
-    person = _subject(subject_id)
-    identification = _identification(person)
-    if not isinstance(identification, str):
-        return identification
-    _audit("export", subject=person, reason=identification)
-    db.session.commit()
-    # Post/Redirect/Get: the audited POST opens the copy for a few minutes in this session,
-    # so a reload shows it again instead of asking and auditing a second time.
-    as_json = request.form.get("format") == "json"
-    session["export"] = {"subject": person.id, "at": time.time(), "json": as_json}
-    return redirect(url_for(".export_copy", subject_id=person.id), 303)
-
-
-@bp.get("/subjects/<id:subject_id>/copy")
-@roles(*PRIVACY)
-def export_copy(subject_id: int) -> Response | str:
-    """The copy an audited export opened: JSON to hand over, or a page to print."""
-    person = _subject(subject_id)
-    opened = session.get("export") or {}
-    fresh = time.time() - opened.get("at", 0) <= SECOND_STEP_SECONDS
-    if opened.get("subject") != person.id or not fresh:
-        # Not opened (or long ago): the identification is asked, and audited, again.
-        return redirect(url_for(".subject", subject_id=person.id), 303)
-    data = ledger.export(db.session, person, suppression_key=current_app.config["SUPPRESSION_KEY"])
-    if opened.get("json"):
-        response = current_app.response_class(
-            json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json"
-        )
-        response.headers["Content-Disposition"] = f'attachment; filename="export-{person.id}.json"'
-        return response
-    return render_template("admin/export.html", person=person, data=data)
-
-
 @bp.post("/subjects/<id:subject_id>/erase")
 @roles(*PRIVACY)
 def erase(subject_id: int) -> Response | str | tuple[str, int]:
@@ -475,27 +436,6 @@ def restriction(subject_id: int) -> Response | str | tuple[str, int]:
     _audit(action, subject=person, reason=reason)
     db.session.commit()
     return redirect(url_for(".subject", subject_id=person.id, done=action), 303)
-
-
-@bp.get("/audit")
-@roles(*PRIVACY)
-def audit_log() -> str:
-    """Who looked at or changed what, newest first; filter by staff member or person."""
-    query = select(AuditEntry).where(AuditEntry.library_id == g.library.id)
-    staff_id = as_id(request.args.get("staff"))
-    subject_id = as_id(request.args.get("subject"))
-    if staff_id:
-        query = query.where(AuditEntry.staff_id == staff_id)
-    if subject_id:
-        query = query.where(AuditEntry.subject_id == subject_id)
-    entries = db.session.scalars(query.order_by(AuditEntry.id.desc()).limit(200)).all()
-    colleagues = db.session.scalars(
-        select(StaffUser).where(StaffUser.library_id == g.library.id).order_by(StaffUser.name)
-    ).all()
-    return render_template(
-        "admin/audit.html", entries=entries, colleagues=colleagues,
-        staff_id=staff_id, subject_id=subject_id,
-    )  # fmt: skip
 
 
 ADMIN = (StaffRole.ADMIN,)

@@ -65,6 +65,31 @@ STAFF_ACTION = {
     "mandate.end": _l("Ended your direct debit mandate"),
 }
 
+# What the evidence of a change says (Evidence.details keys), in the member's words. The
+# member's copy and the privacy officer's export show these (templates/_data_copy.html).
+EVIDENCE = {
+    "how": _l("How"),
+    "note": _l("Note by the library"),
+    "client": _l("Sent by"),
+    "identification": _l("How the library checked it was you"),
+    "confirmed_by": _l("Confirmed by"),
+    "guardian_fingerprint": _l("Code for your parent's or guardian's address"),
+    "language": _l("Language of the page"),
+    "file": _l("File"),
+    "sha256": _l("Code of the file (SHA-256)"),
+    "line": _l("Line in the file"),
+}
+# Said by the channel already, or about the service rather than the person.
+EVIDENCE_NOT_SHOWN = {"retention"}
+EVIDENCE_VALUES = {
+    "desk": _l("At the library desk"),
+    "phone": _l("By phone"),
+    "paper": _l("On paper"),
+    "online": _l("Online"),
+    "guardian": _l("Your parent or guardian"),
+}
+MANDATE_SIGNED = {"paper": _l("on paper"), "online": _l("online")}
+
 SUPPRESSION = {
     "complaint": _l("You marked one of our mails as spam. We never mail this address again."),
     "hard_bounce": _l("Our mail could not be delivered to this address. We no longer mail it."),
@@ -93,4 +118,8 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _labels() -> dict[str, object]:
-        return {"status_label": STATUS, "action_label": ACTION, "channel_label": CHANNEL}
+        return {
+            "status_label": STATUS, "action_label": ACTION, "channel_label": CHANNEL,
+            "evidence_label": EVIDENCE, "evidence_value": EVIDENCE_VALUES,
+            "evidence_not_shown": EVIDENCE_NOT_SHOWN, "mandate_signed": MANDATE_SIGNED,
+        }  # fmt: skip

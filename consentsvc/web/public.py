@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import (
@@ -35,10 +34,11 @@ from ..extensions import csrf, db, htmx, limiter
 from ..ledger import Channel, LedgerError, Proof
 from ..libraries import COLOUR, DEFAULT_COLOUR, RESERVED_SLUGS
 from ..models import Library, Purpose, Subject
+from .data_copy import copy_context, export_data
 from .errors import render_error
 from .forms import as_id, email_error
 from .i18n import current_language, use_member_language
-from .labels import STATUS, staff_action, suppression_reason
+from .labels import STATUS
 
 bp = Blueprint("public", __name__)
 
@@ -385,7 +385,7 @@ def _data_copy(
     subject: Subject, json_url: str, preferences_token: str | None = None
 ) -> Response | str:
     """The member's copy: a page in their words, or (?format=json) the file to keep."""
-    data = ledger.export(db.session, subject, suppression_key=current_app.config["SUPPRESSION_KEY"])
+    data = export_data(subject)
     if request.args.get("format") == "json":
         response = current_app.response_class(
             json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json"
@@ -395,38 +395,10 @@ def _data_copy(
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
         response.headers["Cache-Control"] = "no-store"  # personal data, like every page
         return response
-    titles = {p.id: _title(p) for p in subject.library.purposes}
-    mailings: dict[str, int] = {}
-    for decision in data["mailings_allowed"]:
-        title = titles.get(decision["purpose_id"], _("Other mail"))
-        mailings[title] = mailings.get(title, 0) + 1
     return render_template(
-        "public/download.html",
-        library=subject.library,
-        subject=subject,
-        states=ledger.state_of(db.session, subject),
-        events=ledger.history(db.session, subject),
-        titles=titles,
-        staff_access=[
-            (datetime.fromisoformat(a["at"]), a["staff"], staff_action(a["action"]))
-            for a in data["staff_access"]
-        ],
-        mailings=sorted(mailings.items()),
-        mandates=data["mandates"],  # the IBAN already masked
-        family=[
-            {**row, "since": datetime.fromisoformat(row["answered_at"] or row["requested_at"])}
-            for row in data["family_access"]
-        ],
-        young_member=data["young_member"],
-        suppression=data["suppression"]
-        and (
-            datetime.fromisoformat(data["suppression"]["since"]),
-            suppression_reason(data["suppression"]["reason"]),
-        ),
-        json_url=json_url,
-        preferences_token=preferences_token,
-        now=datetime.now(UTC),
-    )
+        "public/download.html", json_url=json_url, preferences_token=preferences_token,
+        **copy_context(subject, data),
+    )  # fmt: skip
 
 
 @bp.route("/email/<token>", methods=["GET", "POST"])

@@ -482,6 +482,8 @@ CONSOLE_PAGES: dict[str, tuple[str | None, Opener]] = {
     "export": (OFFICER, console_export),
     "erased": (OFFICER, console_erased),
     "audit": (OFFICER, _at("/admin/audit")),
+    # Filters that cannot be used: a date that does not exist, an unknown action.
+    "audit_errors": (OFFICER, _at("/admin/audit?from=31-02-2026&action=onbekend")),
     "account": ("desk", _at("/admin/account")),
     "clients": (ADMIN, console_clients),
     "webhooks": (ADMIN, _at("/admin/webhooks")),
