@@ -86,6 +86,7 @@ def register_blueprints(app: Flask) -> None:
         console_minors,  # noqa: F401
         console_nav,  # noqa: F401 - the console's navigation
         console_new_library,  # noqa: F401 - a new library's page
+        console_person,  # noqa: F401 - a person's page and what staff record there
         console_reports,  # noqa: F401 - the charts and their numbers
         console_statement,  # noqa: F401 - the privacy-statement page
         console_webhooks,  # noqa: F401 - webhook receivers and their deliveries

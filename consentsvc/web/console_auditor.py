@@ -18,7 +18,8 @@ from werkzeug.wrappers import Response
 from .. import ledger, receipts
 from ..extensions import db
 from ..models import StaffRole, Subject, utcnow
-from .admin import _audit, _subject, bp, roles
+from .admin import _audit, bp, roles
+from .console_person import person_in_library
 from .forms import as_id
 from .member_receipts import receipt_file
 
@@ -45,7 +46,7 @@ def auditor() -> str | tuple[str, int]:
     if subject_id is None:
         form["date"] = form["date"] or ledger.local_today().isoformat()
         return render_template("admin/auditor.html", form=form, errors={})
-    person = _subject(subject_id)
+    person = person_in_library(subject_id)
     form["email"] = "" if person.erased_at else person.email
     if not form["date"]:
         form["date"] = ledger.local_today().isoformat()
@@ -94,7 +95,7 @@ def auditor_lookup() -> Response | str | tuple[str, int]:
 @roles(*AUDITORS)
 def receipt_download(subject_id: int, receipt: UUID) -> Response:
     """A person's signed receipt as a file, to hand to an auditor (audited like a look)."""
-    person = _subject(subject_id)
+    person = person_in_library(subject_id)
     event = receipts.find(db.session, person, str(receipt))
     if event is None:
         abort(404)

@@ -12,8 +12,9 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from ..extensions import db
-from .admin import PRIVACY, SECOND_STEP_SECONDS, _audit, _identification, _subject, bp, roles
+from .admin import PRIVACY, SECOND_STEP_SECONDS, _audit, bp, roles
 from .audit_words import person_label
+from .console_person import identification_given, person_in_library
 from .data_copy import copy_context, export_data
 
 
@@ -21,8 +22,8 @@ from .data_copy import copy_context, export_data
 @roles(*PRIVACY)
 def export(subject_id: int) -> Response | str | tuple[str, int]:
     """Audit the request for everything held about the person, then show it (redirect)."""
-    person = _subject(subject_id)
-    identification = _identification(person)
+    person = person_in_library(subject_id)
+    identification = identification_given(person)
     if not isinstance(identification, str):
         return identification
     _audit("export", subject=person, reason=identification)
@@ -38,7 +39,7 @@ def export(subject_id: int) -> Response | str | tuple[str, int]:
 @roles(*PRIVACY)
 def export_copy(subject_id: int) -> Response | str:
     """The copy an audited export opened: JSON to hand over, or a page to print."""
-    person = _subject(subject_id)
+    person = person_in_library(subject_id)
     opened = session.get("export") or {}
     fresh = time.time() - opened.get("at", 0) <= SECOND_STEP_SECONDS
     if opened.get("subject") != person.id or not fresh:

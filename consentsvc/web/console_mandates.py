@@ -19,7 +19,8 @@ from .. import iban, ledger, mailer
 from ..extensions import db
 from ..ledger import Channel, Proof
 from ..models import SepaMandate, Subject
-from .admin import ANY_STAFF, _audit, _confirm_page, _subject, _subject_page, bp, roles
+from .admin import ANY_STAFF, _audit, _confirm_page, bp, roles
+from .console_person import person_in_library, person_page
 
 # (field, code) -> what staff read; every refusal names its field and what to do.
 FIELD_ERRORS = {
@@ -101,7 +102,7 @@ def _mandates_context() -> dict[str, Any]:
 @roles(*ANY_STAFF)
 def record_mandate(subject_id: int) -> Response | str | tuple[str, int]:
     """Record a signed mandate; it grants nothing until a colleague approves it."""
-    person = _subject(subject_id)
+    person = person_in_library(subject_id)
     form = request.form
     given = ledger.MandateInput(
         reference=form.get("reference", "")[:200],
@@ -119,12 +120,12 @@ def record_mandate(subject_id: int) -> Response | str | tuple[str, int]:
     except ledger.MandateRefused as exc:
         db.session.rollback()
         errors = {f"mandate_{f}": str(FIELD_ERRORS[(f, c)]) for f, c in exc.errors.items()}
-        return _subject_page(person, errors=errors, form=form), 400
+        return person_page(person, errors=errors, form=form), 400
     except (ledger.Restricted, ledger.MandateNotAllowed) as exc:
         db.session.rollback()
         reason = getattr(exc, "reason", "restricted")
         # Keyed by the section's id, so the error summary leads there.
-        return _subject_page(person, errors={"mandates": str(NOT_ALLOWED[reason])}), 400
+        return person_page(person, errors={"mandates": str(NOT_ALLOWED[reason])}), 400
     _audit("mandate.record", subject=person, detail=_detail(mandate))
     db.session.commit()
     return redirect(

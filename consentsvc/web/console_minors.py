@@ -13,7 +13,8 @@ from flask_babel import lazy_gettext as _l
 from .. import ledger
 from ..extensions import db
 from ..models import Subject
-from .admin import ANY_STAFF, _audit, _subject, _subject_page, bp, roles
+from .admin import ANY_STAFF, _audit, bp, roles
+from .console_person import person_in_library, person_page
 
 ERRORS = {
     "birth_year": _l("Give the birth year as four digits, like 2012, and not in the future."),
@@ -35,7 +36,7 @@ def _young_member_rules() -> dict[str, object]:
 @roles(*ANY_STAFF)
 def record_minor(subject_id: int) -> Response | str | tuple[str, int]:
     """Save the birth year or the mark "minor", and the guardian; nothing if any is wrong."""
-    person = _subject(subject_id)
+    person = person_in_library(subject_id)
     form = request.form
     try:
         change = ledger.record_minor(
@@ -60,4 +61,4 @@ def record_minor(subject_id: int) -> Response | str | tuple[str, int]:
 
 def _refused(person: Subject, field: str, error: str) -> tuple[str, int]:
     db.session.rollback()
-    return _subject_page(person, errors={field: str(ERRORS[error])}, form=request.form), 400
+    return person_page(person, errors={field: str(ERRORS[error])}, form=request.form), 400

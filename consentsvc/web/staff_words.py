@@ -10,7 +10,8 @@ from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
 from ..models import ApiClient, StaffUser
-from .admin import HOW, bp
+from .admin import bp
+from .console_person import HOW
 
 STATUS = {
     None: _l("No consent: never asked"),
