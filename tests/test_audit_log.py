@@ -246,7 +246,7 @@ def test_the_csv_has_the_same_rows_and_is_injection_safe(app, log):
 
 
 def test_a_cell_that_starts_like_a_formula_is_quoted():
-    from consentsvc.web.console_audit import _cell
+    from consentsvc.web.spreadsheet import cell as _cell
 
     assert [_cell(v) for v in ("=1+1", "+31", "-2", "@A1", "\tx", "gewoon")] == [
         "'=1+1", "'+31", "'-2", "'@A1", "'\tx", "gewoon",

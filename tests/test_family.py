@@ -161,7 +161,7 @@ def test_request_accept_and_a_change_by_the_delegate(app, client, outbox):
     # And so does the staff console's timeline.
     staff = log_in(app, "desk")
     timeline = staff.get(f"/admin/subjects/{giver_id}").get_data(as_text=True)
-    assert f"family:{holder_id} ({HOLDER})" in timeline
+    assert f"een gezinslid met toegang ({HOLDER})" in timeline
     assert f"Mailinstellingen beheerd door {HOLDER}" in timeline
     holder_record = staff.get(f"/admin/subjects/{holder_id}").get_data(as_text=True)
     assert f"Beheert de mailinstellingen van {GIVER}" in holder_record

@@ -217,7 +217,8 @@ def test_a_restricted_person_gets_no_mandate(app):
     refused = record(desk, subject_id)
     assert refused.status_code == 400
     page = refused.get_data(as_text=True)
-    assert 'href="#mandates"' in page and "beperkt" in page
+    assert 'href="#mandates-error"' in page and 'id="mandates-error"' in page
+    assert "beperkt" in page
     assert mandates(app) == []
 
 
@@ -481,7 +482,7 @@ def test_one_click_stop_all_and_the_switch_never_end_a_mandate(app):
     assert "Stop deze automatische incasso" in switched.get_data(as_text=True)  # the way that works
     stopped = post(desk, f"/admin/subjects/{subject_id}/stop", purpose="direct_debit", note="x")
     assert stopped.status_code == 400
-    assert "Beëindig de machtiging" in stopped.get_data(as_text=True)
+    assert "Beëindig die met “Machtiging beëindigen”" in stopped.get_data(as_text=True)
     objected = post(
         desk, f"/admin/subjects/{subject_id}/stop", purpose="direct_debit", note="x",
         objection="yes",

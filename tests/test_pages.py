@@ -539,11 +539,20 @@ def test_link_request_says_the_same_for_known_and_unknown(app, client, outbox):
         response = client.post("/borne/preferences", data=data, follow_redirects=True)
         assert response.request.path == "/borne/preferences/sent"
         page = response.get_data(as_text=True)
-        return re.search(r"<main.*</main>", page, re.S).group(0)
+        main = re.search(r"<main.*</main>", page, re.S).group(0)
+        # The page repeats what was typed, and beyond that says the same.
+        assert f'<span class="address">{email}</span>' in main
+        assert 'href="/borne/preferences">Verkeerd adres?' in main
+        return main.replace(email, "ADDRESS")
 
     assert ask("jan@example.nl") == ask("nobody@example.nl")
     assert len(outbox) == 2
     assert outbox[1].recipients == ["jan@example.nl"]
+    # Opening the form again forgets the address: the next person at a shared computer
+    # does not find it on the page.
+    client.get("/borne/preferences")
+    again = client.get("/borne/preferences/sent").get_data(as_text=True)
+    assert "nobody@example.nl" not in again and "Kennen we dit adres?" in again
     page = client.get(link_in(outbox[1], "preferences")).get_data(as_text=True)
     assert "Je mailinstellingen" in page
     # Asking again inside the hour sends nothing more.

@@ -124,3 +124,16 @@ def test_the_reports_page_charts_tables_and_csv_show_counts_only(app):
         assert "2026-09,2,2" in lines and "2026-10,1,0" in lines
         assert officer.get("/admin/reports/nothing.csv").status_code == 404
         assert log_in(app, "desk").get("/admin/reports").status_code == 403
+
+
+def test_a_purpose_title_like_a_formula_stays_text_in_the_csv(app):
+    """Titles are typed by admins; a spreadsheet must not run one as a formula."""
+    with app.app_context():
+        borne = db.session.scalar(select(Library).where(Library.slug == "borne"))
+        newsletter = next(p for p in borne.purposes if p.code == "newsletter")
+        ledger.current_text(newsletter, "nl").title = '=HYPERLINK("http://x.example")'
+        db.session.commit()
+    officer = log_in(app, "privacy_officer")
+    heading = officer.get("/admin/reports/consent.csv").get_data(as_text=True).splitlines()[0]
+    assert heading.startswith("Maand,")
+    assert "'=HYPERLINK(" in heading and ',"=HYPERLINK(' not in heading

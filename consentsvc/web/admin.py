@@ -13,7 +13,6 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import segno
-from babel import Locale
 from flask import (
     Blueprint,
     abort,
@@ -45,7 +44,6 @@ from ..models import (
 )
 from .errors import render_error
 from .forms import as_id
-from .i18n import current_language
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 login_manager.login_view = "admin.login"
@@ -144,16 +142,10 @@ RETENTION_LABELS = {
 RETENTION_UNIT_LABELS = {"days": _l("days"), "months": _l("months")}
 
 
-def language_name(code: str) -> str:
-    """A language's name in the page's language ("Engels" on a Dutch page)."""
-    return str(Locale.parse(code).get_display_name(current_language()))
-
-
 @bp.context_processor
 def _console_context() -> dict[str, Any]:
     return {
         "library": g.get("library"),
-        "language_name": language_name,
         "role_labels": ROLE_LABELS,
         "retention_labels": RETENTION_LABELS,
         "retention_units": {

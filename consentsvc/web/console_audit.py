@@ -24,6 +24,7 @@ from .admin import PRIVACY, ROLE_LABELS, bp, roles
 from .audit_words import NAMES, detail_text, numbered, person_label, reason_label, sentence
 from .forms import as_id
 from .labels import purpose_title
+from .spreadsheet import cell
 
 PER_PAGE = 100
 CSV_MAX = 10_000
@@ -39,8 +40,6 @@ FILTER_ERRORS = {
     "order": _l("The start date is after the end date; the dates are not used."),
     "page": _l("There is no such page; the first page is shown."),
 }
-# A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -129,18 +128,13 @@ def audit_csv() -> Response:
             format_datetime(row.at, "yyyy-MM-dd HH:mm"), row.staff, row.sentence,
             row.person or "", reason, row.detail or "",
         ]  # fmt: skip
-        writer.writerow([_cell(c) for c in cells])
+        writer.writerow([cell(c) for c in cells])
     words = _("audit-log")  # a file name: letters and hyphens only
     name = f"{g.library.slug}-{words}.csv"
     return Response(
         out.getvalue(), mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )  # fmt: skip
-
-
-def _cell(value: str) -> str:
-    """A cell a spreadsheet shows as text, never runs (CSV formula injection)."""
-    return f"'{value}" if value.startswith(FORMULA_START) else value
 
 
 def _filters() -> Filters:

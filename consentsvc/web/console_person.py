@@ -19,9 +19,10 @@ from .. import ledger, mailer
 from ..extensions import db
 from ..ledger import Channel, LedgerError, Proof
 from ..models import ConsentText, Subject
-from .admin import ANY_STAFF, PRIVACY, _audit, bp, language_name, roles
+from .admin import ANY_STAFF, PRIVACY, _audit, bp, roles
 from .errors import render_error
 from .forms import as_id
+from .i18n import language_name
 from .labels import purpose_title
 
 HOW = {
@@ -60,7 +61,7 @@ def record_consent(subject_id: int) -> Response | str | tuple[str, int]:
     elif text.purpose.code == ledger.MANDATE_PURPOSE:
         # Direct debit starts only from an approved mandate (web/console_mandates.py).
         errors["text"] = _(
-            "Direct debit needs a signed mandate: record it under “Direct debit mandates”."
+            "Direct debit needs a signed mandate: record it under “Record a direct debit mandate”."
         )
     if how not in HOW:
         errors["how"] = _("Choose how the person gave consent.")
@@ -120,7 +121,7 @@ def stop(subject_id: int) -> Response | str | tuple[str, int]:
             )
     except ledger.MandateRunning:
         db.session.rollback()
-        message = _("Direct debit runs on a mandate. End the mandate under “End mandate” below.")
+        message = _("Direct debit runs on a mandate. End it with “End mandate” beside the mandate.")
         return person_page(person, errors={"stop_purpose": message}, form=request.form), 400
     except LedgerError:
         db.session.rollback()
@@ -233,7 +234,6 @@ def person_page(person: Subject, errors: dict[str, str] | None = None, form: Any
         states=ledger.state_of(db.session, person),
         events=ledger.history(db.session, person),
         consent_choices=_consent_choices(person),
-        how_options=HOW,
         errors=errors or {},
         # What was typed, for the form that was sent only (several share field names).
         form=form if form is not None else (request.form if errors else {}),
@@ -254,7 +254,7 @@ def _error_targets(endpoint: str | None) -> dict[str, str]:
     return {
         "stop_note": "stop-note", "stop_purpose": "stop-purpose",
         "identification": identification, "email": "new-email",
-        "reason": "restriction-reason",
+        "reason": "restriction-reason", "mandates": "mandates-error", "confirm": "confirm",
     }  # fmt: skip
 
 

@@ -23,10 +23,10 @@ from pygal.style import Style
 from .. import reports
 from ..database import reading_only
 from ..extensions import db
-from ..ledger import current_text
-from ..models import LegalBasis, Purpose, StaffRole, local_today
+from ..models import LegalBasis, StaffRole, local_today
 from .admin import bp, roles
-from .i18n import current_language
+from .labels import purpose_title
+from .spreadsheet import cell
 
 SERIES_LABELS = {
     "signups": _l("Sign-ups"),
@@ -47,11 +47,11 @@ REPORTS = {
     "new": _l("Consents given per month"),
     "suppressions": _l("Addresses never mailed again, by reason"),
 }
+# Every reason the ledger writes (ledger.suppress: the API and providers, erasure, imports).
 REASON_LABELS = {
     "hard_bounce": _l("Address does not exist (hard bounce)"),
     "complaint": _l("Spam complaint"),
-    "unsubscribe": _l("Unsubscribed at the mailing service"),
-    "manual": _l("Added by staff"),
+    "unsubscribed": _l("Unsubscribed in an imported list"),
     "erased": _l("Person erased (kept only as a keyed hash)"),
 }
 # The console's own colours, dark enough for text beside them; never fetched from anywhere.
@@ -109,8 +109,10 @@ def report_csv(report: str) -> Response:
     shown = _one(report)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([_("Month") if shown.key != "suppressions" else _("Reason"), *shown.labels])
-    writer.writerows(shown.table.rows())
+    heading = [_("Month") if shown.key != "suppressions" else _("Reason"), *shown.labels]
+    # Purpose titles are typed by admins: no cell may run as a formula.
+    for row in [heading, *shown.table.rows()]:
+        writer.writerow([cell(c) for c in row])
     name = f"{g.library.slug}-{shown.key}.csv"
     return Response(
         out.getvalue(), mimetype="text/csv",
@@ -135,7 +137,7 @@ def _build(keys: set[str]) -> list[Shown]:
     months = reports.last_months(local_today())
     # The purposes a person consents to (legitimate interest has no consent to count).
     given = [p for p in library.purposes if p.legal_basis == LegalBasis.CONSENT]
-    purposes = {p.id: _title(p) for p in given}
+    purposes = {p.id: purpose_title(p) for p in given}
     newsletter = next((p.id for p in library.purposes if p.code == "newsletter"), 0)
     with reading_only():
         events = (
@@ -184,11 +186,6 @@ def month_name(month: str) -> str:
     """'2026-10' as staff read it ("okt 2026"); the CSV keeps the sortable form."""
     year, number = month.split("-")
     return format_date(date(int(year), int(number), 1), "MMM yyyy")
-
-
-def _title(purpose: Purpose) -> str:
-    text = current_text(purpose, current_language())
-    return text.title if text else purpose.code
 
 
 def _chart(shown: Shown) -> str:

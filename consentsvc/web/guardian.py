@@ -14,7 +14,8 @@ from flask import render_template
 from .. import ledger, tokens
 from ..extensions import csrf, db
 from ..models import Subject
-from .public import Stop, _bad_link, _proof, _subject_or_stop, _title, bp
+from .labels import purpose_title
+from .public import Stop, _bad_link, _proof, _subject_or_stop, bp
 
 
 @bp.get("/guardian/confirm/<token>")
@@ -44,7 +45,7 @@ def guardian_confirm_post(token: str) -> str | tuple[str, int]:
     db.session.commit()
     if not confirmed:
         return _page(subject, "used")
-    titles = [_title(p) for p in subject.library.purposes if p.code in confirmed]
+    titles = [purpose_title(p) for p in subject.library.purposes if p.code in confirmed]
     return _page(subject, "done", titles=titles)
 
 

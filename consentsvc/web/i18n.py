@@ -7,6 +7,7 @@ browser or operating system, and the libraries want Dutch unless the member pick
 
 from __future__ import annotations
 
+from babel import Locale, UnknownLocaleError
 from flask import Flask, Response, g, has_request_context, request
 from flask_babel import get_locale, refresh
 
@@ -40,7 +41,18 @@ def current_language() -> str:
     return str(get_locale() or LANGUAGES[0])
 
 
+def language_name(code: str) -> str:
+    """A language's name in the page's language ("Engels" on a Dutch page); a code no
+    language has (an old import's evidence) as it was written."""
+    try:
+        return str(Locale.parse(code).get_display_name(current_language()))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return str(code)
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_global(language_name)
+
     @app.after_request
     def _remember_choice(response: Response) -> Response:
         if response.mimetype == "text/html":

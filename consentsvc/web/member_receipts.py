@@ -16,7 +16,8 @@ from werkzeug.wrappers import Response
 from .. import receipts
 from ..extensions import db
 from ..models import ConsentEvent, Subject
-from .public import _preference_subject, _title, bp
+from .labels import purpose_title
+from .public import _preference_subject, bp
 
 
 def _event(token: str, receipt: UUID) -> tuple[Subject, ConsentEvent]:
@@ -39,7 +40,7 @@ def receipt_page(token: str, receipt: UUID) -> str:
         library=subject.library,
         event=event,
         receipt=payload,
-        title=payload["notice"]["title"] if payload["notice"] else _title(event.purpose),
+        title=payload["notice"]["title"] if payload["notice"] else purpose_title(event.purpose),
         kid=document["signature"]["kid"],
         token=token,
         download_url=url_for(".receipt_download", token=token, receipt=receipt),

@@ -38,7 +38,7 @@ from .data_copy import copy_context, export_data
 from .errors import render_error
 from .forms import as_id, email_error
 from .i18n import current_language, use_member_language
-from .labels import STATUS
+from .labels import STATUS, purpose_title
 
 bp = Blueprint("public", __name__)
 
@@ -66,9 +66,11 @@ def _keep_the_address_after_a_refused_form(response: Response) -> Response:
 
 
 # What a "check your mail" page shows after Post/Redirect/Get: kept in the (signed) session,
-# never in the address, for as long as a member may reload or come back to that page.
+# never in the address, long enough to reload or come back to that page. Not longer, and
+# gone when the form is opened again: on a library's shared computer the next person must
+# not find the address typed before them.
 SENT = "sent"
-SENT_SECONDS = 60 * 60
+SENT_SECONDS = 10 * 60
 
 
 def _remember_sent(library: Library, page: str, email: str = "") -> None:
@@ -112,6 +114,7 @@ def signup(library: str) -> str | tuple[str, int]:
     """Show the signup form; on POST start double opt-in and mail a confirmation link."""
     lib = _library(library)
     if request.method == "GET":
+        session.pop(SENT, None)
         return _signup_form(lib)
     if current_app.config["WTF_CSRF_ENABLED"] and not _from_allowed_origin(lib):
         csrf.protect()
@@ -207,8 +210,8 @@ def confirm_post(token: str) -> str | tuple[str, int]:
     return render_template(
         "public/confirmed.html",
         library=subject.library,
-        titles=[_title(p) for p in subject.library.purposes if p.code in confirmed],
-        receipts=[(_title(e.purpose), receipts.receipt_id(e)) for e in granted],
+        titles=[purpose_title(p) for p in subject.library.purposes if p.code in confirmed],
+        receipts=[(purpose_title(e.purpose), receipts.receipt_id(e)) for e in granted],
         preferences_token=tokens.make_preferences(subject.id),
     )
 
@@ -340,7 +343,7 @@ def preferences_history(token: str) -> str | tuple[str, int]:
         "public/history.html",
         library=subject.library,
         events=events,
-        titles={p.id: _title(p) for p in subject.library.purposes},
+        titles={p.id: purpose_title(p) for p in subject.library.purposes},
         receipt_ids={e.id: receipts.receipt_id(e) for e in events if receipts.has_receipt(e)},
         token=token,
     )
@@ -494,7 +497,7 @@ def _saved_message(saved: str | None, states: list[ledger.PurposeState]) -> str:
         if state.purpose.code == saved:
             return _(
                 "%(title)s: %(status)s. Your choice has been saved.",
-                title=_title(state.purpose),
+                title=purpose_title(state.purpose),
                 status=STATUS[state.status],
             )
     return _("Your choice has been saved.")
@@ -537,7 +540,7 @@ def unsubscribe(token: str) -> str | tuple[str, int]:
         "public/unsubscribe.html",
         library=subject.library,
         purpose=purpose,
-        title=_title(purpose),
+        title=purpose_title(purpose),
         running=status in ("granted", "pending"),
         token=token,
     )
@@ -556,7 +559,7 @@ def unsubscribe_post(token: str) -> str | tuple[str, int]:
     subject, purpose = _unsubscribe_target(token)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     page = {
-        "library": subject.library, "purpose": purpose, "title": _title(purpose),
+        "library": subject.library, "purpose": purpose, "title": purpose_title(purpose),
         "can_undo": purpose in ledger.signup_purposes(subject.library), "token": token,
     }  # fmt: skip
     end_read(db.session)
@@ -609,7 +612,7 @@ def _unsubscribe_target(token: str) -> tuple[Subject, Purpose]:
         raise Stop(
             (
                 render_template(
-                    "public/not_mail.html", library=subject.library, title=_title(purpose)
+                    "public/not_mail.html", library=subject.library, title=purpose_title(purpose)
                 ),
                 400,
             )
@@ -626,6 +629,7 @@ def request_link(library: str) -> Response | str | tuple[str, int]:
     """Mail a preference link to an address, saying the same whether it is known or not."""
     lib = _library(library)
     if request.method == "GET":
+        session.pop(SENT, None)
         return render_template("public/request_link.html", library=lib, errors={}, email="")
     email = request.form.get("email", "")
     if error := email_error(email, _("Fill in your e-mail address.")):
@@ -636,7 +640,7 @@ def request_link(library: str) -> Response | str | tuple[str, int]:
     # Whether the address is known is for the worker to find out (see intake.py).
     intake.record_link_request(db.session, lib, email)
     db.session.commit()
-    return _link_sent(lib, "link")
+    return _link_sent(lib, "link", email.strip()[:254])
 
 
 @bp.get("/<library>/preferences/sent")
@@ -644,13 +648,17 @@ def link_sent(library: str) -> str:
     """Say that a link is on its way, if the address is known (or a new link, after a resend)."""
     lib = _library(library)
     sent = _sent(lib, ("link", "resend"))
+    asked = sent is not None and sent["page"] == "link"
     return render_template(
-        "public/link_sent.html", library=lib, resend=sent is not None and sent["page"] == "resend"
-    )
+        "public/link_sent.html", library=lib,
+        resend=sent is not None and sent["page"] == "resend",
+        email=sent["email"] if asked else "",
+        again_url=url_for(".request_link", library=lib.slug) if asked else None,
+    )  # fmt: skip
 
 
-def _link_sent(library: Library, page: str) -> Response:
-    _remember_sent(library, page)
+def _link_sent(library: Library, page: str, email: str = "") -> Response:
+    _remember_sent(library, page, email)
     return redirect(url_for(".link_sent", library=library.slug), 303)
 
 
@@ -682,11 +690,6 @@ def _subject_or_stop(subject_id: int) -> Subject:
     if subject is None:
         raise Stop(_bad_link())
     return subject
-
-
-def _title(purpose: Purpose) -> str:
-    text = ledger.current_text(purpose, current_language())
-    return text.title if text else purpose.code
 
 
 # Readers that accept an authentic but old link: it still names the person, so the page

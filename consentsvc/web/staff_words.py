@@ -49,6 +49,7 @@ SUPPRESSION = {
     "complaint": _l("spam complaint"),
     "hard_bounce": _l("hard bounce"),
     "erased": _l("erased"),
+    "unsubscribed": _l("unsubscribed in an imported list"),
 }
 EVIDENCE_DETAILS = {
     "how": _l("How"),
@@ -86,6 +87,10 @@ def staff_actor(actor: str) -> str:
     kind, _sep, ident = actor.partition(":")
     if kind == "retention":
         return _("the retention run")
+    if kind == "member":
+        return _("the person themselves")
+    if kind == "family":
+        return _("a family member with access")  # the address follows (family_actor)
     number = int(ident) if ident.isdigit() else None
     if kind == "staff" and number is not None:
         colleague = db.session.get(StaffUser, number)
