@@ -224,6 +224,8 @@ def test_a_stopped_receiver_gets_no_test_event_and_nothing_again(app, receiver):
     assert "Gestopt" in page and "Stuur een testgebeurtenis" not in page
     assert "Opnieuw versturen" not in page
     assert post(admin, f"{path}/test").status_code == 409
+    listed = admin.get("/admin/webhooks").get_data(as_text=True)
+    assert "Gestopt: gestopt door een beheerder" in listed and ": removed" not in listed
     assert post(admin, f"{path}/deliveries/{message.id}/redeliver").status_code == 409
     assert [m.dead_at is not None for m in messages(app)] == [True]
 

@@ -188,3 +188,14 @@ def _webhooks_page(**extra: Any) -> str:
         "admin/webhooks.html", endpoints=endpoints, counts=counts,
         event_types=outbox.EVENT_TYPES, event_labels=EVENT_LABELS, **extra,
     )  # fmt: skip
+
+
+@bp.app_template_filter()
+def stop_reason(reason: str | None) -> str:
+    """Why a receiver gets no more messages, in staff words (the column keeps a code and,
+    for a receiver that answered 410, when it did)."""
+    if reason and reason.startswith("410 Gone"):
+        return _("the receiver answered 410 Gone: it wants no more messages")
+    if reason == "removed":
+        return _("stopped by an administrator")
+    return _("stopped")
