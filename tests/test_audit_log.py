@@ -321,3 +321,17 @@ def test_a_detail_names_the_account_or_key_in_words(app):
     assert shown[1].startswith("Femke maakte een account voor een medewerker ")
     assert shown[1].endswith(" · Account van Kees (Balie)")
     assert "staff " not in " ".join(shown) and "client " not in " ".join(shown)
+
+
+def test_a_settings_change_names_its_fields_in_words(app):
+    femke_id = named_staff(app, "Femke", "privacy_officer", "femke@bibliotheek.example")
+    with app.app_context():
+        femke = db.session.get(StaffUser, femke_id)
+        staff.audit(db.session, femke, "library.settings", detail="colour, retention")
+        staff.audit(db.session, femke, "library.settings", detail="colour, something_new")
+        db.session.commit()
+    page = log_in_as(app, "femke@bibliotheek.example").get("/admin/audit").get_data(as_text=True)
+    shown = entries(page)
+    # A field this page knows no word for leaves the detail as it was, not half-worded.
+    assert shown[0].endswith(" · colour, something_new")
+    assert shown[1].endswith(" · Gewijzigd: kleur, bewaartermijnen")

@@ -171,6 +171,34 @@ def numbered(detail: str | None) -> tuple[str, int] | None:
     return (found[1], int(found[2])) if found else None
 
 
+# The fields a settings change or a young member's record names in its detail ("colour,
+# retention"), in staff words.
+FIELD_WORDS = {
+    "name": _l("name"),
+    "colour": _l("colour"),
+    "allowed_origins": _l("signup websites"),
+    "default_language": _l("default language"),
+    "pause_until_reconfirmed": _l("pause mail after a new text"),
+    "retention": _l("retention periods"),
+    "legitimate_interest": _l("legitimate interest"),
+    "asks_birth_year": _l("ask birth years"),
+    "mandate_approval": _l("who approves mandates"),
+    "sender_name": _l("From name"),
+    "sender_address": _l("From address"),
+    "reply_to": _l("Reply-To address"),
+    "website": _l("website"),
+    "postal_address": _l("postal address"),
+    "contact_email": _l("contact address"),
+    "contact_phone": _l("phone number"),
+    "privacy_officer_name": _l("privacy officer's name"),
+    "privacy_officer_email": _l("privacy officer's address"),
+    "complaint_link": _l("complaint link"),
+    "birth_year": _l("birth year"),
+    "marked_minor": _l("younger than 16"),
+    "guardian_email": _l("parent or guardian's address"),
+}
+
+
 def detail_text(
     detail: str | None, titles: dict[str, str], names: dict[tuple[str, int], str] | None = None
 ) -> str | None:
@@ -188,4 +216,7 @@ def detail_text(
     if found is not None:
         number = int(found[1])
         return ngettext("%(num)s person found", "%(num)s people found", number)
+    fields = detail.split(", ")
+    if all(field in FIELD_WORDS for field in fields):
+        return _("Changed: %(fields)s", fields=", ".join(str(FIELD_WORDS[f]) for f in fields))
     return detail
