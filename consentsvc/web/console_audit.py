@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, g, render_template, request, url_for
+from flask import Response, g, redirect, render_template, request, url_for
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -83,9 +83,13 @@ class Row:
 
 @bp.get("/audit")
 @roles(*PRIVACY)
-def audit_log() -> str:
+def audit_log() -> str | Response:
     """Who looked at or changed what, newest first; filtered by who, whom, what and when."""
     filters = _filters()
+    if request.args.get("person") and filters.subject is not None:
+        # The typed address leaves the address bar (and the browser's history) at once:
+        # from here the person is their number, as on the link from their page.
+        return redirect(url_for(".audit_log", **filters.query_args()), 303)
     query = _query(filters)
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     pages = max(1, -(-total // PER_PAGE))
