@@ -83,10 +83,11 @@ def list_id(purpose: Purpose) -> str:
     return f'"{label}" <{purpose.list_id}>'
 
 
-def mask(email: str) -> str:
-    """An address as it may appear in a log line: first letter and domain only."""
+def mask(email: str, filler: str = "***") -> str:
+    """An address as it may appear in a log line or on a console list: first letter and
+    domain only ("j***@example.nl"; the console writes "j…@example.nl")."""
     local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
+    return f"{local[:1]}{filler}@{domain}"
 
 
 # -- queueing (in the caller's transaction) ------------------------------------------------------

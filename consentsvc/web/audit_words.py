@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from markupsafe import Markup
 
+from .. import mailer
 from ..models import Subject
 
 # %(staff)s is the staff member's name, %(person)s the masked address of whom it was about.
@@ -124,8 +125,7 @@ NUMBERED_WORDS = {
 
 def masked(email: str) -> str:
     """An address as the console lists it: first letter, an ellipsis, the domain."""
-    local, at, domain = email.partition("@")
-    return f"{local[:1]}…@{domain}" if at else "…"
+    return mailer.mask(email, "…") if "@" in email else "…"
 
 
 def person_label(person: Subject | None) -> str:
