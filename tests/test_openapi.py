@@ -108,6 +108,11 @@ def api(app):
 
 
 @pytest.mark.parametrize(("label", "mode"), RUNS)
+# Schemathesis itself draws from the `random` module inside some of its strategies, which
+# Hypothesis 6.170 warns about for the odd generated case only (a CI run failed on it once,
+# and the same case then passed: reported as flaky). The warning is about its code, not
+# ours; every other warning stays an error.
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 def test_api_answers_as_documented(api, label, mode):
     schema, key = api
     operation = schema.find_operation_by_label(label)
