@@ -33,8 +33,12 @@ def make_staff(app, role="desk", library="borne", email=None):
 
 
 def log_in(app, role="desk", library="borne"):
+    return log_in_as(app, make_staff(app, role, library))
+
+
+def log_in_as(app, email):
+    """A logged-in client for an existing staff account (password PASSWORD)."""
     client = app.test_client()
-    email = make_staff(app, role, library)
     response = client.post(
         "/admin/login",
         data={

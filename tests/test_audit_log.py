@@ -13,7 +13,7 @@ from consentsvc.extensions import db
 from consentsvc.models import StaffUser, Subject
 from consentsvc.web import audit_words
 
-from .test_admin import log_in
+from .test_admin import log_in, log_in_as
 from .test_rights import post, rich_person
 
 MICROSECONDS = re.compile(r"\d{2}:\d{2}:\d{2}\.\d+|\.\d{6}")
@@ -109,23 +109,6 @@ def named_staff(app, name, role, email):
         user = staff.create(db.session, library, email, name, role, PASSWORD)
         db.session.commit()
         return user.id
-
-
-def log_in_as(app, email):
-    from .conftest import csrf_token
-    from .test_admin import PASSWORD
-
-    client = app.test_client()
-    response = client.post(
-        "/admin/login",
-        data={
-            "email": email,
-            "password": PASSWORD,
-            "csrf_token": csrf_token(client, "/admin/login"),
-        },
-    )
-    assert response.status_code == 303
-    return client
 
 
 def entries(page):
